@@ -1,0 +1,39 @@
+"""Reading the curated zone: the validated, canonical tables every later step trains on."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow.dataset as ds
+
+from pipelines.contract import KEYS
+from pipelines.zones import DataDir
+
+
+def read_table(data_dir: DataDir, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """All curated partitions of ``table``; for items and users the latest record per key wins.
+
+    Catalogue and customer tables arrive again and again (Online Retail derives them per day),
+    so a key's most recent batch carries its current title, price or country, while ``first_seen``
+    keeps the earliest value ever seen.
+    """
+    root = data_dir.curated / table
+    files = sorted(root.glob("batch_date=*/*.parquet")) if root.is_dir() else []
+    if not files:
+        return pd.DataFrame(columns=columns or [])
+    frames = [
+        ds.dataset(str(f), format="parquet").to_table(columns=columns).to_pandas() for f in files
+    ]
+    frame = pd.concat(frames, ignore_index=True)
+    if table == "events" or KEYS[table] not in frame:
+        return frame
+    key = KEYS[table]
+    latest = frame.drop_duplicates(key, keep="last")
+    if "first_seen" in frame:
+        earliest = frame.groupby(key)["first_seen"].min()
+        latest = latest.assign(first_seen=latest[key].map(earliest))
+    return latest.reset_index(drop=True)
+
+
+def known_item_ids(data_dir: DataDir) -> set[str]:
+    items = read_table(data_dir, "items", columns=["item_id"])
+    return set(items["item_id"].astype(str)) if len(items) else set()

@@ -1,0 +1,288 @@
+"""Ingestion: land each batch, validate it, then either curate it or quarantine it whole.
+
+Every landed row ends up accepted into ``curated/`` or set aside in ``rejected/`` with its reason;
+a batch that fails a critical check goes to ``quarantine/`` untouched with a readable summary. A
+batch's manifest is written last, so a crash half way leaves no batch half-loaded: re-running
+overwrites the same files and then records the batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from pipelines.pseudonymise import Pseudonymiser
+from pipelines.reports import write_summary
+from pipelines.settings import Settings
+from pipelines.sources import get_source
+from pipelines.sources.base import BatchInput, Conformed, Source, UnreadableBatch
+from pipelines.curated import known_item_ids
+from pipelines.validate import BatchValidator, Finding, Validation
+from pipelines.zones import DataDir, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+Status = Literal["accepted", "quarantined", "duplicate"]
+_EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+_FAR_FUTURE = pd.Timestamp("2200-01-01", tz="UTC")
+
+
+@dataclass
+class BatchResult:
+    """What happened to one batch; the CLI prints it as one JSON line."""
+
+    batch: str
+    source: str
+    status: Status
+    rows_in: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    failed_expectations: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    reason: str | None = None
+    report: str | None = None
+    batch_date: str | None = None
+    content_hash: str = ""
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _History:
+    """What the warning checks compare a batch with, kept in memory across one ingestion run."""
+
+    known_items: set[str]
+    recent: dict[str, list[dict[str, float]]]  # source -> stats of recent accepted event batches
+    size: int
+
+    def parameters(self, source: str, settings: Settings, batch: BatchInput) -> dict[str, Any]:
+        stats = self.recent.get(source, [])[-self.size :]
+        now = pd.Timestamp.now(tz="UTC")
+        start, end = batch.window or (_EPOCH, _FAR_FUTURE)
+
+        def limit(key: str) -> float | None:
+            values = [s[key] for s in stats if s.get(key) is not None]
+            return float(np.median(values)) * settings.outlier_factor if values else None
+
+        rows = [s["rows"] for s in stats]
+        return {
+            "window_start": start,
+            "window_end": end,
+            "epoch": _EPOCH,
+            "now": now,
+            "known_items": sorted(self.known_items),
+            "price_max": limit("price_p99"),
+            "quantity_max": limit("quantity_p99"),
+            "min_rows": float(np.median(rows)) * settings.volume_drop_ratio if rows else 0,
+            "seen_items": sorted(self.known_items),
+            "seen_items_mostly": 1 - settings.unseen_items_max_share if self.known_items else 0.0,
+        }
+
+
+class Ingestor:
+    """Ingests batches into one data directory; holds the GX context and history across batches."""
+
+    def __init__(self, settings: Settings, data_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.data = DataDir(data_dir or settings.data_dir).create()
+        self.validator = BatchValidator(settings.expectations_dir, self.data, settings.data_docs)
+        self.pseudonymiser = Pseudonymiser(settings.pseudonym_key.get_secret_value())
+        self._manifests = {m["content_hash"]: m for m in self.data.read_manifests()}
+        recent: dict[str, list[dict[str, float]]] = {}
+        for manifest in self._manifests.values():
+            if manifest["status"] == "accepted" and manifest.get("stats"):
+                recent.setdefault(manifest["source"], []).append(manifest["stats"])
+        self.history = _History(known_item_ids(self.data), recent, settings.history_batches)
+
+    def ingest(self, paths: Sequence[Path], source: Source | str) -> list[BatchResult]:
+        adapter = get_source(source) if isinstance(source, str) else source
+        return [self.ingest_batch(adapter, batch) for batch in adapter.discover(paths)]
+
+    def ingest_batch(self, source: Source, batch: BatchInput) -> BatchResult:
+        result = BatchResult(
+            batch=batch.batch_id,
+            source=source.name,
+            status="accepted",
+            batch_date=batch.batch_date.isoformat() if batch.batch_date else None,
+            content_hash=batch.content_hash,
+        )
+        previous = self._manifests.get(batch.content_hash)
+        if previous is not None:
+            result.status = "duplicate"
+            result.reason = (
+                f"same content as batch {previous['batch']} ingested at "
+                f"{previous['ingested_at']} ({previous['status']}); nothing added"
+            )
+            result.report = previous.get("report")
+            return result
+        landed = self._land(batch)
+        try:
+            raw = source.read_raw(landed)
+        except UnreadableBatch as err:
+            return self._quarantine(landed, result, Validation(), f"unreadable: {err.reason}",
+                                    ["readable"])
+        result.rows_in = len(raw)
+        parameters = self.history.parameters(source.name, self.settings, landed)
+        validation = Validation()
+        if source.raw_suite:
+            validation = self.validator.validate(
+                landed.batch_id, {source.raw_suite: raw.drop(columns="_line")}, parameters
+            )
+            if not validation.passed:
+                return self._quarantine(landed, result, validation)
+        try:
+            conformed = source.conform(raw, landed, self.pseudonymiser)
+        except UnreadableBatch as err:
+            return self._quarantine(landed, result, validation, f"unreadable: {err.reason}",
+                                    ["readable"])
+        except Exception as err:  # an adapter bug must not lose the batch or crash the run
+            log.exception("adapter %s failed on %s", source.name, landed.batch_id)
+            return self._quarantine(
+                landed, result, validation,
+                f"could not map to the data contract: {type(err).__name__}: {err}", ["conform"],
+            )
+        accepted = len(conformed.tables[conformed.primary])
+        if accepted + len(conformed.rejected) != result.rows_in:
+            return self._quarantine(
+                landed, result, validation,
+                f"row accounting failed: {result.rows_in} rows in, {accepted} accepted, "
+                f"{len(conformed.rejected)} rejected", ["row_accounting"],
+            )
+        parameters["known_items"] = sorted(self.history.known_items | _batch_items(conformed))
+        tables = self.validator.validate(landed.batch_id, conformed.tables, parameters)
+        validation.critical += tables.critical
+        validation.warnings += tables.warnings
+        validation.results.update(tables.results)
+        validation.result_ids += tables.result_ids
+        if not validation.passed:
+            return self._quarantine(landed, result, validation)
+        return self._accept(landed, result, validation, conformed)
+
+    def _land(self, batch: BatchInput) -> BatchInput:
+        """Copy the batch into ``landing/`` as received, unless it already lies there."""
+        target = self.data.landing / batch.source / batch.batch_id
+        if all(self.data.landing in f.resolve().parents for f in batch.files):
+            return batch
+        target.mkdir(parents=True, exist_ok=True)
+        files = []
+        for path in batch.files:
+            shutil.copy2(path, target / path.name)
+            files.append(target / path.name)
+        landed = BatchInput(batch.source, batch.name, tuple(files), batch.batch_date, batch.window)
+        landed.__dict__["content_hash"] = batch.content_hash
+        return landed
+
+    def _quarantine(
+        self,
+        batch: BatchInput,
+        result: BatchResult,
+        validation: Validation,
+        reason: str | None = None,
+        failed: list[str] | None = None,
+    ) -> BatchResult:
+        folder = self.data.quarantine / batch.batch_id
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in batch.files:
+            shutil.copy2(path, folder / path.name)
+        result.status = "quarantined"
+        result.failed_expectations = failed or [f.label for f in validation.critical]
+        result.warnings = [f.label for f in validation.warnings]
+        result.reason = reason or "critical expectations failed: " + "; ".join(
+            f.sentence() for f in validation.critical[:3]
+        )
+        result.rows_accepted = result.rows_rejected = 0
+        docs = self.validator.build_docs(validation)
+        write_json_atomic(folder / "validation.json", validation.results)
+        result.report = str(write_summary(folder / "summary.md", result, validation, docs))
+        self._record(batch, result)
+        return result
+
+    def _accept(
+        self, batch: BatchInput, result: BatchResult, validation: Validation, conformed: Conformed
+    ) -> BatchResult:
+        partition = batch.partition
+        for table, frame in conformed.tables.items():
+            _write_parquet(frame, self.data.curated_partition(table, partition), batch.batch_id)
+        rejected = conformed.rejected
+        result.rows_accepted = len(conformed.tables[conformed.primary])
+        result.rows_rejected = len(rejected)
+        result.rejected_reasons = {str(k): int(v) for k, v in
+                                   rejected["reason"].value_counts().items()}
+        if len(rejected):
+            folder = self.data.rejected / f"batch_date={partition}"
+            folder.mkdir(parents=True, exist_ok=True)
+            rejected.to_csv(folder / f"{batch.batch_id}.csv", index=False)
+        result.warnings = [f.label for f in validation.warnings]
+        docs = self.validator.build_docs(validation) if validation.warnings else None
+        report_dir = self.data.reports / "batches"
+        write_json_atomic(report_dir / f"{batch.batch_id}.validation.json", validation.results)
+        result.report = str(
+            write_summary(report_dir / f"{batch.batch_id}.md", result, validation, docs)
+        )
+        stats = _stats(conformed.tables.get("events"))
+        self.history.known_items |= _batch_items(conformed)
+        if stats:
+            self.history.recent.setdefault(batch.source, []).append(stats)
+        self._record(batch, result, stats)
+        return result
+
+    def _record(
+        self, batch: BatchInput, result: BatchResult, stats: dict[str, float] | None = None
+    ) -> None:
+        manifest = result.to_json() | {
+            "ingested_at": dt.datetime.now(dt.UTC).isoformat(),
+            "files": [str(p) for p in batch.files],
+            "window": [str(t) for t in batch.window] if batch.window else None,
+            "stats": stats,
+        }
+        write_json_atomic(self.data.manifest_path(batch.content_hash), manifest)
+        self._manifests[batch.content_hash] = manifest
+
+
+def ingest(
+    paths: Sequence[Path],
+    source: str,
+    settings: Settings,
+    *,
+    mapping: str | None = None,
+    data_dir: Path | None = None,
+) -> list[BatchResult]:
+    """Ingest files or folders from one source into the data directory; one result per batch."""
+    return Ingestor(settings, data_dir).ingest(paths, get_source(source, mapping))
+
+
+def _batch_items(conformed: Conformed) -> set[str]:
+    items = conformed.tables.get("items")
+    return set(items["item_id"].dropna().astype(str)) if items is not None else set()
+
+
+def _stats(events: pd.DataFrame | None) -> dict[str, float] | None:
+    if events is None or not len(events):
+        return None
+
+    def p99(column: str) -> float | None:
+        values = events[column].dropna()
+        return float(values.astype(float).quantile(0.99)) if len(values) else None
+
+    return {"rows": float(len(events)), "price_p99": p99("unit_price"),
+            "quantity_p99": p99("quantity")}
+
+
+def _write_parquet(frame: pd.DataFrame, folder: Path, batch_id: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{batch_id}.parquet.tmp"
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(folder / f"{batch_id}.parquet")
+
+
+__all__ = ["BatchResult", "Finding", "Ingestor", "ingest"]

@@ -1,0 +1,72 @@
+"""Adapter for the synthetic shop's landing format (see ``pipelines.synthetic_shop``).
+
+The shop exports its catalogue (``items.csv``), customers (``users.csv``) and one events file per
+day (``events/YYYY-MM-DD.csv``) with the contract's columns, except that customers are identified
+by their raw ``customer_id``. Catalogue files are ingested before events so events can be checked
+against known items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.contract import columns, conform
+from pipelines.pseudonymise import Pseudonymiser
+from pipelines.sources.base import BatchInput, Conformed, Source, day_window, expand, parse_day
+from pipelines.sources.reading import read_delimited
+
+RAW_COLUMNS = {
+    "items": ["item_id", "title", "category", "brand", "price", "first_seen"],
+    "users": ["customer_id", "country"],
+    "events": [
+        "event_id", "customer_id", "item_id", "event_type", "quantity", "unit_price", "timestamp",
+    ],
+}
+_ORDER = {"items": 0, "users": 1, "events": 2}
+
+
+def _table_of(path: Path) -> str:
+    if path.stem in ("items", "users"):
+        return path.stem
+    return "events"
+
+
+class SyntheticSource(Source):
+    name = "synthetic"
+    raw_suite = None
+
+    def discover(self, paths: Sequence[Path]) -> list[BatchInput]:
+        files = [p for p in expand(paths, "*.csv")]
+        files.sort(key=lambda p: (_ORDER[_table_of(p)], p.name))
+        batches = []
+        for path in files:
+            table = _table_of(path)
+            day = parse_day(path.stem) if table == "events" else None
+            batches.append(
+                BatchInput(
+                    source=self.name,
+                    name=path.stem if table != "events" else f"events-{path.stem}",
+                    files=(path,),
+                    batch_date=day,
+                    window=day_window(day) if day else None,
+                )
+            )
+        return batches
+
+    def read_raw(self, batch: BatchInput) -> pd.DataFrame:
+        path = batch.files[0]
+        return read_delimited(path, RAW_COLUMNS[_table_of(path)])
+
+    def conform(
+        self, raw: pd.DataFrame, batch: BatchInput, pseudonymiser: Pseudonymiser
+    ) -> Conformed:
+        table = _table_of(batch.files[0])
+        frame = raw.drop(columns="_line")
+        if "customer_id" in frame:
+            frame.insert(0, "user_id", pseudonymiser.series(frame.pop("customer_id")))
+        if table == "events":
+            frame = frame[[c for c in columns("events") if c in frame]]
+        return Conformed(primary=table, tables={table: conform(table, frame)})

@@ -1,0 +1,77 @@
+"""The data directory and its zones.
+
+``landing/`` holds batches as received, ``quarantine/`` batches that failed a critical check
+(untouched, with their validation result and a summary), ``curated/`` validated Parquet partitioned
+by batch date, ``rejected/`` the rows each accepted batch set aside with their reason, and
+``batches/`` one manifest per batch keyed by content hash, which makes re-landing idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DataDir:
+    root: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def curated(self) -> Path:
+        return self.root / "curated"
+
+    @property
+    def rejected(self) -> Path:
+        return self.root / "rejected"
+
+    @property
+    def manifests(self) -> Path:
+        return self.root / "batches"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def data_docs(self) -> Path:
+        return self.reports / "data_docs"
+
+    def create(self) -> DataDir:
+        for zone in (self.landing, self.quarantine, self.curated, self.rejected, self.manifests,
+                     self.reports):
+            zone.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def manifest_path(self, content_hash: str) -> Path:
+        return self.manifests / f"{content_hash}.json"
+
+    def read_manifests(self) -> list[dict[str, Any]]:
+        """All batch manifests, oldest ingestion first."""
+        if not self.manifests.is_dir():
+            return []
+        found = [json.loads(p.read_text()) for p in self.manifests.glob("*.json")]
+        return sorted(found, key=lambda m: (m["ingested_at"], m["batch"]))
+
+    def curated_partition(self, table: str, batch_date: str) -> Path:
+        return self.curated / table / f"batch_date={batch_date}"
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON via a temporary file and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, default=str, sort_keys=True)
+    os.replace(tmp, path)
