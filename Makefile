@@ -1,19 +1,17 @@
 # shoprec: every target that needs the environment depends on `setup`, so each is one command.
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the copy pip installs into this Python (`python3 -m uv`).
+UV ?= $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 PY := .venv/bin/python
 export TF_USE_LEGACY_KERAS := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup test test-fast lint demo bench clean
+.PHONY: setup test lint demo bench clean
 
-setup: .venv/.synced
-
-.venv/.synced: pyproject.toml uv.lock
-	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --user --quiet uv \
-		|| python3 -m pip install --quiet uv
+# `uv sync --frozen` is a no-op in about a second when the environment is current.
+setup:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
-	@touch $@
 
 test: setup
 	.venv/bin/ruff check .

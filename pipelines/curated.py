@@ -34,6 +34,7 @@ def read_table(data_dir: DataDir, table: str, columns: list[str] | None = None) 
     return latest.reset_index(drop=True)
 
 
-def known_item_ids(data_dir: DataDir) -> set[str]:
-    items = read_table(data_dir, "items", columns=["item_id"])
-    return set(items["item_id"].astype(str)) if len(items) else set()
+def item_ids(data_dir: DataDir, table: str) -> set[str]:
+    """Distinct item ids in a curated table (the catalogue, or items that had events)."""
+    frame = read_table(data_dir, table, columns=["item_id"])
+    return set(frame["item_id"].astype(str)) if len(frame) else set()

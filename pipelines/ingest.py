@@ -19,12 +19,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from pipelines.curated import item_ids
 from pipelines.pseudonymise import Pseudonymiser
 from pipelines.reports import write_summary
 from pipelines.settings import Settings
 from pipelines.sources import get_source
 from pipelines.sources.base import BatchInput, Conformed, Source, UnreadableBatch
-from pipelines.curated import known_item_ids
 from pipelines.validate import BatchValidator, Finding, Validation
 from pipelines.zones import DataDir, write_json_atomic
 
@@ -61,7 +61,8 @@ class BatchResult:
 class _History:
     """What the warning checks compare a batch with, kept in memory across one ingestion run."""
 
-    known_items: set[str]
+    known_items: set[str]  # the catalogue: events must reference these
+    seen_items: set[str]  # items that already had events: new ones are cold for the model
     recent: dict[str, list[dict[str, float]]]  # source -> stats of recent accepted event batches
     size: int
 
@@ -84,8 +85,8 @@ class _History:
             "price_max": limit("price_p99"),
             "quantity_max": limit("quantity_p99"),
             "min_rows": float(np.median(rows)) * settings.volume_drop_ratio if rows else 0,
-            "seen_items": sorted(self.known_items),
-            "seen_items_mostly": 1 - settings.unseen_items_max_share if self.known_items else 0.0,
+            "seen_items": sorted(self.seen_items),
+            "seen_items_mostly": 1 - settings.unseen_items_max_share if self.seen_items else 0.0,
         }
 
 
@@ -102,7 +103,12 @@ class Ingestor:
         for manifest in self._manifests.values():
             if manifest["status"] == "accepted" and manifest.get("stats"):
                 recent.setdefault(manifest["source"], []).append(manifest["stats"])
-        self.history = _History(known_item_ids(self.data), recent, settings.history_batches)
+        self.history = _History(
+            known_items=item_ids(self.data, "items"),
+            seen_items=item_ids(self.data, "events"),
+            recent=recent,
+            size=settings.history_batches,
+        )
 
     def ingest(self, paths: Sequence[Path], source: Source | str) -> list[BatchResult]:
         adapter = get_source(source) if isinstance(source, str) else source
@@ -231,6 +237,8 @@ class Ingestor:
         )
         stats = _stats(conformed.tables.get("events"))
         self.history.known_items |= _batch_items(conformed)
+        if "events" in conformed.tables:
+            self.history.seen_items |= set(conformed.tables["events"]["item_id"].astype(str))
         if stats:
             self.history.recent.setdefault(batch.source, []).append(stats)
         self._record(batch, result, stats)

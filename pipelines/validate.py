@@ -43,12 +43,12 @@ class Finding:
         return f"{target}: {self.expectation}"
 
     def sentence(self) -> str:
-        """E.g. ``events.event_type: expected event_type is one of ...; 3 rows fail, e.g. 'click'``."""
+        """``events.event_type: expected event_type is one of ... (3 rows fail; e.g. 'click')``."""
         target = f"{self.suite}.{self.column}" if self.column else self.suite
         detail = []
         if self.unexpected_count:
-            rows = "1 row fails" if self.unexpected_count == 1 else f"{self.unexpected_count} rows fail"
-            detail.append(rows)
+            count = self.unexpected_count
+            detail.append("1 row fails" if count == 1 else f"{count} rows fail")
         if self.examples:
             detail.append("e.g. " + ", ".join(repr(x) for x in self.examples[:3]))
         if self.observed is not None and not self.unexpected_count:
@@ -76,7 +76,7 @@ class SuiteNotFound(RuntimeError):
 
 
 class BatchValidator:
-    """Validates frames with the suites in ``expectations_dir``, writing Data Docs under the data dir."""
+    """Validates frames with the suites in ``expectations_dir``; Data Docs go to the data dir."""
 
     def __init__(self, expectations_dir: Path, data_dir: DataDir, data_docs: str = "problems"):
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

@@ -1,4 +1,4 @@
-"""What every source adapter provides: how to find batches, read them, and map them to the contract."""
+"""What every source adapter provides: how to find, read and map its batches to the contract."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ class Source(ABC):
 
     @abstractmethod
     def read_raw(self, batch: BatchInput) -> pd.DataFrame:
-        """Parse the batch's files into a raw frame of strings; raise UnreadableBatch if unparseable."""
+        """Parse the batch into a raw frame of strings; raise UnreadableBatch if unparseable."""
 
     @abstractmethod
     def conform(

@@ -1,0 +1,112 @@
+"""Data tests of accepted batches: accounting, pseudonymisation, warnings, and re-runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines.curated import read_table
+from pipelines.ingest import Ingestor
+from pipelines.pseudonymise import Pseudonymiser
+from pipelines.settings import Settings
+from pipelines.sources.synthetic import SyntheticSource
+from tests.data.shopfiles import event_rows, write_catalogue, write_events
+
+
+@pytest.fixture
+def ingestor(settings: Settings, tmp_path) -> Ingestor:
+    ingestor = Ingestor(settings)
+    ingestor.ingest([write_catalogue(tmp_path / "catalogue")], SyntheticSource())
+    return ingestor
+
+
+def _history(ingestor: Ingestor, tmp_path, days: int = 4) -> None:
+    for day in range(1, days + 1):
+        path = write_events(tmp_path / "hist", f"2026-01-0{day}", event_rows(f"2026-01-0{day}"))
+        [result] = ingestor.ingest([path], SyntheticSource())
+        assert result.status == "accepted" and not result.warnings
+
+
+def test_accepted_batch_is_curated_with_pseudonyms_only(ingestor: Ingestor, tmp_path) -> None:
+    path = write_events(tmp_path / "in", "2026-01-05", event_rows("2026-01-05"))
+
+    [result] = ingestor.ingest([path], SyntheticSource())
+
+    assert result.status == "accepted"
+    assert result.rows_in == result.rows_accepted + result.rows_rejected == 30
+    events = read_table(ingestor.data, "events")
+    users = read_table(ingestor.data, "users")
+    expected = Pseudonymiser("test-key").one("C1")
+    assert expected in set(events["user_id"]) and expected in set(users["user_id"])
+    curated_text = b"".join(p.read_bytes() for p in ingestor.data.curated.rglob("*.parquet"))
+    assert b"C1" not in curated_text and b"C2" not in curated_text
+    assert str(events["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert (ingestor.data.landing / "synthetic" / result.batch / path.name).is_file()
+
+
+def test_volume_drop_is_a_warning_not_a_failure(ingestor: Ingestor, tmp_path) -> None:
+    _history(ingestor, tmp_path)
+    path = write_events(tmp_path / "in", "2026-01-05", event_rows("2026-01-05", n=3))
+
+    [result] = ingestor.ingest([path], SyntheticSource())
+
+    assert result.status == "accepted"
+    assert result.warnings == ["events: expect_table_row_count_to_be_between"]
+    assert "row count has not dropped" in Path(result.report).read_text()
+
+
+def test_price_outliers_are_a_warning(ingestor: Ingestor, tmp_path) -> None:
+    _history(ingestor, tmp_path)
+    path = write_events(tmp_path / "in", "2026-01-05", event_rows("2026-01-05", price=9999.0))
+
+    [result] = ingestor.ingest([path], SyntheticSource())
+
+    assert result.status == "accepted"
+    assert "events.unit_price: expect_column_values_to_be_between" in result.warnings
+
+
+def test_share_of_unseen_items_is_a_warning(ingestor: Ingestor, tmp_path) -> None:
+    _history(ingestor, tmp_path)
+    folder = tmp_path / "new-items"
+    folder.mkdir()
+    (folder / "items.csv").write_text(
+        "item_id,title,category,brand,price,first_seen\n"
+        + "".join(f"N{i},New {i},toys,,5,2025-12-30T00:00:00Z\n" for i in range(3))
+    )
+    rows = [r.replace(",A1,", ",N0,").replace(",A2,", ",N1,") for r in event_rows("2026-01-05")]
+    write_events(folder, "2026-01-05", rows)
+
+    results = ingestor.ingest([folder], SyntheticSource())
+
+    assert [r.status for r in results] == ["accepted", "accepted"]
+    assert "events.item_id: expect_column_values_to_be_in_set" in results[1].warnings
+
+
+def test_history_survives_a_new_process(settings: Settings, ingestor: Ingestor, tmp_path) -> None:
+    _history(ingestor, tmp_path)
+    fresh = Ingestor(settings)
+    path = write_events(tmp_path / "in", "2026-01-05", event_rows("2026-01-05", n=3))
+
+    [result] = fresh.ingest([path], SyntheticSource())
+
+    assert result.warnings == ["events: expect_table_row_count_to_be_between"]
+    assert {"A1", "A2", "A3"} <= fresh.history.known_items
+
+
+def test_catalogue_keeps_latest_record_and_earliest_first_seen(ingestor: Ingestor, tmp_path):
+    folder = tmp_path / "update"
+    folder.mkdir()
+    (folder / "items.csv").write_text(
+        "item_id,title,category,brand,price,first_seen\n"
+        "A1,Nordvik Lamp XL,home-decor,Nordvik,24.90,2026-01-10T00:00:00Z\n"
+    )
+    [result] = ingestor.ingest([folder], SyntheticSource())
+    assert result.status == "accepted"
+
+    items = read_table(ingestor.data, "items").set_index("item_id")
+
+    assert len(items) == 3
+    assert items.loc["A1", "title"] == "Nordvik Lamp XL"
+    assert items.loc["A1", "first_seen"] == pd.Timestamp("2025-12-01", tz="UTC")
