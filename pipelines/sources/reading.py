@@ -67,23 +67,30 @@ def read_delimited(
     else:
         width = len(names)
     _check_truncated(label, text, lines, width, sep)
+    reader = csv.reader(io.StringIO(text), delimiter=sep, strict=True)
+    rows: list[list[str]] = []
+    line_numbers: list[int] = []
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=sep,
-            dtype="string",
-            keep_default_na=False,
-            na_values=[""],
-            header=None if names is not None else "infer",
-            names=list(names) if names is not None else None,
-            on_bad_lines="error",
-            engine="c",
-        )
-    except (pd.errors.ParserError, ValueError) as err:
-        message = " ".join(str(err).split())
-        raise UnreadableBatch(f"{label}: malformed delimited text: {message}") from None
-    offset = 1 if names is not None else 2
-    frame.insert(0, _LINE_COLUMN, pd.RangeIndex(offset, offset + len(frame)))
+        if names is None:
+            next(reader)
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != width:
+                raise UnreadableBatch(
+                    f"{label}: malformed delimited text: line {reader.line_num} has {len(row)} "
+                    f"fields, expected {width}"
+                )
+            rows.append(row)
+            line_numbers.append(reader.line_num)
+    except csv.Error as err:
+        raise UnreadableBatch(
+            f"{label}: malformed delimited text at line {reader.line_num}: {err}"
+        ) from None
+    frame = pd.DataFrame(rows, columns=list(names) if names is not None else header,
+                         dtype="string")
+    frame = frame.mask(frame == "")
+    frame.insert(0, _LINE_COLUMN, line_numbers)
     return frame
 
 
