@@ -266,7 +266,8 @@ def ingest(
     data_dir: Path | None = None,
 ) -> list[BatchResult]:
     """Ingest files or folders from one source into the data directory; one result per batch."""
-    return Ingestor(settings, data_dir).ingest(paths, get_source(source, mapping))
+    adapter = get_source(source, mapping)  # usage errors before anything is created
+    return Ingestor(settings, data_dir).ingest(paths, adapter)
 
 
 def _batch_items(conformed: Conformed) -> set[str]:

@@ -83,6 +83,7 @@ class BatchValidator:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self._gx = gx
         self._docs_mode = data_docs
         self._context = gx.get_context(mode="ephemeral")
