@@ -52,6 +52,7 @@ class BatchResult:
     batch_date: str | None = None
     content_hash: str = ""
     rejected_reasons: dict[str, int] = field(default_factory=dict)
+    validation_ids: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,11 +82,9 @@ class _History:
             "window_end": end,
             "epoch": _EPOCH,
             "now": now,
-            "known_items": sorted(self.known_items),
             "price_max": limit("price_p99"),
             "quantity_max": limit("quantity_p99"),
             "min_rows": float(np.median(rows)) * settings.volume_drop_ratio if rows else 0,
-            "seen_items": sorted(self.seen_items),
             "seen_items_mostly": 1 - settings.unseen_items_max_share if self.seen_items else 0.0,
         }
 
@@ -164,15 +163,26 @@ class Ingestor:
                 f"row accounting failed: {result.rows_in} rows in, {accepted} accepted, "
                 f"{len(conformed.rejected)} rejected", ["row_accounting"],
             )
-        parameters["known_items"] = sorted(self.history.known_items | _batch_items(conformed))
-        tables = self.validator.validate(landed.batch_id, conformed.tables, parameters)
-        validation.critical += tables.critical
-        validation.warnings += tables.warnings
-        validation.results.update(tables.results)
-        validation.result_ids += tables.result_ids
+        frames = dict(conformed.tables)
+        if "events" in frames:
+            frames["events"] = self._with_reference_checks(frames["events"], conformed)
+        validation.merge(self.validator.validate(landed.batch_id, frames, parameters))
         if not validation.passed:
             return self._quarantine(landed, result, validation)
         return self._accept(landed, result, validation, conformed)
+
+    def _with_reference_checks(self, events: pd.DataFrame, conformed: Conformed) -> pd.DataFrame:
+        """Add validation-only columns naming items missing from the catalogue or never seen.
+
+        Passing the catalogue to GX as a value set would be copied for every metric it computes;
+        a column that is null when all is well keeps the failing item ids as GX's examples.
+        """
+        item = events["item_id"]
+        known = self.history.known_items | _batch_items(conformed)
+        return events.assign(
+            unknown_item_id=item.where(~item.isin(known)),
+            unseen_item_id=item.where(~item.isin(self.history.seen_items)),
+        )
 
     def _land(self, batch: BatchInput) -> BatchInput:
         """Copy the batch into ``landing/`` as received, unless it already lies there."""
@@ -207,8 +217,9 @@ class Ingestor:
             f.sentence() for f in validation.critical[:3]
         )
         result.rows_accepted = result.rows_rejected = 0
+        result.validation_ids = validation.ids
         docs = self.validator.build_docs(validation)
-        write_json_atomic(folder / "validation.json", validation.results)
+        write_json_atomic(folder / "validation.json", validation.to_json())
         result.report = str(write_summary(folder / "summary.md", result, validation, docs))
         self._record(batch, result)
         return result
@@ -231,11 +242,13 @@ class Ingestor:
         result.warnings = [f.label for f in validation.warnings]
         docs = self.validator.build_docs(validation) if validation.warnings else None
         report_dir = self.data.reports / "batches"
-        write_json_atomic(report_dir / f"{batch.batch_id}.validation.json", validation.results)
+        if validation.warnings:
+            write_json_atomic(report_dir / f"{batch.batch_id}.validation.json", validation.to_json())
         result.report = str(
             write_summary(report_dir / f"{batch.batch_id}.md", result, validation, docs)
         )
         stats = _stats(conformed.tables.get("events"))
+        result.validation_ids = validation.ids
         self.history.known_items |= _batch_items(conformed)
         if "events" in conformed.tables:
             self.history.seen_items |= set(conformed.tables["events"]["item_id"].astype(str))

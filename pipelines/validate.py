@@ -1,9 +1,11 @@
 """Great Expectations validation of batches against the versioned suites in ``expectations/``.
 
 One GX context per process: suites, assets and checkpoints are set up once and reused for every
-batch (rebuilding them per batch would dominate ingestion time). Each expectation carries a GX
-``severity``: a failed *critical* expectation quarantines the batch, a failed *warning* is reported
-and the batch accepted.
+batch (rebuilding them per batch would dominate ingestion time). Each suite has two checkpoints: a
+screening one that only answers pass/fail (half the cost), and a detailed one, run only when the
+screen fails, that collects counts and examples for the report and the Data Docs. Each expectation
+carries a GX ``severity``: a failed *critical* expectation quarantines the batch, a failed
+*warning* is reported and the batch accepted.
 """
 
 from __future__ import annotations
@@ -63,12 +65,27 @@ class Validation:
 
     critical: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
-    results: dict[str, Any] = field(default_factory=dict)  # suite -> GX result as JSON
+    results: dict[str, Any] = field(default_factory=dict)  # suite -> GX validation result
     result_ids: list[Any] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return not self.critical
+
+    @property
+    def ids(self) -> list[str]:
+        """Stable ids of the GX validation results, recorded as data lineage."""
+        return [str(r) for r in self.result_ids]
+
+    def merge(self, other: Validation) -> None:
+        self.critical += other.critical
+        self.warnings += other.warnings
+        self.results.update(other.results)
+        self.result_ids += other.result_ids
+
+    def to_json(self) -> dict[str, Any]:
+        """The full GX results; serialising is costly, so only done for batches worth a look."""
+        return {suite: result.to_json_dict() for suite, result in self.results.items()}
 
 
 class SuiteNotFound(RuntimeError):
@@ -101,10 +118,10 @@ class BatchValidator:
         )
         self._datasource = self._context.data_sources.add_pandas("shoprec")
         self._expectations_dir = expectations_dir
-        self._checkpoints: dict[str, Any] = {}
+        self._checkpoints: dict[str, tuple[Any, Any]] = {}
 
-    def _checkpoint(self, suite_name: str) -> Any:
-        """Checkpoint for one suite, built on first use from the suite's JSON file."""
+    def _checkpoint(self, suite_name: str) -> tuple[Any, Any]:
+        """Screening and detailed checkpoints for one suite, built on first use from its JSON."""
         if suite_name in self._checkpoints:
             return self._checkpoints[suite_name]
         gx = self._gx
@@ -130,7 +147,15 @@ class BatchValidator:
         actions = []
         if self._docs_mode == "all":
             actions.append(gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=[_SITE]))
-        checkpoint = self._context.checkpoints.add(
+        screen = self._context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"shoprec.{suite_name}.screen",
+                validation_definitions=[definition],
+                actions=[],
+                result_format={"result_format": "BOOLEAN_ONLY"},
+            )
+        )
+        detail = self._context.checkpoints.add(
             gx.Checkpoint(
                 name=f"shoprec.{suite_name}",
                 validation_definitions=[definition],
@@ -138,8 +163,8 @@ class BatchValidator:
                 result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
             )
         )
-        self._checkpoints[suite_name] = checkpoint
-        return checkpoint
+        self._checkpoints[suite_name] = (screen, detail)
+        return screen, detail
 
     def validate(
         self, batch_id: str, frames: dict[str, pd.DataFrame], parameters: dict[str, Any]
@@ -152,15 +177,23 @@ class BatchValidator:
 
         outcome = Validation()
         for suite_name, frame in frames.items():
-            checkpoint = self._checkpoint(suite_name)
-            run = checkpoint.run(
-                batch_parameters={"dataframe": frame},
-                expectation_parameters=parameters,
-                run_id=RunIdentifier(run_name=batch_id),
-            )
+            screen, detail = self._checkpoint(suite_name)
+            run = None
+            if self._docs_mode != "all":
+                run = screen.run(
+                    batch_parameters={"dataframe": frame},
+                    expectation_parameters=parameters,
+                    run_id=RunIdentifier(run_name=batch_id),
+                )
+            if run is None or not run.success:
+                run = detail.run(
+                    batch_parameters={"dataframe": frame},
+                    expectation_parameters=parameters,
+                    run_id=RunIdentifier(run_name=batch_id),
+                )
             for result_id, result in run.run_results.items():
                 outcome.result_ids.append(result_id)
-                outcome.results[suite_name] = result.to_json_dict()
+                outcome.results[suite_name] = result
                 for item in result.results:
                     if item.success:
                         continue

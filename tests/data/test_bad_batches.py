@@ -73,7 +73,7 @@ CASES: list[tuple[str, Build, str, str]] = [
     ("future_timestamps", _rows("2099-01-01", lambda r: r),
      "events.timestamp: expect_column_values_to_be_between", "not in the future"),
     ("unknown_item", _rows("2026-02-13", _replace_field(2, "NOPE")),
-     "events.item_id: expect_column_values_to_be_in_set", "'NOPE'"),
+     "events.unknown_item_id: expect_column_values_to_be_null", "'NOPE'"),
     ("missing_customer", _rows("2026-02-15", _replace_field(1, "")),
      "events.user_id: expect_column_values_to_not_be_null", "user_id is present"),
     ("unparseable_quantity", _rows("2026-02-16", _replace_field(4, "two")),

@@ -81,7 +81,7 @@ def test_share_of_unseen_items_is_a_warning(ingestor: Ingestor, tmp_path) -> Non
     results = ingestor.ingest([folder], SyntheticSource())
 
     assert [r.status for r in results] == ["accepted", "accepted"]
-    assert "events.item_id: expect_column_values_to_be_in_set" in results[1].warnings
+    assert "events.unseen_item_id: expect_column_values_to_be_null" in results[1].warnings
 
 
 def test_history_survives_a_new_process(settings: Settings, ingestor: Ingestor, tmp_path) -> None:

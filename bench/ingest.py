@@ -1,0 +1,72 @@
+"""Benchmark: ingest and validate every Online Retail day into a fresh data directory.
+
+Prints one JSON object: total seconds, rows per second, per-batch median and p95 seconds, and the
+batch counts by status. Needs ../shared/datasets/online-retail; exits 0 with a message without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DAYS = REPO.parent / "shared" / "datasets" / "online-retail" / "by-day"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--days-dir", type=Path, default=DEFAULT_DAYS)
+    parser.add_argument("--limit", type=int, help="only the first N days")
+    args = parser.parse_args()
+    if not args.days_dir.is_dir():
+        print(json.dumps({"skipped": f"{args.days_dir} is absent"}))
+        return 0
+
+    from pipelines.ingest import Ingestor
+    from pipelines.settings import Settings
+    from pipelines.sources import get_source
+
+    files = sorted(args.days_dir.glob("*.csv"))[: args.limit]
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        ingestor = Ingestor(Settings(data_dir=Path(tmp) / "data"))
+        setup = time.perf_counter() - started
+        source = get_source("online-retail")
+        per_batch, results = [], []
+        for batch in source.discover(files):
+            t0 = time.perf_counter()
+            results.append(ingestor.ingest_batch(source, batch))
+            per_batch.append(time.perf_counter() - t0)
+        total = time.perf_counter() - started
+    rows = sum(r.rows_in for r in results)
+    statuses: dict[str, int] = {}
+    for result in results:
+        statuses[result.status] = statuses.get(result.status, 0) + 1
+    print(json.dumps({
+        "benchmark": "ingest_online_retail",
+        "batches": len(results),
+        "rows": rows,
+        "rows_accepted": sum(r.rows_accepted for r in results),
+        "rows_rejected": sum(r.rows_rejected for r in results),
+        "statuses": statuses,
+        "batches_with_warnings": sum(1 for r in results if r.warnings),
+        "setup_seconds": round(setup, 3),
+        "total_seconds": round(total, 3),
+        "rows_per_second": round(rows / total, 1),
+        "per_batch_median_seconds": round(statistics.median(per_batch), 4),
+        "per_batch_p95_seconds": round(statistics.quantiles(per_batch, n=20)[-1], 4),
+        "goal_total_seconds": 120,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
