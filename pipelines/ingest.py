@@ -80,7 +80,6 @@ class _History:
         return {
             "window_start": start,
             "window_end": end,
-            "epoch": _EPOCH,
             "now": now,
             "price_max": limit("price_p99"),
             "quantity_max": limit("quantity_p99"),
