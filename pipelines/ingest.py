@@ -242,7 +242,8 @@ class Ingestor:
         docs = self.validator.build_docs(validation) if validation.warnings else None
         report_dir = self.data.reports / "batches"
         if validation.warnings:
-            write_json_atomic(report_dir / f"{batch.batch_id}.validation.json", validation.to_json())
+            details = report_dir / f"{batch.batch_id}.validation.json"
+            write_json_atomic(details, validation.to_json())
         result.report = str(
             write_summary(report_dir / f"{batch.batch_id}.md", result, validation, docs)
         )

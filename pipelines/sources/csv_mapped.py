@@ -1,0 +1,315 @@
+"""Bring-your-own data: CSV or Parquet files mapped onto one contract table by a YAML mapping.
+
+A shop whose export is not one of the built-in sources describes its columns once, in a YAML
+file passed as ``--source csv --mapping FILE``, instead of writing an adapter::
+
+    table: events            # events | items | users (the canonical table the files hold)
+    format: csv              # csv | parquet (default: by file extension)
+    delimiter: ","           # csv only
+    encoding: utf-8          # csv only
+    columns:                 # canonical column -> your column
+      event_id: txn_id
+      user_id: customer      # raw customer id; pseudonymised at ingestion
+      item_id: sku
+      event_type: action
+      quantity: qty
+      unit_price: price
+      timestamp: ts
+    values:                  # optional: map your values to canonical ones, per canonical column
+      event_type: {buy: purchase, cart: add_to_cart, refund: return}
+    constants:               # optional: canonical column -> constant for columns you lack
+      quantity: 1
+    timezone: UTC            # how to read naive timestamps (an IANA name, e.g. Europe/Berlin)
+
+Every required column of the table (see ``pipelines.contract.SCHEMAS``) must be mapped or given
+a constant. Quote value-map keys such as ``"yes"``/``"no"``/``"on"``, which YAML otherwise reads
+as booleans. Files are found as ``*.csv``/``*.parquet`` under the given folders, one batch per
+file; a date in the file name (``orders-2024-05-01.csv``) sets the batch's day and time window.
+For items and users, your unmapped columns are kept as features; for events they are dropped.
+Rows are not rejected here: values of the wrong type become nulls, which the batch checks report.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+import yaml
+
+from pipelines.contract import SCHEMAS, TABLES, columns, conform
+from pipelines.pseudonymise import Pseudonymiser
+from pipelines.sources.base import (
+    BatchInput,
+    Conformed,
+    Source,
+    UnreadableBatch,
+    UsageError,
+    day_window,
+    expand,
+    parse_day,
+)
+from pipelines.sources.reading import read_delimited
+
+FORMATS = {"csv": ".csv", "parquet": ".parquet"}
+_KEYS = {"table", "format", "delimiter", "encoding", "columns", "values", "constants", "timezone"}
+# An explicit zone or offset at the end of a timestamp; anything else is read in the mapping's
+# timezone. Requiring a ":" keeps a plain date's "-05" from passing for an offset.
+_AWARE = re.compile(r":.*(?:Z|UTC|GMT|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class CsvMapping:
+    """A validated mapping; constructing one with impossible settings raises UsageError."""
+
+    table: str
+    columns: dict[str, str]
+    format: str | None = None
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    constants: dict[str, Any] = field(default_factory=dict)
+    timezone: str = "UTC"
+    origin: str = "mapping"  # where it came from, to prefix error messages
+
+    def __post_init__(self) -> None:
+        fail = self._fail
+        if self.table not in TABLES:
+            fail(f"unknown table {self.table!r}; choose one of {', '.join(TABLES)}")
+        if self.format is not None and self.format not in FORMATS:
+            fail(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
+        canonical = columns(self.table)
+        for section in ("columns", "values", "constants"):
+            entries = getattr(self, section)
+            if not isinstance(entries, Mapping):
+                fail(f"{section} must be a mapping of canonical column names")
+            unknown = [str(name) for name in entries if name not in canonical]
+            if unknown:
+                fail(
+                    f"{section}: unknown {self.table} column(s) {', '.join(unknown)}; "
+                    f"the {self.table} columns are {', '.join(canonical)}"
+                )
+        bad_sources = [c for c, src in self.columns.items() if not isinstance(src, str) or not src]
+        if bad_sources:
+            fail(f"columns: give a source column name for {', '.join(bad_sources)}")
+        both = sorted(set(self.columns) & set(self.constants))
+        if both:
+            fail(f"{', '.join(both)} both mapped in columns and set in constants; choose one")
+        missing = [
+            c.name
+            for c in SCHEMAS[self.table]
+            if c.required and c.name not in self.columns and c.name not in self.constants
+        ]
+        if missing:
+            fail(
+                f"required {self.table} column(s) {', '.join(missing)} neither mapped in "
+                "columns nor set in constants"
+            )
+        for name, value_map in self.values.items():
+            if not isinstance(value_map, Mapping):
+                fail(f"values: {name} must map your values to canonical ones")
+            if name not in self.columns and name not in self.constants:
+                fail(f"values: {name} is neither mapped in columns nor set in constants")
+        if not isinstance(self.delimiter, str) or len(self.delimiter) != 1:
+            fail(f"delimiter must be a single character, not {self.delimiter!r}")
+        try:
+            codecs.lookup(str(self.encoding))
+        except LookupError:
+            fail(f"unknown encoding {self.encoding!r}")
+        try:
+            ZoneInfo(str(self.timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            fail(f"unknown timezone {self.timezone!r}; use an IANA name such as Europe/London")
+
+    def _fail(self, message: str) -> None:
+        raise UsageError(f"{self.origin}: {message}")
+
+    @classmethod
+    def from_dict(cls, data: Any, origin: str = "mapping") -> CsvMapping:
+        if not isinstance(data, Mapping):
+            raise UsageError(f"{origin}: expected a YAML mapping with table and columns")
+        unknown = sorted(str(k) for k in data if k not in _KEYS)
+        if unknown:
+            raise UsageError(
+                f"{origin}: unknown setting(s) {', '.join(unknown)}; "
+                f"expected {', '.join(sorted(_KEYS))}"
+            )
+        if "table" not in data or "columns" not in data:
+            raise UsageError(f"{origin}: table and columns are required")
+        values = data.get("values") or {}
+        if isinstance(values, Mapping):
+            # YAML reads keys like 1 or 2.5 as numbers; the data's values are compared as text.
+            values = {
+                col: {_yaml_text(k): _yaml_text(v) for k, v in vm.items()}
+                if isinstance(vm, Mapping)
+                else vm
+                for col, vm in values.items()
+            }
+        return cls(
+            table=data["table"],
+            columns=data["columns"] or {},
+            format=data.get("format"),
+            delimiter=data.get("delimiter", ","),
+            encoding=data.get("encoding", "utf-8"),
+            values=values,
+            constants=data.get("constants") or {},
+            timezone=data.get("timezone", "UTC"),
+            origin=origin,
+        )
+
+    @property
+    def source_columns(self) -> list[str]:
+        """The columns your files must have, each once."""
+        return list(dict.fromkeys(self.columns.values()))
+
+
+class MappedCsvSource(Source):
+    name = "csv"
+    raw_suite = None
+
+    def __init__(self, mapping: CsvMapping) -> None:
+        self.mapping = mapping
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> MappedCsvSource:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise UsageError(f"cannot read mapping {path}: {err.strerror or err}") from None
+        except yaml.YAMLError as err:
+            detail = " ".join(str(err).split())
+            raise UsageError(f"mapping {path} is not valid YAML: {detail}") from None
+        return cls(CsvMapping.from_dict(data, origin=f"mapping {path.name}"))
+
+    def discover(self, paths: Sequence[Path]) -> list[BatchInput]:
+        suffixes = (
+            [FORMATS[self.mapping.format]] if self.mapping.format else list(FORMATS.values())
+        )
+        files: list[Path] = []
+        for path in paths:
+            if path.is_dir():
+                for suffix in suffixes:
+                    files.extend(expand([path], f"*{suffix}"))
+            else:
+                files.extend(expand([path], "*"))
+        batches = []
+        for path in sorted(dict.fromkeys(files), key=_sort_key):
+            day = parse_day(path.stem)
+            batches.append(
+                BatchInput(
+                    source=self.name,
+                    name=path.stem,
+                    files=(path,),
+                    batch_date=day,
+                    window=day_window(day) if day else None,
+                )
+            )
+        return batches
+
+    def read_raw(self, batch: BatchInput) -> pd.DataFrame:
+        path = batch.files[0]
+        if self._format_of(path) == "csv":
+            return read_delimited(
+                path,
+                self.mapping.source_columns,
+                sep=self.mapping.delimiter,
+                encoding=self.mapping.encoding,
+            )
+        return self._read_parquet(path)
+
+    def conform(
+        self, raw: pd.DataFrame, batch: BatchInput, pseudonymiser: Pseudonymiser
+    ) -> Conformed:
+        mapping = self.mapping
+        table = mapping.table
+        frame = pd.DataFrame(index=raw.index)
+        for canonical, source in mapping.columns.items():
+            frame[canonical] = raw[source].astype("string").str.strip()
+        for canonical, value in mapping.constants.items():
+            frame[canonical] = pd.Series(_yaml_text(value), index=raw.index, dtype="string")
+        for canonical, value_map in mapping.values.items():
+            frame[canonical] = frame[canonical].replace(value_map)
+        if "user_id" in frame:
+            frame["user_id"] = pseudonymiser.series(frame["user_id"])
+        for col in SCHEMAS[table]:
+            if col.dtype == "timestamp" and col.name in frame:
+                frame[col.name] = _to_utc(frame[col.name], mapping.timezone)
+        if table != "events":
+            # Mapped source columns are excluded: one of them may hold the raw customer id.
+            used = {"_line", *mapping.columns.values(), *columns(table)}
+            for name in raw.columns:
+                if name not in used:
+                    frame[name] = raw[name]
+        return Conformed(
+            primary=table,
+            tables={table: conform(table, frame)},
+            rejected=pd.DataFrame({"reason": pd.Series(dtype="string"), "_line": []}),
+        )
+
+    def _format_of(self, path: Path) -> str:
+        if self.mapping.format:
+            return self.mapping.format
+        suffix = path.suffix.lower()
+        for name, ext in FORMATS.items():
+            if suffix == ext:
+                return name
+        raise UnreadableBatch(
+            f"{path.name}: cannot tell the format from the extension; set format in the mapping"
+        )
+
+    def _read_parquet(self, path: Path) -> pd.DataFrame:
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as err:  # pyarrow raises many types for a broken file
+            message = " ".join(str(err).split()) or type(err).__name__
+            raise UnreadableBatch(f"{path.name}: unreadable parquet: {message}") from None
+        missing = [c for c in self.mapping.source_columns if c not in frame.columns]
+        if missing:
+            raise UnreadableBatch(
+                f"{path.name}: missing required columns {', '.join(missing)} "
+                f"(found: {', '.join(map(str, frame.columns))})"
+            )
+        if frame.empty:
+            raise UnreadableBatch(f"{path.name}: no data rows")
+        frame = frame.astype("string").reset_index(drop=True)
+        frame.insert(0, "_line", pd.RangeIndex(1, len(frame) + 1))
+        return frame
+
+
+def _sort_key(path: Path) -> tuple[dt.date, str]:
+    """Undated files (a full export) first, then dated ones in date order (the increments)."""
+    return parse_day(path.stem) or dt.date.min, path.name
+
+
+def _yaml_text(value: Any) -> str:
+    """A YAML scalar as the text it stands for in a file (``true`` rather than ``True``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _to_utc(values: pd.Series, timezone: str) -> pd.Series:
+    """Timestamps in UTC: naive ones read in ``timezone``, ones with a zone or offset converted.
+
+    Unparseable values and wall-clock times that do not exist or repeat at a DST change become
+    null, for the required-column checks to report.
+    """
+    text = values.astype("string").str.strip()
+    aware = text.str.contains(_AWARE).fillna(False).astype(bool)
+    result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    if aware.any():
+        parsed = pd.to_datetime(text[aware], utc=True, errors="coerce", format="mixed")
+        result[aware] = parsed.astype("datetime64[ns, UTC]")
+    naive = ~aware & text.notna()
+    if naive.any():
+        parsed = pd.to_datetime(text[naive], errors="coerce", format="mixed")
+        local = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+        result[naive] = local.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    return result
