@@ -1,0 +1,114 @@
+"""Turning canonical tables into the integer arrays the models read, using the feature spec.
+
+Pure functions over DataFrames: the pipelines load curated data, serving loads its snapshot, and
+both call these so training and serving features cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.feature_spec import FeatureSpec
+
+
+@dataclass(frozen=True)
+class ItemTable:
+    """Per item vocabulary id (row 0 = unknown item): the candidate tower's and ranker's inputs."""
+
+    item_id: np.ndarray  # (n,) int32, = arange(n)
+    category: np.ndarray  # (n,) int32
+    brand: np.ndarray  # (n,) int32
+    price_band: np.ndarray  # (n,) int32
+    title: np.ndarray  # (n, title_length) int32
+    log_price: np.ndarray  # (n,) float32
+    popularity: np.ndarray  # (n,) float32: share of training interactions
+
+    def features(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "item_id": self.item_id[ids], "category": self.category[ids],
+            "brand": self.brand[ids], "price_band": self.price_band[ids],
+            "title": self.title[ids], "log_price": self.log_price[ids],
+        }
+
+
+def item_table(spec: FeatureSpec, items: pd.DataFrame, interactions: pd.Series) -> ItemTable:
+    """Items aligned to the spec's item vocabulary; items missing from ``items`` stay zero."""
+    n = spec.items.size
+    frame = items.drop_duplicates("item_id", keep="last").set_index("item_id")
+    frame = frame.reindex(list(spec.items.values))
+    price = pd.to_numeric(frame["price"], errors="coerce").astype(float).to_numpy()
+    counts = interactions.value_counts()
+    popularity = np.array([counts.get(v, 0) for v in spec.items.values], np.float32)
+    popularity[0] = 0
+    return ItemTable(
+        item_id=np.arange(n, dtype=np.int32),
+        category=spec.categories.lookup(frame["category"].fillna("")),
+        brand=spec.brands.lookup(frame["brand"].fillna("")),
+        price_band=spec.price_band_ids(frame["category"].fillna(""), price),
+        title=spec.title_ids(frame["title"].fillna("")),
+        log_price=np.nan_to_num(np.log1p(np.where(price > 0, price, 0)), nan=0.0).astype(
+            np.float32
+        ),
+        popularity=popularity / max(popularity.sum(), 1.0),
+    )
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Positive (user, item) events in time order, each with the history that preceded it."""
+
+    user: np.ndarray  # (n,) int32 user vocabulary ids
+    item: np.ndarray  # (n,) int32 item vocabulary ids
+    history: np.ndarray  # (n, L) int32 item ids before this event, most recent last, 0 = pad
+    hour: np.ndarray  # (n,) int32
+    day_of_week: np.ndarray  # (n,) int32
+    timestamp: np.ndarray  # (n,) datetime64[ns]
+    user_key: np.ndarray  # (n,) object: pseudonymised user ids
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def subset(self, mask: np.ndarray) -> Interactions:
+        return Interactions(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
+
+
+def interactions(spec: FeatureSpec, events: pd.DataFrame) -> Interactions:
+    """Each positive event with the user's previous positives as its history (no leakage)."""
+    events = events.sort_values(["user_id", "timestamp", "event_id"], kind="stable")
+    users = events["user_id"].astype(str).to_numpy()
+    items = spec.items.lookup(events["item_id"])
+    n, length = len(events), spec.history_length
+    history = np.zeros((n, length), np.int32)
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    ends = np.r_[starts[1:], n]
+    for start, end in zip(starts, ends, strict=True):
+        seq = items[start:end]
+        for k in range(1, end - start):
+            past = seq[max(0, k - length) : k]
+            history[start + k, length - len(past) :] = past
+    ts = pd.to_datetime(events["timestamp"], utc=True)
+    return Interactions(
+        user=spec.users.lookup(users),
+        item=items,
+        history=history,
+        hour=ts.dt.hour.to_numpy(np.int32),
+        day_of_week=ts.dt.dayofweek.to_numpy(np.int32),
+        timestamp=ts.dt.tz_localize(None).to_numpy(),
+        user_key=users,
+    )
+
+
+def latest_histories(spec: FeatureSpec, events: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each user's most recent positives, as served: the history a recommendation starts from."""
+    events = events.sort_values(["user_id", "timestamp", "event_id"], kind="stable")
+    out = {}
+    length = spec.history_length
+    for user, group in events.groupby("user_id", sort=False):
+        seq = spec.items.lookup(group["item_id"])[-length:]
+        row = np.zeros(length, np.int32)
+        row[length - len(seq) :] = seq
+        out[str(user)] = row
+    return out

@@ -1,0 +1,114 @@
+"""Stage two: a DCN-v2 ranker scoring (user, item, context) pairs.
+
+Inputs are embedded per named feature (``embed``) and scored by cross and deep layers (``head``).
+The split is what explanations need: integrated gradients walk from a baseline to the embedded
+inputs and attribute the score to each named feature. Affinity features (how much of the user's
+history shares the item's category, brand and price band) make the planted kind of preference
+explicit, so an explanation can name it.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow as tf  # noqa: E402
+import tensorflow_recommenders as tfrs  # noqa: E402
+
+from models.feature_spec import FeatureSpec  # noqa: E402
+from models.inputs import ItemTable  # noqa: E402
+from models.towers import ItemAttributes, embedding, masked_mean  # noqa: E402
+
+# The ranker's named features, in a fixed order: explanation attributions are reported per name.
+RANKING_FEATURES = (
+    "user_id", "history", "item_id", "category", "brand", "price_band", "title", "price",
+    "hour", "day_of_week", "category_affinity", "brand_affinity", "price_band_affinity",
+    "popularity",
+)
+
+
+class RankingModel(tfrs.Model):
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        table: ItemTable,
+        cross_layers: int = 2,
+        deep_units: tuple[int, ...] = (128, 64),
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        dims = spec.embedding_dims
+        self.attributes = ItemAttributes(table)
+        self.popularity = tf.constant(table.popularity)
+        self.embeddings = {
+            "user_id": embedding(spec.users.size, dims["user_id"], l2=1e-4, name="user_id"),
+            "history": embedding(spec.items.size, dims["history"], name="history"),
+            "item_id": embedding(spec.items.size, dims["item_id"], name="item_id"),
+            "category": embedding(spec.categories.size, dims["category"], name="category"),
+            "brand": embedding(spec.brands.size, dims["brand"], name="brand"),
+            "price_band": embedding(4, dims["price_band"], name="price_band"),
+            "title": embedding(spec.title_tokens.size, dims["title"], name="title"),
+            "hour": embedding(24, dims["hour"], name="hour"),
+            "day_of_week": embedding(7, dims["day_of_week"], name="day_of_week"),
+        }
+        for name, layer in self.embeddings.items():
+            setattr(self, f"embedding_{name}", layer)  # tracked by Keras
+        self.cross = [tfrs.layers.dcn.Cross(projection_dim=32) for _ in range(cross_layers)]
+        self.deep = tf.keras.Sequential(
+            [layer for units in deep_units for layer in (
+                tf.keras.layers.Dense(units, activation="relu"), tf.keras.layers.Dropout(dropout)
+            )]
+        )
+        self.out = tf.keras.layers.Dense(1)
+        self.task = tfrs.tasks.Ranking(
+            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+            metrics=[tf.keras.metrics.AUC(name="auc", from_logits=True)],
+        )
+
+    def embed(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """One dense vector per named feature (numeric features as 1-wide vectors)."""
+        items = features["item_id"]
+        history = features["history"]
+        a = self.attributes(items)
+        h = self.attributes(history)
+        seen = tf.cast(tf.not_equal(history, 0), tf.float32)
+        count = tf.maximum(tf.reduce_sum(seen, -1, keepdims=True), 1.0)
+
+        def share(item_attr: tf.Tensor, history_attr: tf.Tensor) -> tf.Tensor:
+            same = tf.cast(tf.equal(history_attr, item_attr[..., None]), tf.float32)
+            same *= seen * tf.cast(tf.not_equal(item_attr, 0), tf.float32)[..., None]
+            return tf.reduce_sum(same, -1, keepdims=True) / count
+
+        e = self.embeddings
+        return {
+            "user_id": e["user_id"](features["user_id"]),
+            "history": masked_mean(e["history"](history), history),
+            "item_id": e["item_id"](items),
+            "category": e["category"](a["category"]),
+            "brand": e["brand"](a["brand"]),
+            "price_band": e["price_band"](a["price_band"]),
+            "title": masked_mean(e["title"](a["title"]), a["title"]),
+            "price": a["log_price"][..., None],
+            "hour": e["hour"](features["hour"]),
+            "day_of_week": e["day_of_week"](features["day_of_week"]),
+            "category_affinity": share(a["category"], h["category"]),
+            "brand_affinity": share(a["brand"], h["brand"]),
+            "price_band_affinity": share(a["price_band"], h["price_band"]),
+            "popularity": tf.math.log(tf.gather(self.popularity, items) + 1e-6)[..., None],
+        }
+
+    def head(self, embedded: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """Score (logit) from embedded features; differentiable in every input."""
+        x0 = tf.concat([embedded[name] for name in RANKING_FEATURES], axis=-1)
+        x = x0
+        for layer in self.cross:
+            x = layer(x0, x)
+        return tf.squeeze(self.out(self.deep(x, training=training)), -1)
+
+    def call(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        return self.head(self.embed(features), training=training)
+
+    def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        logits = self(features, training=training)
+        return self.task(labels=features["label"], predictions=logits)

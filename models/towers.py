@@ -1,0 +1,78 @@
+"""Keras building blocks shared by the retrieval and ranking models.
+
+Item attributes (category, brand, price band, title) are looked up inside the models from the
+item table baked in as constants, so callers only ever pass ids: the same inputs at training,
+evaluation and serving time.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow as tf  # noqa: E402
+
+from models.feature_spec import FeatureSpec  # noqa: E402
+from models.inputs import ItemTable  # noqa: E402
+
+
+class ItemAttributes(tf.keras.layers.Layer):
+    """Gathers an item's attribute ids from the baked-in item table."""
+
+    def __init__(self, table: ItemTable, **kwargs) -> None:
+        super().__init__(trainable=False, **kwargs)
+        self.category = tf.constant(table.category)
+        self.brand = tf.constant(table.brand)
+        self.price_band = tf.constant(table.price_band)
+        self.title = tf.constant(table.title)
+        self.log_price = tf.constant(table.log_price)
+
+    def call(self, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {
+            "category": tf.gather(self.category, item_ids),
+            "brand": tf.gather(self.brand, item_ids),
+            "price_band": tf.gather(self.price_band, item_ids),
+            "title": tf.gather(self.title, item_ids),
+            "log_price": tf.gather(self.log_price, item_ids),
+        }
+
+
+def embedding(size: int, dim: int, l2: float = 1e-6, name: str | None = None):
+    return tf.keras.layers.Embedding(
+        size, dim, embeddings_regularizer=tf.keras.regularizers.l2(l2), name=name
+    )
+
+
+def masked_mean(vectors: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
+    """Mean of ``vectors`` over positions whose id is not 0 (padding / unknown)."""
+    mask = tf.cast(tf.not_equal(ids, 0), vectors.dtype)[..., None]
+    return tf.reduce_sum(vectors * mask, axis=-2) / tf.maximum(tf.reduce_sum(mask, axis=-2), 1.0)
+
+
+class ItemEncoder(tf.keras.layers.Layer):
+    """Item id plus attributes to one vector: the candidate tower's body."""
+
+    def __init__(self, spec: FeatureSpec, table: ItemTable, **kwargs) -> None:
+        super().__init__(**kwargs)
+        dims = spec.embedding_dims
+        self.attributes = ItemAttributes(table)
+        self.item = embedding(spec.items.size, dims["item_id"])
+        self.category = embedding(spec.categories.size, dims["category"])
+        self.brand = embedding(spec.brands.size, dims["brand"])
+        self.price_band = embedding(4, dims["price_band"])
+        self.title = embedding(spec.title_tokens.size, dims["title"])
+
+    def call(self, item_ids: tf.Tensor) -> tf.Tensor:
+        a = self.attributes(item_ids)
+        return tf.concat(
+            [
+                self.item(item_ids),
+                self.category(a["category"]),
+                self.brand(a["brand"]),
+                self.price_band(a["price_band"]),
+                masked_mean(self.title(a["title"]), a["title"]),
+                a["log_price"][..., None],
+            ],
+            axis=-1,
+        )
