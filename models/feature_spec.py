@@ -29,7 +29,7 @@ class Vocabulary:
 
     @classmethod
     def build(cls, name: str, values: Iterable[Any], max_size: int | None = None) -> Vocabulary:
-        counts = pd.Series([str(v) for v in values if v is not None and v == v]).value_counts()
+        counts = pd.Series([str(v) for v in values if not pd.isna(v)]).value_counts()
         ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         kept = [v for v, _ in ordered][: max_size]
         return cls(name, (OOV, *kept))

@@ -1,0 +1,149 @@
+"""Training both stages on interaction arrays: pure computation, no file or network I/O."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from models.feature_spec import FeatureSpec  # noqa: E402
+from models.inputs import Interactions, ItemTable  # noqa: E402
+from models.ranking import RankingModel  # noqa: E402
+from models.retrieval import RetrievalModel  # noqa: E402
+
+EpochCallback = Callable[[str, int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a training run; logged whole as MLflow params."""
+
+    seed: int = 42
+    dim: int = 64
+    temperature: float = 0.2
+    history_dropout: float = 0.5
+    dropout: float = 0.2
+    batch_size: int = 1024
+    learning_rate: float = 0.003
+    retrieval_epochs: int = 8
+    ranking_epochs: int = 4
+    patience: int = 2
+    negatives: int = 4  # per positive: half hard (from retrieval's top candidates), half random
+    hard_pool: int = 50
+    retrieve_n: int = 200
+    history_length: int = 50
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Fitted:
+    retrieval: RetrievalModel
+    ranker: RankingModel
+    history: dict[str, list[dict[str, float]]]  # stage -> per-epoch metrics
+
+
+def query_features(data: Interactions) -> dict[str, np.ndarray]:
+    return {"user_id": data.user, "history": data.history, "hour": data.hour,
+            "day_of_week": data.day_of_week}
+
+
+def fit_two_stage(
+    spec: FeatureSpec,
+    table: ItemTable,
+    train: Interactions,
+    valid: Interactions,
+    config: TrainConfig,
+    on_epoch: EpochCallback | None = None,
+) -> Fitted:
+    """Train retrieval, then the ranker on its hard negatives; early-stop each on ``valid``."""
+    tf.keras.utils.set_random_seed(config.seed)
+    history: dict[str, list[dict[str, float]]] = {"retrieval": [], "ranking": []}
+    retrieval = RetrievalModel(spec, table, config.dim, config.temperature,
+                               config.history_dropout, config.dropout)
+    retrieval.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    _fit(retrieval, _retrieval_set(train, table, config, shuffle=True),
+         _retrieval_set(valid, table, config, shuffle=False), config.retrieval_epochs,
+         config.patience, "retrieval", history, on_epoch)
+
+    ranker = RankingModel(spec, table, dropout=config.dropout)
+    ranker.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    rng = np.random.default_rng(config.seed)
+    _fit(ranker, _ranking_set(retrieval, train, table, config, rng, shuffle=True),
+         _ranking_set(retrieval, valid, table, config, rng, shuffle=False),
+         config.ranking_epochs, config.patience, "ranking", history, on_epoch)
+    return Fitted(retrieval, ranker, history)
+
+
+def _fit(model, train_set, valid_set, epochs, patience, stage, history, on_epoch) -> None:
+    stop = tf.keras.callbacks.EarlyStopping(
+        monitor="val_loss" if valid_set is not None else "loss",
+        patience=patience, restore_best_weights=True,
+    )
+    log = tf.keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: _record(stage, epoch, logs, history, on_epoch)
+    )
+    model.fit(train_set, validation_data=valid_set, epochs=epochs, callbacks=[stop, log],
+              verbose=2)
+
+
+def _record(stage, epoch, logs, history, on_epoch) -> None:
+    metrics = {k: float(v) for k, v in (logs or {}).items()}
+    history[stage].append(metrics)
+    if on_epoch is not None:
+        on_epoch(stage, epoch, metrics)
+
+
+def _retrieval_set(data: Interactions, table: ItemTable, config: TrainConfig, shuffle: bool):
+    if len(data) == 0:
+        return None
+    probability = np.maximum(table.popularity[data.item], 1e-6).astype(np.float32)
+    features = query_features(data) | {"item_id": data.item,
+                                       "sampling_probability": probability}
+    dataset = tf.data.Dataset.from_tensor_slices(features)
+    if shuffle:
+        dataset = dataset.shuffle(len(data), seed=config.seed, reshuffle_each_iteration=True)
+    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _ranking_set(retrieval: RetrievalModel, data: Interactions, table: ItemTable,
+                 config: TrainConfig, rng: np.random.Generator, shuffle: bool):
+    """Positives plus negatives: half from the retrieval model's top candidates, half random."""
+    if len(data) == 0:
+        return None
+    n_items = len(table.item_id)
+    hard = config.negatives // 2
+    easy = config.negatives - hard
+    pool = min(config.hard_pool, n_items - 1)
+    negatives = []
+    candidates = retrieval.candidate_tower(tf.range(n_items))
+    for start in range(0, len(data), 4096):
+        part = slice(start, start + 4096)
+        query = retrieval.query_tower(
+            {k: tf.constant(v[part]) for k, v in query_features(data).items()}, training=False
+        )
+        scores = tf.matmul(query, candidates, transpose_b=True).numpy()
+        scores[:, 0] = -np.inf
+        scores[np.arange(scores.shape[0]), data.item[part]] = -np.inf
+        top = np.argpartition(-scores, pool - 1, axis=1)[:, :pool]
+        picks = top[np.arange(len(top))[:, None], rng.integers(0, pool, (len(top), hard))]
+        randoms = rng.integers(1, n_items, (len(top), easy))
+        negatives.append(np.concatenate([picks, randoms], axis=1))
+    negative = np.concatenate(negatives).astype(np.int32)
+    repeats = 1 + config.negatives
+    features = {k: np.repeat(v, repeats, axis=0) for k, v in query_features(data).items()}
+    features["item_id"] = np.concatenate([data.item[:, None], negative], axis=1).reshape(-1)
+    features["label"] = np.tile(np.r_[1.0, np.zeros(config.negatives)], len(data)).astype(
+        np.float32
+    )
+    dataset = tf.data.Dataset.from_tensor_slices(features)
+    if shuffle:
+        dataset = dataset.shuffle(len(features["label"]), seed=config.seed)
+    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)

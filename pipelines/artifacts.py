@@ -1,0 +1,97 @@
+"""Saving and loading the two-stage model bundle: the only place its files are read or written.
+
+A bundle is a folder: the feature spec and training config as JSON, the item table and user
+histories as NumPy archives, the catalogue snapshot as Parquet and both models' weights. The
+MLflow pyfunc, the benchmark and the BentoML service all load it through ``load_bundle``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.feature_spec import FeatureSpec
+from models.inputs import ItemTable
+
+SPEC, CONFIG, TABLE, CATALOGUE, USERS = (
+    "spec.json", "config.json", "item_table.npz", "catalogue.parquet", "users.npz",
+)
+RETRIEVAL, RANKING = "retrieval.weights.h5", "ranking.weights.h5"
+
+
+def save_bundle(
+    folder: Path,
+    spec: FeatureSpec,
+    config: dict,
+    table: ItemTable,
+    catalogue: pd.DataFrame,
+    histories: dict[str, np.ndarray],
+    purchased: dict[str, np.ndarray],
+    retrieval,
+    ranker,
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / SPEC).write_text(json.dumps(spec.to_dict()), encoding="utf-8")
+    (folder / CONFIG).write_text(json.dumps(config, default=str), encoding="utf-8")
+    np.savez(folder / TABLE, **{f.name: getattr(table, f.name) for f in fields(ItemTable)})
+    catalogue.to_parquet(folder / CATALOGUE, index=False)
+    keys = sorted(histories)
+    bought = [np.asarray(purchased.get(k, []), np.int32) for k in keys]
+    np.savez(
+        folder / USERS,
+        keys=np.array(keys, dtype=str),
+        histories=np.stack([histories[k] for k in keys]) if keys else np.zeros((0, 0), np.int32),
+        purchased=np.concatenate(bought) if bought else np.zeros(0, np.int32),
+        offsets=np.cumsum([0] + [len(b) for b in bought]),
+    )
+    retrieval.save_weights(str(folder / RETRIEVAL))
+    ranker.save_weights(str(folder / RANKING))
+    return folder
+
+
+def load_bundle(folder: Path, retrieve_n: int | None = None):
+    """Rebuild the two-stage recommender from a bundle folder (TensorFlow imported here)."""
+    from models.fit import TrainConfig
+    from models.ranking import RankingModel
+    from models.retrieval import RetrievalModel
+    from models.two_stage import TwoStageRecommender
+
+    folder = Path(folder)
+    spec = FeatureSpec.from_dict(json.loads((folder / SPEC).read_text(encoding="utf-8")))
+    raw = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    config = TrainConfig(**{k: v for k, v in raw.items() if k in TrainConfig.__dataclass_fields__})
+    with np.load(folder / TABLE) as arrays:
+        table = ItemTable(**{f.name: arrays[f.name] for f in fields(ItemTable)})
+    catalogue = pd.read_parquet(folder / CATALOGUE)
+    with np.load(folder / USERS) as arrays:
+        keys = [str(k) for k in arrays["keys"]]
+        histories = dict(zip(keys, arrays["histories"], strict=True))
+        offsets, values = arrays["offsets"], arrays["purchased"]
+        purchased = {k: values[offsets[i] : offsets[i + 1]] for i, k in enumerate(keys)}
+    retrieval = RetrievalModel(spec, table, config.dim, config.temperature,
+                               config.history_dropout, config.dropout)
+    ranker = RankingModel(spec, table, dropout=config.dropout)
+    dummy = _dummy_batch(spec)
+    retrieval.query_tower(dummy)
+    retrieval.candidate_tower(dummy["item_id"])
+    ranker(dummy)
+    retrieval.load_weights(str(folder / RETRIEVAL))
+    ranker.load_weights(str(folder / RANKING))
+    return TwoStageRecommender(
+        spec, table, retrieval, ranker, catalogue, histories, purchased,
+        retrieve_n=retrieve_n or config.retrieve_n,
+    )
+
+
+def _dummy_batch(spec: FeatureSpec) -> dict[str, np.ndarray]:
+    return {
+        "user_id": np.zeros(1, np.int32),
+        "history": np.zeros((1, spec.history_length), np.int32),
+        "hour": np.zeros(1, np.int32),
+        "day_of_week": np.zeros(1, np.int32),
+        "item_id": np.ones(1, np.int32),
+    }
