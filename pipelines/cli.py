@@ -43,6 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--mapping", help="YAML column mapping (csv source)")
     ing.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
     ing.add_argument("--json", action="store_true", help="one JSON object per batch per line")
+
+    trn = commands.add_parser("train", help="train, evaluate, log and gate the two-stage model")
+    trn.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    trn.add_argument("--dataset", default="synthetic", help="names the MLflow experiment")
+    trn.add_argument("--retrieval-epochs", type=int)
+    trn.add_argument("--ranking-epochs", type=int)
+    trn.add_argument("--no-register", action="store_true", help="log the run, skip the gate")
+    trn.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    bench = commands.add_parser("benchmark", help="fixed-protocol comparison with baselines")
+    bench.add_argument("--dataset", required=True, choices=("ml-100k", "online-retail"))
+    bench.add_argument("--data-dir", type=Path, help="folder of the raw data set")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -57,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _generate(args)
         if args.command == "ingest":
             return _ingest(args)
+        if args.command == "train":
+            return _train(args)
+        if args.command == "benchmark":
+            return _benchmark(args)
     except UsageError as err:
         print(f"shoprec: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -93,6 +110,44 @@ def _ingest(args: argparse.Namespace) -> int:
             print(line + (f"  reason: {result.reason}" if result.reason else ""), flush=True)
     quarantined = any(r.status == "quarantined" for r in results)
     return EXIT_QUARANTINED if quarantined else EXIT_OK
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from models.fit import TrainConfig
+    from pipelines.train import train
+
+    config = TrainConfig()
+    if args.retrieval_epochs is not None:
+        config = replace(config, retrieval_epochs=args.retrieval_epochs)
+    if args.ranking_epochs is not None:
+        config = replace(config, ranking_epochs=args.ranking_epochs)
+    settings = get_settings()
+    data_dir = args.data_dir or settings.data_dir
+    if not (data_dir / "curated" / "events").is_dir():
+        raise UsageError(f"no curated events under {data_dir}: run `shoprec ingest` first")
+    result = train(settings, data_dir, config, dataset=args.dataset,
+                   register=not args.no_register)
+    if args.json:
+        print(json.dumps(result.to_json(), default=str))
+    else:
+        ndcg = result.metrics["ndcg@10"]
+        print(f"run {result.run_id}: ndcg@10 {ndcg:.4f} (popularity "
+              f"{result.baselines['popularity']['ndcg@10']:.4f}, EASE "
+              f"{result.baselines['ease']['ndcg@10']:.4f}); model {result.model_uri}")
+        if result.gate:
+            print(f"gate: version {result.gate.version} -> {result.gate.alias}: "
+                  f"{result.gate.reason}")
+    return EXIT_OK
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from pipelines.benchmark import benchmark
+
+    result = benchmark(args.dataset, args.data_dir)
+    print(json.dumps(result, default=float) if args.json else json.dumps(result, indent=2))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

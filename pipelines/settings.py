@@ -102,6 +102,14 @@ class Settings(BaseSettings):
         "recent 99th percentile.",
     )
 
+    model_name: str = Field(default="shoprec", description="Registered model name.")
+    gate_metric: str = Field(
+        default="ndcg@10", description="Metric a challenger must improve to become champion."
+    )
+    gate_margin: float = Field(
+        default=0.0, ge=0, description="How much better (absolute) the challenger must be."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -1,0 +1,233 @@
+"""Train step: curated data -> two-stage model, evaluated against baselines, logged and gated.
+
+Every run lands in the data set's MLflow experiment with its config, per-epoch and final metrics,
+data lineage, artifacts and the model as a pyfunc; popularity and EASE are logged as runs of their
+own in the same experiment, on the same split, so the compare view shows them side by side. The
+gate then registers the model and promotes it only if it beats the champion and popularity.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from models.baselines import EASE, Popularity
+from models.fit import TrainConfig, fit_two_stage
+from models.inputs import latest_histories
+from pipelines import tracking
+from pipelines.evaluate import evaluate_topk, plot_metric_at_k
+from pipelines.features import FeatureSet, build_features, load_positive_events
+from pipelines.register import GateDecision, register_and_gate
+from pipelines.settings import Settings
+from pipelines.zones import DataDir
+
+log = logging.getLogger(__name__)
+K_VALUES = (5, 10, 20)
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_uri: str
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    train_seconds: float
+    gate: GateDecision | None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "gate"}
+        out["gate"] = self.gate.__dict__ if self.gate else None
+        return out
+
+
+@dataclass
+class Split:
+    """The validation problem in matrix form, shared by the model and the baselines."""
+
+    train: sp.csr_matrix  # users x items (feature-spec vocabulary ids), binary
+    users: list[str]  # row -> pseudonymised user id
+    rows: np.ndarray  # rows with validation items
+    test_sets: list[np.ndarray]  # per row in ``rows``: items first bought in the window
+
+
+def validation_split(features: FeatureSet) -> Split:
+    spec = features.spec
+    users = list(spec.users.values)
+    train = sp.csr_matrix(
+        (np.ones(len(features.train), np.float32), (features.train.user, features.train.item)),
+        shape=(spec.users.size, spec.items.size),
+    )
+    train.data[:] = 1.0
+    valid = pd.DataFrame({"user": features.valid.user, "item": features.valid.item})
+    valid = valid[(valid["user"] > 0) & (valid["item"] > 0)]
+    rows, test_sets = [], []
+    for user, group in valid.groupby("user"):
+        seen = train[user].indices
+        fresh = np.setdiff1d(group["item"].unique(), seen)
+        if len(fresh):
+            rows.append(int(user))
+            test_sets.append(fresh)
+    return Split(train, users, np.array(rows, dtype=np.int64), test_sets)
+
+
+def _evaluate(topk: np.ndarray, split: Split, features: FeatureSet) -> dict[str, float]:
+    categories = np.eye(features.spec.categories.size, dtype=np.float32)[features.table.category]
+    return evaluate_topk(
+        topk, split.test_sets, K_VALUES, n_items=features.spec.items.size,
+        item_popularity=features.table.popularity, item_features=categories,
+    )
+
+
+def _baseline_topk(model, split: Split, k: int) -> np.ndarray:
+    model.fit(split.train)
+    scores = model.score(split.rows)
+    scores[:, 0] = -np.inf
+    seen = split.train[split.rows]
+    scores[seen.nonzero()] = -np.inf
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def train(
+    settings: Settings,
+    data_dir: Path | None = None,
+    config: TrainConfig | None = None,
+    dataset: str = "synthetic",
+    register: bool = True,
+) -> TrainResult:
+    """Train on the curated data of ``data_dir`` and log, evaluate and gate the result."""
+    config = config or TrainConfig()
+    data = DataDir(data_dir or settings.data_dir)
+    tracking.configure(settings)
+    events, items, users = load_positive_events(data.root)
+    features = build_features(events, items, users, history_length=config.history_length)
+    split = validation_split(features)
+    batches = [m for m in data.read_manifests() if m["status"] == "accepted"]
+    data_hash = tracking.data_hash([m["content_hash"] for m in batches])
+    k = max(K_VALUES)
+
+    baselines: dict[str, dict[str, float]] = {}
+    lambda_ = 100.0
+    for family, model in (("popularity", Popularity()), ("ease", EASE(lambda_))):
+        with tracking.start_run(dataset, family, {"model_family": family,
+                                                  "data_hash": data_hash}):
+            started = time.perf_counter()
+            topk = _baseline_topk(model, split, k)
+            seconds = time.perf_counter() - started
+            baselines[family] = _evaluate(topk, split, features) | {"train_seconds": seconds}
+            tracking.log_params_flat({"model_family": family} |
+                                     ({"lambda": lambda_} if family == "ease" else {}))
+            tracking.log_lineage(batches, f"{dataset}-curated", data_hash)
+            tracking.log_metrics(baselines[family])
+
+    with tracking.start_run(dataset, "tfrs-two-stage", {"model_family": "tfrs",
+                                                        "data_hash": data_hash}) as run:
+        tracking.log_params_flat({"model": config.to_dict(), "data": {
+            "train_interactions": len(features.train), "valid_interactions": len(features.valid),
+            "users": features.spec.users.size, "items": features.spec.items.size,
+            "split_time": str(features.split_time), "window_start": str(features.window[0]),
+            "window_end": str(features.window[1]), "batches": len(batches)}})
+        tracking.log_lineage(batches, f"{dataset}-curated", data_hash)
+        started = time.perf_counter()
+        fitted = fit_two_stage(
+            features.spec, features.table, features.train, features.valid, config,
+            on_epoch=lambda stage, epoch, m: tracking.log_metrics(
+                {f"{stage}.{name}": value for name, value in m.items()}, step=epoch),
+        )
+        seconds = time.perf_counter() - started
+        recommender, bundle_args = _recommender(features, fitted, config)
+        metrics = _evaluate(_model_topk(recommender, split, k), split, features)
+        metrics["train_seconds"] = seconds
+        tracking.log_metrics(metrics)
+        model_uri = _log_artifacts(run.info.run_id, features, fitted, config, metrics, baselines,
+                                   bundle_args)
+    gate = None
+    if register:
+        gate = register_and_gate(
+            model_uri, metrics, baselines["popularity"], metric=settings.gate_metric,
+            margin=settings.gate_margin, name=settings.model_name,
+        )
+    return TrainResult(run.info.run_id, model_uri, metrics, baselines, seconds, gate)
+
+
+def _recommender(features: FeatureSet, fitted, config: TrainConfig):
+    from models.two_stage import TwoStageRecommender
+
+    spec = features.spec
+    histories = latest_histories(spec, features.train_events)
+    purchased = {
+        str(user): np.unique(spec.items.lookup(group["item_id"]))
+        for user, group in features.train_events.groupby("user_id")
+    }
+    args = (spec, features.table, fitted.retrieval, fitted.ranker, features.catalogue,
+            histories, purchased)
+    return TwoStageRecommender(*args, retrieve_n=config.retrieve_n), args
+
+
+def _model_topk(recommender, split: Split, k: int) -> np.ndarray:
+    users = [split.users[r] for r in split.rows]
+    rows = [recommender.features_for(u) for u in users]
+    features = {name: np.concatenate([r[name] for r in rows]) for name in rows[0]}
+    exclude = [split.train[r].indices for r in split.rows]
+    topk, _ = recommender.top_k(features, exclude, k)
+    return topk
+
+
+def _log_artifacts(run_id, features, fitted, config, metrics, baselines, bundle_args) -> str:
+    import mlflow
+
+    from pipelines.artifacts import save_bundle
+    from pipelines.pyfunc_model import BUNDLE, SIGNATURE, TwoStagePyfunc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        spec, table, retrieval, ranker, catalogue, histories, purchased = bundle_args
+        bundle = save_bundle(root / "bundle", spec, config.to_dict(), table, catalogue,
+                             histories, purchased, retrieval, ranker)
+        report = {"model": metrics, "baselines": baselines,
+                  "training_history": fitted.history}
+        (root / "evaluation.json").write_text(json.dumps(report, indent=2, default=float))
+        plots = root / "plots"
+        plots.mkdir()
+        results = {"tfrs": metrics} | baselines
+        for metric in ("ndcg", "recall"):
+            plot_metric_at_k(results, metric, plots / f"{metric}_at_k.png")
+        _plot_training(fitted.history, plots / "training_curves.png")
+        mlflow.log_artifact(str(root / "evaluation.json"))
+        mlflow.log_artifacts(str(plots), "plots")
+        mlflow.log_artifact(str(bundle / "spec.json"), "vocabularies")
+        mlflow.log_artifact(str(bundle / "catalogue.parquet"), "catalogue")
+        example = pd.DataFrame({"user_id": [next(iter(histories))], "k": [5]})
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=TwoStagePyfunc(), artifacts={BUNDLE: str(bundle)},
+            signature=SIGNATURE, input_example=example,
+            pip_requirements=["tensorflow==2.21.0", "tf-keras==2.21.0",
+                              "tensorflow-recommenders==0.7.7", "pandas", "numpy"],
+        )
+    return f"runs:/{run_id}/model" if not info.model_uri else info.model_uri
+
+
+def _plot_training(history: dict[str, list[dict[str, float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(history), figsize=(5 * len(history), 3.5))
+    for ax, (stage, epochs) in zip(np.atleast_1d(axes), history.items(), strict=True):
+        for key in ("loss", "val_loss"):
+            ax.plot([e.get(key, np.nan) for e in epochs], marker="o", label=key)
+        ax.set_title(f"{stage} training")
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
