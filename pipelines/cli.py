@@ -124,7 +124,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.ranking_epochs is not None:
         config = replace(config, ranking_epochs=args.ranking_epochs)
     settings = get_settings()
-    data_dir = args.data_dir or settings.data_dir
+    if args.data_dir is not None:  # the data dir also holds the default MLflow store
+        settings = settings.model_copy(update={"data_dir": args.data_dir.resolve()})
+    data_dir = settings.data_dir
     if not (data_dir / "curated" / "events").is_dir():
         raise UsageError(f"no curated events under {data_dir}: run `shoprec ingest` first")
     result = train(settings, data_dir, config, dataset=args.dataset,
