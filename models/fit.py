@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models.feature_spec import FeatureSpec  # noqa: E402
@@ -33,7 +34,8 @@ class TrainConfig:
     retrieval_epochs: int = 8
     ranking_epochs: int = 4
     patience: int = 2
-    negatives: int = 4  # per positive: half hard (from retrieval's top candidates), half random
+    negatives: int = 4  # per positive
+    hard_share: float = 0.5  # drawn from retrieval's top candidates; the rest by popularity
     hard_pool: int = 50
     retrieve_n: int = 200
     history_length: int = 50
@@ -115,12 +117,25 @@ def _retrieval_set(data: Interactions, table: ItemTable, config: TrainConfig, sh
 
 def _ranking_set(retrieval: RetrievalModel, data: Interactions, table: ItemTable,
                  config: TrainConfig, rng: np.random.Generator, shuffle: bool):
-    """Positives plus negatives: half from the retrieval model's top candidates, half random."""
+    """Positives plus negatives: half from the retrieval model's top candidates, half random.
+
+    Hard negatives never include any item the user has a positive event with: labelling a
+    user's other purchases as negatives would teach the ranker to demote exactly what they like.
+    """
     if len(data) == 0:
         return None
+    positives = sp.csr_matrix(
+        (np.ones(len(data), bool), (data.user, data.item)),
+        shape=(int(data.user.max()) + 1, len(table.item_id)),
+    )
     n_items = len(table.item_id)
-    hard = config.negatives // 2
+    hard = int(round(config.negatives * config.hard_share))
     easy = config.negatives - hard
+    # Easy negatives follow popularity^0.75 (as word2vec does): popular items the user skipped
+    # say more than obscure ones, and a purely uniform sample is trivially separable.
+    weights = np.power(table.popularity.astype(np.float64), 0.75)
+    weights[0] = 0.0
+    weights = weights / weights.sum() if weights.sum() > 0 else None
     pool = min(config.hard_pool, n_items - 1)
     negatives = []
     candidates = retrieval.candidate_tower(tf.range(n_items))
@@ -132,9 +147,12 @@ def _ranking_set(retrieval: RetrievalModel, data: Interactions, table: ItemTable
         scores = tf.matmul(query, candidates, transpose_b=True).numpy()
         scores[:, 0] = -np.inf
         scores[np.arange(scores.shape[0]), data.item[part]] = -np.inf
+        known = positives[data.user[part]].nonzero()
+        scores[known] = -np.inf
         top = np.argpartition(-scores, pool - 1, axis=1)[:, :pool]
         picks = top[np.arange(len(top))[:, None], rng.integers(0, pool, (len(top), hard))]
-        randoms = rng.integers(1, n_items, (len(top), easy))
+        randoms = rng.choice(n_items, size=(len(top), easy), p=weights) if weights is not None \
+            else rng.integers(1, n_items, (len(top), easy))
         negatives.append(np.concatenate([picks, randoms], axis=1))
     negative = np.concatenate(negatives).astype(np.int32)
     repeats = 1 + config.negatives

@@ -75,8 +75,15 @@ class Interactions:
         return Interactions(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
 
 
-def interactions(spec: FeatureSpec, events: pd.DataFrame) -> Interactions:
-    """Each positive event with the user's previous positives as its history (no leakage)."""
+def interactions(
+    spec: FeatureSpec, events: pd.DataFrame, leave_one_out: bool = False
+) -> Interactions:
+    """Each positive event with the user's previous positives as its history (no leakage).
+
+    ``leave_one_out`` uses the user's *other* positives instead, for protocols whose splits are
+    random rather than temporal (MovieLens): there, order carries no meaning and the model is
+    evaluated from the full history, so it should learn from full histories too.
+    """
     events = events.sort_values(["user_id", "timestamp", "event_id"], kind="stable")
     users = events["user_id"].astype(str).to_numpy()
     items = spec.items.lookup(events["item_id"])
@@ -86,9 +93,14 @@ def interactions(spec: FeatureSpec, events: pd.DataFrame) -> Interactions:
     ends = np.r_[starts[1:], n]
     for start, end in zip(starts, ends, strict=True):
         seq = items[start:end]
-        for k in range(1, end - start):
-            past = seq[max(0, k - length) : k]
-            history[start + k, length - len(past) :] = past
+        for k in range(0 if leave_one_out else 1, end - start):
+            if leave_one_out:
+                others = np.delete(seq, k)
+                past = others[-length:]
+            else:
+                past = seq[max(0, k - length) : k]
+            if len(past):
+                history[start + k, length - len(past) :] = past
     ts = pd.to_datetime(events["timestamp"], utc=True)
     return Interactions(
         user=spec.users.lookup(users),

@@ -95,7 +95,10 @@ class RankingModel(tfrs.Model):
             "category_affinity": share(a["category"], h["category"]),
             "brand_affinity": share(a["brand"], h["brand"]),
             "price_band_affinity": share(a["price_band"], h["price_band"]),
-            "popularity": tf.math.log(tf.gather(self.popularity, items) + 1e-6)[..., None],
+            # log(1 + share x catalogue size): about 0 for rare items, a few units for hits.
+            "popularity": tf.math.log1p(
+                tf.gather(self.popularity, items) * float(self.popularity.shape[0])
+            )[..., None],
         }
 
     def head(self, embedded: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:

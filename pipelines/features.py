@@ -50,6 +50,7 @@ def build_features(
     users: pd.DataFrame,
     validation_share: float = 0.2,
     history_length: int = 50,
+    leave_one_out: bool = False,
 ) -> FeatureSet:
     """Split positives at the time quantile ``1 - validation_share`` and featurise both sides."""
     timestamps = pd.to_datetime(events["timestamp"], utc=True)
@@ -57,7 +58,7 @@ def build_features(
     train_events = events[timestamps < split]
     spec = FeatureSpec.build(train_events, items, users, history_length=history_length)
     table = item_table(spec, items, train_events["item_id"].astype(str))
-    everything = interactions(spec, events)
+    everything = interactions(spec, events, leave_one_out=leave_one_out)
     in_train = everything.timestamp < np.datetime64(split.tz_localize(None))
     return FeatureSet(
         spec=spec,

@@ -1,0 +1,123 @@
+"""Model tests: construction and a training step on tiny data, and a short real training run."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from models.feature_spec import FeatureSpec  # noqa: E402
+from models.fit import TrainConfig, fit_two_stage  # noqa: E402
+from models.inputs import interactions, latest_histories  # noqa: E402
+from models.ranking import RANKING_FEATURES, RankingModel  # noqa: E402
+from models.retrieval import RetrievalModel  # noqa: E402
+from models.two_stage import Filters, TwoStageRecommender  # noqa: E402
+from pipelines.features import build_features  # noqa: E402
+
+TINY = TrainConfig(retrieval_epochs=2, ranking_epochs=1, batch_size=16, dim=8, negatives=2,
+                   hard_pool=3, retrieve_n=5, history_length=4)
+
+
+def _tiny_shop():
+    rng = np.random.default_rng(0)
+    items = pd.DataFrame({
+        "item_id": [f"I{i}" for i in range(12)],
+        "title": [f"Red lamp {i}" if i % 2 else f"Blue mug {i}" for i in range(12)],
+        "category": ["lighting" if i % 2 else "kitchen" for i in range(12)],
+        "brand": ["Nord" if i < 6 else None for i in range(12)],
+        "price": [5.0 + i for i in range(12)],
+    })
+    n = 200
+    events = pd.DataFrame({
+        "event_id": [f"E{i}" for i in range(n)],
+        "user_id": [f"u_{i % 10:016x}" for i in range(n)],
+        "item_id": [f"I{(i % 10) % 2 + 2 * int(rng.integers(0, 6))}" for i in range(n)],
+        "timestamp": pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC"),
+    })
+    users = pd.DataFrame({"user_id": events["user_id"].unique(), "country": "UK"})
+    return events, items, users
+
+
+def test_spec_vocabularies_and_display() -> None:
+    events, items, users = _tiny_shop()
+    spec = FeatureSpec.build(events, items, users, history_length=4)
+
+    assert spec.items.values[0] == "[UNK]" and spec.items.size == 13
+    assert list(spec.items.lookup(["I3", "nope"]))[1] == 0, "unknown values map to 0"
+    assert spec.price_band("lighting", 5.5) == "low" and spec.price_band("lighting", 99) == "high"
+    assert spec.display("day_of_week", 0) == "Monday"
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_histories_never_include_the_event_itself() -> None:
+    events, items, users = _tiny_shop()
+    spec = FeatureSpec.build(events, items, users, history_length=4)
+    data = interactions(spec, events)
+
+    first = np.flatnonzero(data.user_key == data.user_key[0])
+    assert (data.history[first[0]] == 0).all(), "a user's first event has no history"
+    assert data.history[first[1], -1] == data.item[first[0]], "then the previous item, last"
+
+
+def test_models_build_and_train_a_step_on_tiny_data() -> None:
+    events, items, users = _tiny_shop()
+    features = build_features(events, items, users, history_length=4)
+
+    fitted = fit_two_stage(features.spec, features.table, features.train, features.valid, TINY)
+
+    assert isinstance(fitted.retrieval, RetrievalModel)
+    assert isinstance(fitted.ranker, RankingModel)
+    assert len(fitted.history["retrieval"]) >= 1 and len(fitted.history["ranking"]) >= 1
+    assert np.isfinite(fitted.history["ranking"][0]["loss"])
+    embedded = fitted.ranker.embed({
+        "user_id": features.train.user[:3], "history": features.train.history[:3],
+        "hour": features.train.hour[:3], "day_of_week": features.train.day_of_week[:3],
+        "item_id": features.train.item[:3],
+    })
+    assert tuple(embedded) == RANKING_FEATURES
+
+
+def test_recommendations_respect_exclusions_and_filters() -> None:
+    events, items, users = _tiny_shop()
+    features = build_features(events, items, users, history_length=4)
+    fitted = fit_two_stage(features.spec, features.table, features.train, features.valid, TINY)
+    spec = features.spec
+    user = events["user_id"].iloc[0]
+    bought = spec.items.lookup(events.loc[events["user_id"] == user, "item_id"])
+    rec = TwoStageRecommender(spec, features.table, fitted.retrieval, fitted.ranker, items,
+                              latest_histories(spec, events), {user: bought}, retrieve_n=5)
+
+    plain = rec.recommend(user, k=3)
+    filtered = rec.recommend(user, k=3, exclude_purchased=False,
+                             filters=Filters(category="kitchen", max_price=12))
+    cold = rec.recommend("u_never_seen", k=2)
+
+    assert [r.rank for r in plain] == [1, 2, 3]
+    assert [r.score for r in plain] == sorted((r.score for r in plain), reverse=True)
+    assert not {r.item_id for r in plain} & set(spec.items.values[i] for i in bought)
+    kitchen = set(items.loc[(items["category"] == "kitchen") & (items["price"] <= 12), "item_id"])
+    assert filtered and {r.item_id for r in filtered} <= kitchen
+    assert len(cold) == 2
+
+
+@pytest.mark.slow
+def test_short_training_on_synthetic_shop_beats_popularity(tmp_path, settings) -> None:
+    from pipelines.ingest import Ingestor
+    from pipelines.sources import get_source
+    from pipelines.synthetic_shop import ShopSpec, generate_shop
+    from pipelines.train import train
+
+    generate_shop(tmp_path / "shop", ShopSpec(days=20, seed=3, users=300, items=200))
+    Ingestor(settings).ingest([tmp_path / "shop"], get_source("synthetic"))
+    settings = settings.model_copy(update={"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"})
+
+    result = train(settings, config=TrainConfig(retrieval_epochs=4, ranking_epochs=2),
+                   register=True)
+
+    assert result.metrics["ndcg@10"] > 2 * result.baselines["popularity"]["ndcg@10"]
+    assert result.gate is not None and result.gate.promoted
+    assert result.train_seconds < 120
