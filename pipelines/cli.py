@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -112,6 +113,11 @@ def _ingest(args: argparse.Namespace) -> int:
     return EXIT_QUARANTINED if quarantined else EXIT_OK
 
 
+def _progress_to_stderr(active: bool):
+    """Keras writes epoch progress to stdout; with --json, stdout carries only the JSON."""
+    return contextlib.redirect_stdout(sys.stderr) if active else contextlib.nullcontext()
+
+
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -129,8 +135,9 @@ def _train(args: argparse.Namespace) -> int:
     data_dir = settings.data_dir
     if not (data_dir / "curated" / "events").is_dir():
         raise UsageError(f"no curated events under {data_dir}: run `shoprec ingest` first")
-    result = train(settings, data_dir, config, dataset=args.dataset,
-                   register=not args.no_register)
+    with _progress_to_stderr(args.json):
+        result = train(settings, data_dir, config, dataset=args.dataset,
+                       register=not args.no_register)
     if args.json:
         print(json.dumps(result.to_json(), default=str))
     else:
@@ -147,7 +154,8 @@ def _train(args: argparse.Namespace) -> int:
 def _benchmark(args: argparse.Namespace) -> int:
     from pipelines.benchmark import benchmark
 
-    result = benchmark(args.dataset, args.data_dir)
+    with _progress_to_stderr(args.json):
+        result = benchmark(args.dataset, args.data_dir)
     print(json.dumps(result, default=float) if args.json else json.dumps(result, indent=2))
     return EXIT_OK
 
