@@ -13,7 +13,6 @@ import re
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +41,19 @@ def configure(settings: Settings) -> str:
     The registry follows the tracking store so a model version always lives next to the run that
     produced it; a local SQLite store gets its folder created because SQLite will not.
     """
+    global _local_artifact_root
     uri = settings.mlflow_tracking_uri
     _ensure_sqlite_folder(uri)
+    # A local store would otherwise put artifacts in ./mlruns of whatever the working directory
+    # is; they belong in the data directory. Servers keep their own artifact root.
+    local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
+    _local_artifact_root = (settings.data_dir / "mlartifacts").as_uri() if local else None
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
+
+
+_local_artifact_root: str | None = None
 
 
 def _ensure_sqlite_folder(uri: str) -> None:
@@ -69,7 +76,10 @@ def experiment_for(dataset: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            return client.create_experiment(name, tags={DATASET_TAG: dataset})
+            return client.create_experiment(
+                name, artifact_location=_local_artifact_root and f"{_local_artifact_root}/{name}",
+                tags={DATASET_TAG: dataset},
+            )
         except MlflowException as err:  # another process created it meanwhile
             if err.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
                 raise
@@ -81,7 +91,6 @@ def experiment_for(dataset: str) -> str:
     return experiment.experiment_id
 
 
-@lru_cache(maxsize=1)
 def git_commit() -> str:
     """Commit of the working tree, or "unknown": a missing git must never stop a training run."""
     try:

@@ -11,6 +11,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from pipelines.settings import Settings  # noqa: E402
+from tests.mlflow_server import mlflow_server  # noqa: E402, F401  (session fixture, one server)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -105,19 +107,44 @@ def test_recommendations_respect_exclusions_and_filters() -> None:
 
 
 @pytest.mark.slow
-def test_short_training_on_synthetic_shop_beats_popularity(tmp_path, settings) -> None:
+def test_short_training_beats_popularity_and_loads_in_a_fresh_process(
+    tmp_path, settings, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    from pipelines.curated import read_table
     from pipelines.ingest import Ingestor
     from pipelines.sources import get_source
     from pipelines.synthetic_shop import ShopSpec, generate_shop
     from pipelines.train import train
 
     generate_shop(tmp_path / "shop", ShopSpec(days=20, seed=3, users=300, items=200))
-    Ingestor(settings).ingest([tmp_path / "shop"], get_source("synthetic"))
-    settings = settings.model_copy(update={"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"})
+    ingestor = Ingestor(settings)
+    ingestor.ingest([tmp_path / "shop"], get_source("synthetic"))
+    name = f"shoprec-test-{tmp_path.name}"
+    settings = settings.model_copy(update={"tracking_uri": mlflow_server, "model_name": name})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
 
-    result = train(settings, config=TrainConfig(retrieval_epochs=4, ranking_epochs=2),
-                   register=True)
+    result = train(settings, config=TrainConfig(retrieval_epochs=4, ranking_epochs=2))
 
     assert result.metrics["ndcg@10"] > 2 * result.baselines["popularity"]["ndcg@10"]
     assert result.gate is not None and result.gate.promoted
-    assert result.train_seconds < 120
+    run = mlflow.get_run(result.run_id)
+    assert run.data.tags["model_family"] == "tfrs" and "git_commit" in run.data.tags
+    assert run.data.params["model.temperature"] == "0.2"
+    assert "ndcg_at_10" in run.data.metrics and "retrieval.loss" in run.data.metrics
+    assert run.inputs.dataset_inputs, "data lineage logged"
+    history = mlflow.tracking.MlflowClient().get_metric_history(result.run_id, "retrieval.loss")
+    assert len(history) >= 2, "per-epoch metrics"
+
+    user = read_table(ingestor.data, "events")["user_id"].iloc[0]
+    script = (
+        "import mlflow, pandas as pd, sys; "
+        f"m = mlflow.pyfunc.load_model('models:/{name}@champion'); "
+        f"out = m.predict(pd.DataFrame({{'user_id': ['{user}'], 'k': [4]}})); "
+        "print(len(out), list(out['rank']), out['item_id'].str.startswith('SKU').all())"
+    )
+    fresh = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=300, env=os.environ | {"MLFLOW_TRACKING_URI": mlflow_server})
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert fresh.stdout.strip().splitlines()[-1] == "4 [1, 2, 3, 4] True"

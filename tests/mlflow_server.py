@@ -1,0 +1,104 @@
+"""A real MLflow tracking server for tests, started once per session.
+
+Registry behaviour (aliases, version tags, run lineage of ``models:/<model_id>`` URIs) goes
+through the REST API in production, so the gate is tested against ``mlflow server`` rather than a
+local file store. Artifacts are proxied by the server (``--serve-artifacts``), as they would be
+for a remote client. Use with ``pytest_plugins = ["tests.mlflow_server"]`` or by importing
+``mlflow_server``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _mlflow_executable() -> list[str]:
+    script = Path(sys.executable).with_name("mlflow")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mlflow"]
+
+
+def server_command(root: Path, port: int) -> list[str]:
+    """The ``mlflow server`` command line: SQLite backend, artifacts proxied into ``root``."""
+    return [
+        *_mlflow_executable(),
+        "server",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--serve-artifacts",
+        "--artifacts-destination", str(root / "artifacts"),
+    ]
+
+
+def _healthy(uri: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate the server's whole process group: uvicorn and job workers included."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of a running ``mlflow server``; stopped with its workers at the end of the session."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    log = root / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    # The job runner (seven huey consumers) serves GenAI jobs the tests never use; off, the
+    # server starts seconds sooner.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            server_command(root, port),
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not _healthy(uri):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"mlflow server did not come up on {uri}:\n{tail}")
+            time.sleep(0.25)
+        yield uri
+    finally:
+        _stop(process)

@@ -1,0 +1,240 @@
+"""The registry gate and tracking plumbing against a real ``mlflow server``.
+
+Each test uses its own registered model name and data set, so tests share one server without
+seeing each other's champions.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.pyfunc import PythonModel
+from mlflow.tracking import MlflowClient
+
+from pipelines import tracking
+from pipelines.register import GateDecision, champion_uri, register_and_gate
+from pipelines.settings import PROJECT_ROOT, Settings
+
+METRIC = "ndcg@10"
+BASELINE = {METRIC: 0.10}
+
+
+class Constant(PythonModel):
+    """A model small enough to log in a second: it predicts its own score for every row."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def predict(self, context, model_input: list[str], params=None) -> list[float]:
+        return [self.value] * len(model_input)
+
+
+@pytest.fixture(autouse=True)
+def tracking_uri(
+    mlflow_server: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[str]:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.delenv("SHOPREC_TRACKING_URI", raising=False)
+    uri = tracking.configure(Settings(data_dir=tmp_path / "data"))
+    yield uri
+    while mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+
+
+@pytest.fixture
+def name() -> str:
+    return f"shoprec-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def dataset() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+def train(dataset: str, value: float, family: str = "tfrs") -> str:
+    """Log a finished "training" run with its metric and model; return the model URI."""
+    with tracking.start_run(dataset, f"{family}-{value}", {"model_family": family}):
+        assert tracking.log_metrics({METRIC: value}) == {"ndcg_at_10": value}
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=Constant(value), pip_requirements=["mlflow"]
+        )
+    return info.model_uri
+
+
+def gate(dataset: str, name: str, value: float, **kwargs: float) -> GateDecision:
+    return register_and_gate(
+        train(dataset, value), {METRIC: value}, kwargs.pop("baseline", None) or BASELINE,
+        metric=METRIC, name=name, **kwargs,
+    )
+
+
+def version_tags(name: str, version: str) -> dict[str, str]:
+    return MlflowClient().get_model_version(name, version).tags
+
+
+def champion_version(name: str) -> str:
+    return MlflowClient().get_model_version_by_alias(name, "champion").version
+
+
+def test_configure_points_tracking_and_registry_at_the_server(
+    tracking_uri: str, mlflow_server: str  # noqa: F811
+) -> None:
+    assert tracking_uri == mlflow_server
+    assert mlflow.get_tracking_uri() == mlflow_server
+    assert mlflow.get_registry_uri() == mlflow_server
+
+
+def test_configure_creates_the_sqlite_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    data_dir = tmp_path / "fresh" / "data"
+    uri = tracking.configure(Settings(data_dir=data_dir))
+    assert uri == f"sqlite:///{data_dir / 'mlflow.db'}"
+    assert data_dir.is_dir()
+
+
+def test_first_model_becomes_champion(name: str, dataset: str) -> None:
+    assert champion_uri(name) is None
+    decision = gate(dataset, name, 0.30)
+    assert decision.promoted and decision.alias == "champion"
+    assert decision.champion is None and decision.baseline == pytest.approx(0.10)
+    assert champion_uri(name) == f"models:/{name}@champion"
+    tags = version_tags(name, decision.version)
+    assert tags["gate_decision"] == "promoted"
+    assert "first champion" in tags["gate_reason"]
+    model = mlflow.pyfunc.load_model(champion_uri(name))
+    assert model.predict(["a", "b"]) == [0.30, 0.30]
+
+
+def test_better_model_replaces_champion(name: str, dataset: str) -> None:
+    first = gate(dataset, name, 0.300)
+    second = gate(dataset, name, 0.310, margin=0.002)
+    assert second.promoted and second.alias == "champion"
+    assert second.champion == pytest.approx(0.300) and second.champion_version == first.version
+    assert MlflowClient().get_model_version(name, first.version).run_id  # lineage kept
+    assert champion_version(name) == second.version
+    assert version_tags(name, first.version)["superseded_by"] == second.version
+    tags = version_tags(name, second.version)
+    assert tags["gate_champion"] == "0.3" and tags["gate_candidate"] == "0.31"
+    assert tags["gate_baseline"] == "0.1" and tags["gate_champion_version"] == first.version
+
+
+def test_worse_model_becomes_challenger(name: str, dataset: str) -> None:
+    first = gate(dataset, name, 0.305)
+    worse = gate(dataset, name, 0.301, margin=0.002)
+    assert not worse.promoted and worse.alias == "challenger"
+    expected = f"ndcg@10 0.301 does not beat champion v{first.version} (0.305) by margin 0.002"
+    assert worse.reason == expected
+    tags = version_tags(name, worse.version)
+    assert tags["gate_reason"] == expected and tags["gate_decision"] == "rejected"
+    within_margin = gate(dataset, name, 0.306, margin=0.002)
+    assert not within_margin.promoted
+    assert champion_version(name) == first.version
+    aliases = MlflowClient().get_registered_model(name).aliases
+    assert aliases == {"champion": first.version, "challenger": within_margin.version}
+    assert "superseded_by" not in version_tags(name, first.version)
+
+
+def test_model_below_popularity_baseline_is_not_promoted(name: str, dataset: str) -> None:
+    below = gate(dataset, name, 0.05)
+    assert not below.promoted and champion_uri(name) is None
+    assert "no champion yet" in below.reason and "popularity baseline (0.1)" in below.reason
+    first = gate(dataset, name, 0.20)
+    assert first.promoted
+    beats_champion_only = gate(dataset, name, 0.25, baseline={METRIC: 0.30})
+    assert not beats_champion_only.promoted and beats_champion_only.alias == "challenger"
+    assert beats_champion_only.reason == (
+        f"ndcg@10 0.25 beats champion v{first.version} (0.2) but does not beat the popularity "
+        "baseline (0.3) by margin 0"
+    )
+    assert champion_version(name) == first.version
+
+
+def test_failed_registration_leaves_the_champion_alone(
+    name: str, dataset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = gate(dataset, name, 0.30)
+    # The server answers 500 for an unknown model id and the client would retry for minutes.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(ValueError, match="gate metric"):
+        register_and_gate(train(dataset, 0.9), {"recall@10": 0.9}, BASELINE, name=name)
+    with pytest.raises(Exception):  # noqa: B017  (whatever MLflow raises for a missing model)
+        register_and_gate("models:/m-doesnotexist", {METRIC: 0.9}, BASELINE, name=name)
+    assert champion_version(name) == first.version
+    assert "challenger" not in MlflowClient().get_registered_model(name).aliases
+
+
+def test_one_experiment_per_dataset_with_standard_tags(dataset: str) -> None:
+    experiment_id = tracking.experiment_for(dataset)
+    assert tracking.experiment_for(dataset) == experiment_id
+    assert mlflow.get_experiment(experiment_id).name == f"shoprec-{dataset}"
+    assert tracking.experiment_for(f"{dataset}-other") != experiment_id
+    with tracking.start_run(dataset, "baseline", {"model_family": "popularity", "data_hash": "h"}):
+        run_id = mlflow.active_run().info.run_id
+    run = mlflow.get_run(run_id)
+    assert run.info.experiment_id == experiment_id and run.info.run_name == "baseline"
+    commit = run.data.tags["git_commit"]
+    if commit != "unknown":  # HEAD may move while tests run: check it is a commit of this repo
+        assert re.fullmatch(r"[0-9a-f]{40}", commit)
+        known = subprocess.run(
+            ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=PROJECT_ROOT, check=False
+        )
+        assert known.returncode == 0
+    assert run.data.tags["shoprec.dataset"] == dataset
+    assert run.data.tags["model_family"] == "popularity" and run.data.tags["data_hash"] == "h"
+
+
+def test_lineage_is_logged_as_a_training_input(dataset: str) -> None:
+    batches = [
+        {"batch": "b2", "content_hash": "ff00", "batch_date": "2026-01-02", "status": "accepted",
+         "validation_ids": ["v3"]},
+        {"batch": "b1", "content_hash": "aa11", "batch_date": "2026-01-01", "status": "accepted",
+         "validation_ids": ["v1", "v2"]},
+    ]
+    expected = tracking.data_hash(["aa11", "ff00"])
+    assert tracking.data_hash(["ff00", "aa11"]) == expected
+    with tracking.start_run(dataset, "lineage", {"data_hash": expected}):
+        run_id = mlflow.active_run().info.run_id
+        assert tracking.log_lineage(batches, "events", expected) == expected
+        with pytest.raises(ValueError, match="does not match"):
+            tracking.log_lineage(batches, "events", "0" * 64)
+    (logged,) = mlflow.get_run(run_id).inputs.dataset_inputs
+    assert logged.dataset.name == "events" and logged.dataset.digest == expected[:36]
+    input_tags = {tag.key: tag.value for tag in logged.tags}
+    assert input_tags["mlflow.data.context"] == "training"
+    assert input_tags["data_hash"] == expected
+    frame = tracking.lineage_frame(batches)
+    assert frame["batch"].tolist() == ["b1", "b2"]
+    assert frame["validation_ids"].tolist() == ["v1,v2", "v3"]
+
+
+def test_params_are_flattened_with_dotted_keys(dataset: str) -> None:
+    config = {
+        "model": {"embedding_dim": 32, "towers": {"query": [64, 32]}},
+        "learning_rate": 0.1,
+        "gate": {"metric@k": "ndcg@10"},
+        "note": "x" * 7000,
+        "many": {f"p{i}": i for i in range(120)},
+    }
+    with tracking.start_run(dataset, "params", {}):
+        run_id = mlflow.active_run().info.run_id
+        tracking.log_params_flat(config)
+    params = mlflow.get_run(run_id).data.params
+    assert params["model.embedding_dim"] == "32"
+    assert params["model.towers.query"] == "[64, 32]"
+    assert params["learning_rate"] == "0.1"
+    assert params["gate.metric_at_k"] == "ndcg@10"
+    assert len(params["note"]) == 6000
+    assert params["many.p119"] == "119" and len(params) == 5 + 120
