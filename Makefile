@@ -24,8 +24,11 @@ lint: setup
 demo: setup
 	bash infra/demo.sh
 
+# Each benchmark prints one JSON object; the model benchmarks need ../shared/datasets.
 bench: setup
 	$(PY) bench/ingest.py
+	.venv/bin/shoprec benchmark --dataset ml-100k --json
+	.venv/bin/shoprec benchmark --dataset online-retail --json
 
 clean:
 	rm -rf data .demo .pytest_cache .ruff_cache
