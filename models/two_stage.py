@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models.feature_spec import FeatureSpec  # noqa: E402
+from models.index import build_index  # noqa: E402
 from models.inputs import ItemTable  # noqa: E402
 from models.ranking import RankingModel  # noqa: E402
 from models.retrieval import RetrievalModel  # noqa: E402
@@ -56,6 +57,7 @@ class TwoStageRecommender:
         candidates = retrieval.candidate_tower(ids).numpy()
         candidates[0] = 0.0  # the unknown item is never recommended
         self.candidate_embeddings = tf.constant(candidates)
+        self.index = build_index(candidates)
         frame = catalogue.drop_duplicates("item_id", keep="last").set_index("item_id")
         frame = frame.reindex(list(spec.items.values))
         self.category = frame["category"].astype("string").fillna("").to_numpy(dtype=object)
@@ -96,16 +98,14 @@ class TwoStageRecommender:
         filters: Filters | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k item ids and ranker scores per row of ``features``: retrieve, filter, rank."""
-        scores = self.retrieval_scores(features)
-        scores[:, 0] = -np.inf
-        if exclude is not None:
-            for row, items in enumerate(exclude):
-                scores[row, items] = -np.inf
+        query = self._query({k: tf.constant(v, tf.int32) for k, v in features.items()}).numpy()
+        always = np.array([0], np.int64)  # the unknown item
         if filters is not None:
-            scores[:, ~self._allowed(filters)] = -np.inf
-        n = self.retrieve_n
-        candidates = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-        valid = np.take_along_axis(scores, candidates, axis=1) > -np.inf
+            always = np.union1d(always, np.flatnonzero(~self._allowed(filters)))
+        banned = [np.union1d(always, e) for e in exclude] if exclude is not None \
+            else [always] * len(query)
+        candidates, scores = self.index.search(query, self.retrieve_n, banned)
+        valid = scores > -np.inf
         ranked = self.rank_pairs(features, candidates)
         ranked[~valid] = -np.inf
         order = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
