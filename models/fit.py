@@ -35,10 +35,17 @@ class TrainConfig:
     ranking_epochs: int = 4
     patience: int = 2
     negatives: int = 4  # per positive
-    hard_share: float = 0.5  # drawn from retrieval's top candidates; the rest by popularity
+    # Share drawn from retrieval's top candidates. 0 by default: on data where a user's unseen
+    # items are often future positives, hard negatives teach the ranker to demote them.
+    hard_share: float = 0.0
     hard_pool: int = 50
+    # Easy negatives ~ popularity^power. Uniform (0) by default: popularity-weighted negatives
+    # teach a pointwise ranker that popular means irrelevant.
+    negative_power: float = 0.0
     retrieve_n: int = 200
     history_length: int = 50
+    use_user_id: bool = False  # in the query tower the id memorises; histories generalise
+    use_context: bool = True  # hour and weekday
     extra: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -50,6 +57,11 @@ class Fitted:
     retrieval: RetrievalModel
     ranker: RankingModel
     history: dict[str, list[dict[str, float]]]  # stage -> per-epoch metrics
+
+
+def retrieval_model(spec: FeatureSpec, table: ItemTable, config: TrainConfig) -> RetrievalModel:
+    return RetrievalModel(spec, table, config.dim, config.temperature, config.history_dropout,
+                          config.dropout, config.use_user_id, config.use_context)
 
 
 def query_features(data: Interactions) -> dict[str, np.ndarray]:
@@ -65,17 +77,17 @@ def fit_two_stage(
     config: TrainConfig,
     on_epoch: EpochCallback | None = None,
 ) -> Fitted:
-    """Train retrieval, then the ranker on its hard negatives; early-stop each on ``valid``."""
+    """Train retrieval, then the ranker on top of it; early-stop each on ``valid``."""
     tf.keras.utils.set_random_seed(config.seed)
     history: dict[str, list[dict[str, float]]] = {"retrieval": [], "ranking": []}
-    retrieval = RetrievalModel(spec, table, config.dim, config.temperature,
-                               config.history_dropout, config.dropout)
+    retrieval = retrieval_model(spec, table, config)
     retrieval.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     _fit(retrieval, _retrieval_set(train, table, config, shuffle=True),
          _retrieval_set(valid, table, config, shuffle=False), config.retrieval_epochs,
          config.patience, "retrieval", history, on_epoch)
 
-    ranker = RankingModel(spec, table, dropout=config.dropout)
+    retrieval.trainable = False  # the ranker reads its similarity; only the ranker trains now
+    ranker = RankingModel(spec, table, retrieval, dropout=config.dropout)
     ranker.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     rng = np.random.default_rng(config.seed)
     _fit(ranker, _ranking_set(retrieval, train, table, config, rng, shuffle=True),
@@ -117,7 +129,7 @@ def _retrieval_set(data: Interactions, table: ItemTable, config: TrainConfig, sh
 
 def _ranking_set(retrieval: RetrievalModel, data: Interactions, table: ItemTable,
                  config: TrainConfig, rng: np.random.Generator, shuffle: bool):
-    """Positives plus negatives: half from the retrieval model's top candidates, half random.
+    """Positives plus negatives: ``hard_share`` from retrieval's top candidates, the rest random.
 
     Hard negatives never include any item the user has a positive event with: labelling a
     user's other purchases as negatives would teach the ranker to demote exactly what they like.
@@ -131,9 +143,7 @@ def _ranking_set(retrieval: RetrievalModel, data: Interactions, table: ItemTable
     n_items = len(table.item_id)
     hard = int(round(config.negatives * config.hard_share))
     easy = config.negatives - hard
-    # Easy negatives follow popularity^0.75 (as word2vec does): popular items the user skipped
-    # say more than obscure ones, and a purely uniform sample is trivially separable.
-    weights = np.power(table.popularity.astype(np.float64), 0.75)
+    weights = np.power(table.popularity.astype(np.float64), config.negative_power)
     weights[0] = 0.0
     weights = weights / weights.sum() if weights.sum() > 0 else None
     pool = min(config.hard_pool, n_items - 1)

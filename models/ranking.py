@@ -18,13 +18,14 @@ import tensorflow_recommenders as tfrs  # noqa: E402
 
 from models.feature_spec import FeatureSpec  # noqa: E402
 from models.inputs import ItemTable  # noqa: E402
+from models.retrieval import RetrievalModel  # noqa: E402
 from models.towers import ItemAttributes, embedding, masked_mean  # noqa: E402
 
 # The ranker's named features, in a fixed order: explanation attributions are reported per name.
 RANKING_FEATURES = (
     "user_id", "history", "item_id", "category", "brand", "price_band", "title", "price",
     "hour", "day_of_week", "category_affinity", "brand_affinity", "price_band_affinity",
-    "popularity",
+    "popularity", "retrieval_score",
 )
 
 
@@ -33,12 +34,16 @@ class RankingModel(tfrs.Model):
         self,
         spec: FeatureSpec,
         table: ItemTable,
+        retrieval: RetrievalModel,
         cross_layers: int = 2,
         deep_units: tuple[int, ...] = (128, 64),
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
         dims = spec.embedding_dims
+        # Stage one's similarity is an input: the ranker refines retrieval rather than
+        # relearning it from sparse ids. Its weights are frozen here (trained before).
+        self.retrieval = retrieval
         self.attributes = ItemAttributes(table)
         self.popularity = tf.constant(table.popularity)
         self.embeddings = {
@@ -99,7 +104,13 @@ class RankingModel(tfrs.Model):
             "popularity": tf.math.log1p(
                 tf.gather(self.popularity, items) * float(self.popularity.shape[0])
             )[..., None],
+            "retrieval_score": tf.stop_gradient(self._similarity(features)),
         }
+
+    def _similarity(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        query = self.retrieval.query_tower(features, training=False)
+        candidate = self.retrieval.candidate_tower(features["item_id"])
+        return tf.reduce_sum(query * candidate, axis=-1, keepdims=True) * 5.0  # cosine, scaled
 
     def head(self, embedded: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         """Score (logit) from embedded features; differentiable in every input."""

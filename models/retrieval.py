@@ -21,8 +21,10 @@ from models.towers import ItemEncoder, embedding, masked_mean  # noqa: E402
 
 
 class QueryTower(tf.keras.Model):
-    def __init__(self, spec: FeatureSpec, dim: int, history_dropout: float, dropout: float):
+    def __init__(self, spec: FeatureSpec, dim: int, history_dropout: float, dropout: float,
+                 use_user_id: bool = True, use_context: bool = True):
         super().__init__()
+        self.use_user_id, self.use_context = use_user_id, use_context
         dims = spec.embedding_dims
         self.user = embedding(spec.users.size, dims["user_id"], l2=1e-4)
         self.history = embedding(spec.items.size, dims["history"])
@@ -41,15 +43,12 @@ class QueryTower(tf.keras.Model):
             # Denoising: hide part of the history so the tower generalises beyond memorising it.
             keep = tf.random.uniform(tf.shape(history)) >= self.history_dropout
             history = tf.where(keep, history, tf.zeros_like(history))
-        x = tf.concat(
-            [
-                self.user(features["user_id"]),
-                masked_mean(self.history(history), history),
-                self.hour(features["hour"]),
-                self.day(features["day_of_week"]),
-            ],
-            axis=-1,
-        )
+        parts = [masked_mean(self.history(history), history)]
+        if self.use_user_id:
+            parts.append(self.user(features["user_id"]))
+        if self.use_context:
+            parts += [self.hour(features["hour"]), self.day(features["day_of_week"])]
+        x = tf.concat(parts, axis=-1)
         return tf.math.l2_normalize(self.mlp(x, training=training), axis=-1)
 
 
@@ -74,9 +73,12 @@ class RetrievalModel(tfrs.Model):
         temperature: float = 0.2,
         history_dropout: float = 0.5,
         dropout: float = 0.2,
+        use_user_id: bool = True,
+        use_context: bool = True,
     ) -> None:
         super().__init__()
-        self.query_tower = QueryTower(spec, dim, history_dropout, dropout)
+        self.query_tower = QueryTower(spec, dim, history_dropout, dropout, use_user_id,
+                                      use_context)
         self.candidate_tower = CandidateTower(spec, table, dim)
         self.task = tfrs.tasks.Retrieval(temperature=temperature, remove_accidental_hits=True)
 

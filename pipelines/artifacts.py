@@ -55,9 +55,8 @@ def save_bundle(
 
 def load_bundle(folder: Path, retrieve_n: int | None = None):
     """Rebuild the two-stage recommender from a bundle folder (TensorFlow imported here)."""
-    from models.fit import TrainConfig
+    from models.fit import TrainConfig, retrieval_model
     from models.ranking import RankingModel
-    from models.retrieval import RetrievalModel
     from models.two_stage import TwoStageRecommender
 
     folder = Path(folder)
@@ -72,9 +71,9 @@ def load_bundle(folder: Path, retrieve_n: int | None = None):
         histories = dict(zip(keys, arrays["histories"], strict=True))
         offsets, values = arrays["offsets"], arrays["purchased"]
         purchased = {k: values[offsets[i] : offsets[i + 1]] for i, k in enumerate(keys)}
-    retrieval = RetrievalModel(spec, table, config.dim, config.temperature,
-                               config.history_dropout, config.dropout)
-    ranker = RankingModel(spec, table, dropout=config.dropout)
+    retrieval = retrieval_model(spec, table, config)
+    retrieval.trainable = False
+    ranker = RankingModel(spec, table, retrieval, dropout=config.dropout)
     dummy = _dummy_batch(spec)
     retrieval.query_tower(dummy)
     retrieval.candidate_tower(dummy["item_id"])
