@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the main job end to end on the embedded defaults, from a fresh clone.
-# Today that is: generate a synthetic shop with a faulty batch, then land, validate and curate it,
-# showing the quarantined batch and its reason. Later stages (training, serving, Airflow) hook in here.
+# Today that is: generate a synthetic shop with a faulty batch, land, validate and curate it
+# (showing the quarantined batch and its reason), then train the two-stage model, log it to MLflow
+# and gate it into the registry. Serving and the Airflow DAG hook in here later.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,9 +29,13 @@ for summary in "$SHOPREC_DATA_DIR"/quarantine/*/summary.md; do
   sed -n '1,12p' "$summary"
 done
 
+echo "==> Training the TFRS two-stage model on the curated data (logged to MLflow, then gated)"
+.venv/bin/shoprec train --dataset synthetic
+
 cat <<MSG
 
 Data zones:      $SHOPREC_DATA_DIR/{landing,curated,rejected,quarantine}
 Batch reports:   $SHOPREC_DATA_DIR/reports/batches/
 Data Docs (GX):  $SHOPREC_DATA_DIR/reports/data_docs/index.html
+MLflow store:    $SHOPREC_DATA_DIR/mlflow.db  (browse: .venv/bin/mlflow ui --backend-store-uri sqlite:///$SHOPREC_DATA_DIR/mlflow.db)
 MSG
