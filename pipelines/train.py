@@ -147,7 +147,7 @@ def train(
         metrics = _evaluate(_model_topk(recommender, split, k), split, features)
         metrics["train_seconds"] = seconds
         ranking = [e["val_auc"] for e in fitted.history["ranking"] if "val_auc" in e]
-        if ranking:  # early stopping restored the best epoch: report that one
+        if ranking:  # the best epoch's validation AUC (pairs of positives and sampled negatives)
             metrics["ranker_auc"] = max(ranking)
         tracking.log_metrics(metrics)
         model_uri = _log_artifacts(run.info.run_id, features, fitted, config, metrics, baselines,
