@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -111,8 +112,6 @@ def day_window(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 def parse_day(text: str) -> dt.date | None:
     """The first ISO date found in a file name, e.g. ``2010-12-01.csv``, else None."""
-    import re
-
     match = re.search(r"(\d{4})-(\d{2})-(\d{2})", text)
     if not match:
         return None
@@ -122,8 +121,22 @@ def parse_day(text: str) -> dt.date | None:
         return None
 
 
-def rejected_rows(raw: pd.DataFrame, mask: pd.Series, reason: str) -> pd.DataFrame:
-    """Rows of ``raw`` selected by ``mask``, with their source line number and reason."""
-    rows = raw.loc[mask].copy()
-    rows.insert(0, "reason", reason)
-    return rows
+def file_batch(source: str, path: Path, name: str | None = None) -> BatchInput:
+    """A one-file batch, dated (with that day as its window) when its name holds a date."""
+    day = parse_day(path.stem)
+    return BatchInput(
+        source=source,
+        name=name or path.stem,
+        files=(path,),
+        batch_date=day,
+        window=day_window(day) if day else None,
+    )
+
+
+def first_reason(checks: dict[str, pd.Series], order: Sequence[str]) -> pd.Series:
+    """Per row, the first reason in ``order`` whose check flags it (missing when none does)."""
+    index = next(iter(checks.values())).index
+    reason = pd.Series(pd.NA, index=index, dtype="string")
+    for code in order:
+        reason = reason.mask(reason.isna() & checks[code], code)
+    return reason

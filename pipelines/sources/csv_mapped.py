@@ -51,8 +51,8 @@ from pipelines.sources.base import (
     Source,
     UnreadableBatch,
     UsageError,
-    day_window,
     expand,
+    file_batch,
     parse_day,
 )
 from pipelines.sources.reading import read_delimited
@@ -199,19 +199,7 @@ class MappedCsvSource(Source):
                     files.extend(expand([path], f"*{suffix}"))
             else:
                 files.extend(expand([path], "*"))
-        batches = []
-        for path in sorted(dict.fromkeys(files), key=_sort_key):
-            day = parse_day(path.stem)
-            batches.append(
-                BatchInput(
-                    source=self.name,
-                    name=path.stem,
-                    files=(path,),
-                    batch_date=day,
-                    window=day_window(day) if day else None,
-                )
-            )
-        return batches
+        return [file_batch(self.name, path) for path in sorted(dict.fromkeys(files), key=_sort_key)]
 
     def read_raw(self, batch: BatchInput) -> pd.DataFrame:
         path = batch.files[0]

@@ -16,7 +16,14 @@ import pandas as pd
 
 from pipelines.contract import conform
 from pipelines.pseudonymise import Pseudonymiser
-from pipelines.sources.base import BatchInput, Conformed, Source, UnreadableBatch, UsageError
+from pipelines.sources.base import (
+    BatchInput,
+    Conformed,
+    Source,
+    UnreadableBatch,
+    UsageError,
+    first_reason,
+)
 from pipelines.sources.reading import read_delimited
 
 FILES = ("u.data", "u.item", "u.user")
@@ -94,9 +101,7 @@ class MovieLensSource(Source):
             "unparseable_timestamp": timestamp.isna(),
             "rating_out_of_range": ~_flag(rating.between(1, 5)),
         }
-        reason = pd.Series(pd.NA, index=raw.index, dtype="string")
-        for code in REJECT_REASONS:
-            reason = reason.mask(reason.isna() & checks[code], code)
+        reason = first_reason(checks, REJECT_REASONS)
         bad = reason.notna()
         rejected = raw.loc[bad].assign(user_id=user_id[bad])
         rejected.insert(0, "reason", reason[bad])

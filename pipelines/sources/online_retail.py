@@ -19,7 +19,15 @@ import pandas as pd
 
 from pipelines.contract import conform
 from pipelines.pseudonymise import Pseudonymiser
-from pipelines.sources.base import BatchInput, Conformed, Source, day_window, expand, parse_day
+from pipelines.sources.base import (
+    BatchInput,
+    Conformed,
+    Source,
+    expand,
+    file_batch,
+    first_reason,
+    parse_day,
+)
 from pipelines.sources.reading import read_delimited
 
 RAW_COLUMNS = [
@@ -79,19 +87,8 @@ class OnlineRetailSource(Source):
     raw_suite = "raw.online_retail"
 
     def discover(self, paths: Sequence[Path]) -> list[BatchInput]:
-        batches = []
-        for path in sorted(dict.fromkeys(expand(paths, "*.csv")), key=_sort_key):
-            day = parse_day(path.stem)
-            batches.append(
-                BatchInput(
-                    source=self.name,
-                    name=path.stem,
-                    files=(path,),
-                    batch_date=day,
-                    window=day_window(day) if day else None,
-                )
-            )
-        return batches
+        files = sorted(dict.fromkeys(expand(paths, "*.csv")), key=_sort_key)
+        return [file_batch(self.name, path) for path in files]
 
     def read_raw(self, batch: BatchInput) -> pd.DataFrame:
         return read_delimited(batch.files[0], RAW_COLUMNS)
@@ -122,9 +119,7 @@ class OnlineRetailSource(Source):
             "unparseable_price": price.isna(),
             "unparseable_invoice_date": timestamp.isna(),
         }
-        reason = pd.Series(pd.NA, index=raw.index, dtype="string")
-        for code in REJECT_REASONS:
-            reason = reason.mask(reason.isna() & checks[code], code)
+        reason = first_reason(checks, REJECT_REASONS)
         bad = reason.notna()
 
         # Rejected rows keep the raw columns for triage, but never the raw customer id.

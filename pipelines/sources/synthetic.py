@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipelines.contract import columns, conform
 from pipelines.pseudonymise import Pseudonymiser
-from pipelines.sources.base import BatchInput, Conformed, Source, day_window, expand, parse_day
+from pipelines.sources.base import BatchInput, Conformed, Source, expand, file_batch
 from pipelines.sources.reading import read_delimited
 
 RAW_COLUMNS = {
@@ -41,20 +41,11 @@ class SyntheticSource(Source):
     def discover(self, paths: Sequence[Path]) -> list[BatchInput]:
         files = [p for p in expand(paths, "*.csv")]
         files.sort(key=lambda p: (_ORDER[_table_of(p)], p.name))
-        batches = []
-        for path in files:
-            table = _table_of(path)
-            day = parse_day(path.stem) if table == "events" else None
-            batches.append(
-                BatchInput(
-                    source=self.name,
-                    name=path.stem if table != "events" else f"events-{path.stem}",
-                    files=(path,),
-                    batch_date=day,
-                    window=day_window(day) if day else None,
-                )
-            )
-        return batches
+        return [
+            file_batch(self.name, path, name=f"events-{path.stem}")
+            if _table_of(path) == "events" else BatchInput(self.name, path.stem, (path,))
+            for path in files
+        ]
 
     def read_raw(self, batch: BatchInput) -> pd.DataFrame:
         path = batch.files[0]
