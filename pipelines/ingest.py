@@ -110,6 +110,8 @@ class Ingestor:
 
     def ingest(self, paths: Sequence[Path], source: Source | str) -> list[BatchResult]:
         adapter = get_source(source) if isinstance(source, str) else source
+        for name, payload in adapter.reference(paths, self.pseudonymiser).items():
+            write_json_atomic(self.data.reference / f"{name}.json", payload)
         return [self.ingest_batch(adapter, batch) for batch in adapter.discover(paths)]
 
     def ingest_batch(self, source: Source, batch: BatchInput) -> BatchResult:

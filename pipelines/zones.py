@@ -41,6 +41,11 @@ class DataDir:
         return self.root / "batches"
 
     @property
+    def reference(self) -> Path:
+        """Reference data that is not a batch (e.g. a synthetic shop's planted preferences)."""
+        return self.root / "reference"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -84,6 +84,14 @@ class Source(ABC):
     @abstractmethod
     def read_raw(self, batch: BatchInput) -> pd.DataFrame:
         """Parse the batch into a raw frame of strings; raise UnreadableBatch if unparseable."""
+
+    def reference(self, paths: Sequence[Path], pseudonymiser: Pseudonymiser) -> dict[str, Any]:
+        """Reference data that comes with the batches but is not itself a batch, by name.
+
+        The synthetic shop's planted preferences are one: explanations are checked against them.
+        Any customer id in them must already be pseudonymised.
+        """
+        return {}
 
     @abstractmethod
     def conform(

@@ -8,8 +8,10 @@ against known items.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -18,6 +20,7 @@ from pipelines.pseudonymise import Pseudonymiser
 from pipelines.sources.base import BatchInput, Conformed, Source, expand, file_batch
 from pipelines.sources.reading import read_delimited
 
+GROUND_TRUTH = "ground_truth.json"
 RAW_COLUMNS = {
     "items": ["item_id", "title", "category", "brand", "price", "first_seen"],
     "users": ["customer_id", "country"],
@@ -46,6 +49,15 @@ class SyntheticSource(Source):
             if _table_of(path) == "events" else BatchInput(self.name, path.stem, (path,))
             for path in files
         ]
+
+    def reference(self, paths: Sequence[Path], pseudonymiser: Pseudonymiser) -> dict[str, Any]:
+        """The planted preferences (``ground_truth.json``), keyed by pseudonymised user id."""
+        found = [p / GROUND_TRUTH for p in paths if (p / GROUND_TRUTH).is_file()]
+        if not found:
+            return {}
+        truth = json.loads(found[0].read_text(encoding="utf-8"))
+        users = {pseudonymiser.one(raw): prefs for raw, prefs in truth["users"].items()}
+        return {"ground_truth": {**truth, "users": users}}
 
     def read_raw(self, batch: BatchInput) -> pd.DataFrame:
         path = batch.files[0]

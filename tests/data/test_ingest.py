@@ -110,3 +110,18 @@ def test_catalogue_keeps_latest_record_and_earliest_first_seen(ingestor: Ingesto
     assert len(items) == 3
     assert items.loc["A1", "title"] == "Nordvik Lamp XL"
     assert items.loc["A1", "first_seen"] == pd.Timestamp("2025-12-01", tz="UTC")
+
+
+def test_synthetic_ground_truth_is_kept_pseudonymised(settings: Settings, tmp_path) -> None:
+    import json
+
+    folder = write_catalogue(tmp_path / "shop")
+    (folder / "ground_truth.json").write_text(json.dumps(
+        {"seed": 1, "users": {"C1": {"category": "toys", "brand": "X", "price_band": "low"}}}
+    ))
+
+    Ingestor(settings).ingest([folder], SyntheticSource())
+
+    kept = json.loads((settings.data_dir / "reference" / "ground_truth.json").read_text())
+    assert kept["users"] == {Pseudonymiser("test-key").one("C1"): {
+        "category": "toys", "brand": "X", "price_band": "low"}}
