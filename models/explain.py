@@ -1,0 +1,261 @@
+"""Integrated gradients of the ranker's score over its named, embedded features.
+
+Sundararajan et al. (2017): a feature's attribution is (x - x') times the gradient of the score
+averaged along the straight path from a baseline x' to the input x. Summed over a feature's
+dimensions it says how much that named feature moved the score away from the baseline's, and the
+attributions add up to ``f(x) - f(x')`` (completeness), which is what lets a reason be checked.
+
+The ids themselves are integers and cannot be differentiated: IG runs on the ranker's embedded
+vectors (``embed``), and only ``head`` is differentiated. All k items x (m + 1) path points go
+through one traced ``tf.function`` as one batch, so explaining a page of recommendations costs one
+forward and one backward pass. Pure computation: no file or network I/O.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from models.feature_spec import PRICE_BANDS, FeatureSpec  # noqa: E402
+from models.inputs import Interactions, ItemTable  # noqa: E402
+from models.ranking import RANKING_FEATURES  # noqa: E402
+
+# "zero": all-zero embedded inputs. A mapping: one vector per named feature, e.g. the average
+# shopper / average item from ``average_baseline`` (scores then read "why this item rather than a
+# typical one", and an all-zero embedding is not a value the model ever sees).
+Baseline = Literal["zero"] | Mapping[str, np.ndarray]
+
+
+class Explainable(Protocol):
+    """What IG needs of a model: ids to per-feature vectors, and vectors to a logit."""
+
+    def embed(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]: ...
+
+    def head(self, embedded: dict[str, tf.Tensor]) -> tf.Tensor: ...
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One (user, item) pair's score split over the ranker's named features."""
+
+    score: float
+    baseline_score: float
+    attributions: dict[str, float]  # in the model's feature order
+    # sum(attributions) - (score - baseline_score): the path integral's numerical error, as
+    # Captum reports its convergence delta. Near 0 when ``steps`` is large enough.
+    completeness_delta: float
+
+    def sorted_attributions(self) -> list[tuple[str, float]]:
+        """Features from most to least in favour of the item (negative ones last)."""
+        return sorted(self.attributions.items(), key=lambda kv: -kv[1])
+
+
+class IntegratedGradients:
+    """IG for any model with ``embed`` and ``head`` (the DCN-v2 ranker, or a test double)."""
+
+    def __init__(
+        self,
+        model: Explainable,
+        baseline: Baseline = "zero",
+        steps: int = 32,
+        names: Sequence[str] = RANKING_FEATURES,
+    ) -> None:
+        if steps < 1:
+            raise ValueError("steps must be at least 1")
+        self.model, self.steps, self.names = model, steps, tuple(names)
+        if isinstance(baseline, str):
+            if baseline != "zero":
+                raise ValueError(f"unknown baseline {baseline!r}: 'zero' or per-feature vectors")
+            self.baseline: dict[str, tf.Tensor] | None = None
+        else:
+            missing = set(self.names) - set(baseline)
+            if missing:
+                raise ValueError(f"baseline lacks features {sorted(missing)}")
+            self.baseline = {
+                n: tf.constant(np.asarray(baseline[n], np.float32).reshape(-1)) for n in self.names
+            }
+        # Traced on first use, when the feature widths (and id input shapes) are known; the fixed
+        # signatures (batch dimension None) mean any k reuses the same graph.
+        self._attribute: Any = None
+        self._embed: Any = None
+
+    # ---- public -----------------------------------------------------------------------------
+    def explain(self, features: Mapping[str, Any]) -> list[Explanation]:
+        """Explanations for k (user, item) pairs given as raw id inputs, one row per pair."""
+        inputs = {k: _as_tensor(v) for k, v in features.items()}
+        if self._embed is None:
+            signature = {k: tf.TensorSpec([None, *v.shape[1:]], v.dtype) for k, v in inputs.items()}
+            self._embed = tf.function(self.model.embed, input_signature=[signature])
+        return self.explain_embedded(self._embed(inputs))
+
+    def explain_embedded(self, embedded: Mapping[str, Any]) -> list[Explanation]:
+        """Explanations for k pairs given as embedded inputs: a (k, d_f) array per feature."""
+        attributions, scores, baseline_scores = self.attribute(embedded)
+        out = []
+        for row, score, base in zip(attributions, scores, baseline_scores, strict=True):
+            values = {n: float(a) for n, a in zip(self.names, row, strict=True)}
+            delta = float(np.sum(row, dtype=np.float64)) - (float(score) - float(base))
+            out.append(Explanation(float(score), float(base), values, delta))
+        return out
+
+    def attribute(self, embedded: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw arrays: attributions (k, features), scores f(x) (k,), baseline scores f(x') (k,)."""
+        x = {n: tf.convert_to_tensor(embedded[n], tf.float32) for n in self.names}
+        if self._attribute is None:
+            signature = {n: tf.TensorSpec([None, v.shape[-1]], tf.float32) for n, v in x.items()}
+            self._attribute = tf.function(self._integrate, input_signature=[signature])
+        attributions, scores, baseline_scores = self._attribute(x)
+        return attributions.numpy(), scores.numpy(), baseline_scores.numpy()
+
+    # ---- the traced core --------------------------------------------------------------------
+    def _integrate(self, x: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        m = self.steps
+        k = tf.shape(x[self.names[0]])[0]
+        # Path points ordered alpha-major: row j * k + i is item i at alpha_j = j / m.
+        alphas = tf.repeat(tf.linspace(0.0, 1.0, m + 1), k)[:, None]
+        base, diff, path = {}, {}, {}
+        for n in self.names:
+            base[n] = tf.zeros_like(x[n]) if self.baseline is None \
+                else tf.broadcast_to(self.baseline[n][None, :], tf.shape(x[n]))
+            diff[n] = x[n] - base[n]
+            path[n] = tf.tile(base[n], [m + 1, 1]) + alphas * tf.tile(diff[n], [m + 1, 1])
+        with tf.GradientTape() as tape:
+            tape.watch(path)
+            logits = tf.reshape(self.model.head(path), [-1])
+        # Rows are independent (no batch statistics at inference), so the gradient of the sum is
+        # each row's own gradient.
+        grads = tape.gradient(logits, path)
+        columns = []
+        for n in self.names:
+            g = tf.reshape(grads[n], [m + 1, k, -1])
+            average = tf.reduce_mean((g[:-1] + g[1:]) / 2.0, axis=0)  # trapezoid rule
+            columns.append(tf.reduce_sum(diff[n] * average, axis=-1))
+        logits = tf.reshape(logits, [m + 1, k])
+        return tf.stack(columns, axis=1), logits[-1], logits[0]
+
+
+def average_baseline(
+    model: Explainable, features_sample: Mapping[str, Any], batch_size: int = 4096
+) -> dict[str, np.ndarray]:
+    """Mean embedded vector per feature over a sample of (user, item) pairs (raw id inputs)."""
+    n = len(next(iter(features_sample.values())))
+    if n == 0:
+        raise ValueError("the baseline needs at least one (user, item) pair")
+    totals: dict[str, np.ndarray] = {}
+    for start in range(0, n, batch_size):
+        part = {k: _as_tensor(np.asarray(v)[start : start + batch_size])
+                for k, v in features_sample.items()}
+        for name, value in model.embed(part).items():
+            chunk = np.asarray(value, np.float64).sum(axis=0)
+            totals[name] = totals[name] + chunk if name in totals else chunk
+    return {name: (total / n).astype(np.float32) for name, total in totals.items()}
+
+
+def sample_pairs(
+    data: Interactions, n_items: int, size: int = 1024, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Real shoppers in their real contexts, each paired with a uniformly drawn catalogue item.
+
+    Drawing the item independently of the shopper makes the average baseline "a typical shopper
+    looking at a typical item", so attributions read as why *this* item rather than any item.
+    """
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(data), size=min(size, len(data)), replace=False)
+    return {
+        "user_id": data.user[rows], "history": data.history[rows], "hour": data.hour[rows],
+        "day_of_week": data.day_of_week[rows],
+        "item_id": rng.integers(1, n_items, len(rows)).astype(np.int32),
+    }
+
+
+# ---- human-readable values ------------------------------------------------------------------
+def feature_values(
+    spec: FeatureSpec,
+    table: ItemTable,
+    features_row: Mapping[str, Any],
+    user_history: Sequence[int] | np.ndarray | None = None,
+    titles: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """What each named feature's value is for one (user, item) pair, as a shopper would read it.
+
+    ``features_row`` holds the pair's raw ids (scalars or length-1 arrays; ``history`` a row of
+    item ids, 0 = padding). ``user_history`` defaults to that row: pass it only if it is the same
+    history the model saw, or the values will not match what was explained. ``titles`` maps item
+    keys to catalogue titles. Besides one value per feature the dict carries counts reasons need:
+    ``history_count`` and ``<category|brand|price_band>_count`` (history items sharing the item's
+    attribute), ``brand_times`` and ``popularity_share``.
+    """
+    item = _scalar(features_row["item_id"])
+    history = np.asarray(features_row["history"] if user_history is None else user_history)
+    history = history.reshape(-1).astype(np.int64)
+    history = history[history != 0]
+    n_history = len(history)
+
+    category_id, brand_id, band_id = (
+        int(table.category[item]), int(table.brand[item]), int(table.price_band[item])
+    )
+    category = spec.categories.values[category_id] if category_id else None
+    brand = spec.brands.values[brand_id] if brand_id else None
+    band = PRICE_BANDS[band_id - 1] if band_id else None
+    key = spec.items.values[item]
+    price = float(np.expm1(table.log_price[item]))
+    share = float(table.popularity[item])
+
+    def shared(column: np.ndarray, value: int) -> int:
+        return int(np.sum(column[history] == value)) if value else 0
+
+    counts = {
+        "category": shared(table.category, category_id),
+        "brand": shared(table.brand, brand_id),
+        "price_band": shared(table.price_band, band_id),
+    }
+
+    def affinity(count: int) -> str:
+        return f"{count} of your {n_history} recent purchases" if n_history else "no purchases yet"
+
+    values = {
+        "user_id": spec.display("user_id", spec.users.values[_scalar(features_row["user_id"])]),
+        "history": spec.display("history", n_history),
+        "item_id": key,
+        "category": spec.display("category", category),
+        "brand": spec.display("brand", brand),
+        "price_band": f"{band} ({spec.price_range(category, band)})" if band and category
+        else "unknown",
+        "title": (titles or {}).get(key) or key,
+        "price": spec.display("price", price if price > 0 else None),
+        "hour": spec.display("hour", _scalar(features_row["hour"])),
+        "day_of_week": spec.display("day_of_week", _scalar(features_row["day_of_week"])),
+        "category_affinity": affinity(counts["category"]),
+        "brand_affinity": affinity(counts["brand"]),
+        "price_band_affinity": affinity(counts["price_band"]),
+        "popularity": f"{_percent(share)} of purchases",
+        "retrieval_score": "similar to what you bought" if n_history
+        else "matches your context",
+    }
+    values |= {f"{name}_count": str(count) for name, count in counts.items()}
+    values["history_count"] = str(n_history)
+    values["brand_times"] = {1: "once", 2: "twice"}.get(counts["brand"], f"{counts['brand']} times")
+    values["popularity_share"] = _percent(share)
+    return values
+
+
+def _percent(share: float) -> str:
+    return "0%" if share <= 0 else f"{share * 100:.2g}%"
+
+
+def _scalar(value: Any) -> int:
+    return int(np.asarray(value).reshape(-1)[0])
+
+
+def _as_tensor(value: Any) -> tf.Tensor:
+    """Integer ids as int32 (the models' id dtype), anything else as float32."""
+    array = np.asarray(value)
+    dtype = tf.int32 if np.issubdtype(array.dtype, np.integer) else tf.float32
+    return tf.constant(array, dtype)
