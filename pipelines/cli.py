@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--no-register", action="store_true", help="log the run, skip the gate")
     trn.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    exp = commands.add_parser("explain-check", help="faithfulness suite for explanations")
+    exp.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    exp.add_argument("--model-uri", help="MLflow model URI (default: the registry's champion)")
+    exp.add_argument("--users", type=int, default=40, help="how many users to sample")
+    exp.add_argument("--k", type=int, default=10)
+    exp.add_argument("--json", action="store_true", help="print one JSON object")
+
     bench = commands.add_parser("benchmark", help="fixed-protocol comparison with baselines")
     bench.add_argument("--dataset", required=True, choices=("ml-100k", "online-retail"))
     bench.add_argument("--data-dir", type=Path, help="folder of the raw data set")
@@ -75,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args)
         if args.command == "benchmark":
             return _benchmark(args)
+        if args.command == "explain-check":
+            return _explain_check(args)
     except UsageError as err:
         print(f"shoprec: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -129,9 +138,7 @@ def _train(args: argparse.Namespace) -> int:
         config = replace(config, retrieval_epochs=args.retrieval_epochs)
     if args.ranking_epochs is not None:
         config = replace(config, ranking_epochs=args.ranking_epochs)
-    settings = get_settings()
-    if args.data_dir is not None:  # the data dir also holds the default MLflow store
-        settings = settings.model_copy(update={"data_dir": args.data_dir.resolve()})
+    settings = _settings_for(args.data_dir)
     data_dir = settings.data_dir
     if not (data_dir / "curated" / "events").is_dir():
         raise UsageError(f"no curated events under {data_dir}: run `shoprec ingest` first")
@@ -148,6 +155,38 @@ def _train(args: argparse.Namespace) -> int:
         if result.gate:
             print(f"gate: version {result.gate.version} -> {result.gate.alias}: "
                   f"{result.gate.reason}")
+    return EXIT_OK
+
+
+def _settings_for(data_dir: Path | None):
+    settings = get_settings()
+    if data_dir is not None:  # the data dir also holds the default MLflow store
+        settings = settings.model_copy(update={"data_dir": data_dir.resolve()})
+    return settings
+
+
+def _explain_check(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from pipelines import tracking
+    from pipelines.explain_check import explain_check, load_recommender
+    from pipelines.register import champion_uri
+
+    settings = _settings_for(args.data_dir)
+    tracking.configure(settings)
+    uri = args.model_uri or champion_uri(settings.model_name)
+    if uri is None:
+        raise UsageError(f"no champion of {settings.model_name!r} yet: run `shoprec train` first")
+    with _progress_to_stderr(args.json):
+        recommender = load_recommender(uri)
+        users = sorted(recommender.histories)
+        picked = np.random.default_rng(0).permutation(len(users))[: args.users]
+        truth_file = settings.data_dir / "reference" / "ground_truth.json"
+        truth = json.loads(truth_file.read_text())["users"] if truth_file.is_file() else None
+        figures = explain_check(recommender, [users[i] for i in picked], k=args.k,
+                                ground_truth=truth)
+    figures["model_uri"] = uri
+    print(json.dumps(figures) if args.json else json.dumps(figures, indent=2))
     return EXIT_OK
 
 
