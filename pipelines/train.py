@@ -150,6 +150,7 @@ def train(
         if ranking:  # the best epoch's validation AUC (pairs of positives and sampled negatives)
             metrics["ranker_auc"] = max(ranking)
         tracking.log_metrics(metrics)
+        _log_explanations(recommender, data)
         model_uri = _log_artifacts(run.info.run_id, features, fitted, config, metrics, baselines,
                                    bundle_args)
     gate = None
@@ -159,6 +160,36 @@ def train(
             margin=settings.gate_margin, name=settings.model_name,
         )
     return TrainResult(run.info.run_id, model_uri, metrics, baselines, seconds, gate)
+
+
+def _log_explanations(recommender, data: DataDir, users: int = 20) -> dict[str, Any]:
+    """Explain-check figures as metrics; global feature importance as JSON and a bar plot."""
+    import mlflow
+
+    from pipelines.explain_check import explain_check
+
+    truth_file = data.reference / "ground_truth.json"
+    truth = json.loads(truth_file.read_text())["users"] if truth_file.is_file() else None
+    sample = sorted(recommender.histories)[:users]
+    figures = explain_check(recommender, sample, ground_truth=truth)
+    importance = figures.pop("global_importance")
+    tracking.log_metrics({f"explain.{k}": float(v) for k, v in figures.items()
+                          if isinstance(v, int | float | bool)})
+    mlflow.log_dict(importance, "explanations/global_feature_importance.json")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted(importance, key=importance.get)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.barh(names, [importance[n] for n in names])
+    ax.set_xlabel("mean |integrated-gradients attribution|")
+    ax.set_title("Global feature importance (ranker)")
+    fig.tight_layout()
+    mlflow.log_figure(fig, "explanations/global_feature_importance.png")
+    plt.close(fig)
+    return figures
 
 
 def _recommender(features: FeatureSet, fitted, config: TrainConfig):

