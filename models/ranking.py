@@ -38,12 +38,14 @@ class RankingModel(tfrs.Model):
         cross_layers: int = 2,
         deep_units: tuple[int, ...] = (128, 64),
         dropout: float = 0.2,
+        use_retrieval_score: bool = True,
     ) -> None:
         super().__init__()
         dims = spec.embedding_dims
         # Stage one's similarity is an input: the ranker refines retrieval rather than
         # relearning it from sparse ids. Its weights are frozen here (trained before).
         self.retrieval = retrieval
+        self.use_retrieval_score = use_retrieval_score
         self.attributes = ItemAttributes(table)
         self.popularity = tf.constant(table.popularity)
         self.embeddings = {
@@ -106,7 +108,8 @@ class RankingModel(tfrs.Model):
             "popularity": tf.math.log1p(
                 tf.gather(self.popularity, items) * float(self.popularity.shape[0])
             )[..., None],
-            "retrieval_score": tf.stop_gradient(self._similarity(features)),
+            "retrieval_score": tf.stop_gradient(self._similarity(features))
+            if self.use_retrieval_score else tf.zeros_like(a["log_price"][..., None]),
         }
 
     def _similarity(self, features: dict[str, tf.Tensor]) -> tf.Tensor:

@@ -55,8 +55,7 @@ def save_bundle(
 
 def load_bundle(folder: Path, retrieve_n: int | None = None):
     """Rebuild the two-stage recommender from a bundle folder (TensorFlow imported here)."""
-    from models.fit import TrainConfig, retrieval_model
-    from models.ranking import RankingModel
+    from models.fit import TrainConfig, ranking_model, retrieval_model
     from models.two_stage import TwoStageRecommender
 
     folder = Path(folder)
@@ -73,7 +72,7 @@ def load_bundle(folder: Path, retrieve_n: int | None = None):
         purchased = {k: values[offsets[i] : offsets[i + 1]] for i, k in enumerate(keys)}
     retrieval = retrieval_model(spec, table, config)
     retrieval.trainable = False
-    ranker = RankingModel(spec, table, retrieval, dropout=config.dropout)
+    ranker = ranking_model(spec, table, retrieval, config)
     dummy = _dummy_batch(spec)
     retrieval.query_tower(dummy)
     retrieval.candidate_tower(dummy["item_id"])

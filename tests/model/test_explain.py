@@ -148,20 +148,16 @@ def test_average_baseline_is_complete_at_32_steps(tiny) -> None:
 
 
 def test_zero_baseline_completeness_and_convergence(tiny) -> None:
-    """The all-zero baseline lies far from any real input, so the path crosses many ReLU kinks
-    and the trapezoid error at 32 steps exceeds 1% of small score gaps on this model (about 79%
-    of pairs meet that bar; the average baseline about 99.8%). Checked instead: the error is
-    small against the explanation's own size, and it shrinks as steps grow."""
+    """The all-zero baseline lies far from any real input; with the ranker's smooth (GELU)
+    layers the trapezoid rule still meets the 1% completeness bar at the default 32 steps
+    (with ReLU only about 79% of pairs did), and the error shrinks as steps grow."""
     _, ranker, pairs, _, _ = tiny
     coarse = IntegratedGradients(ranker, "zero").explain(pairs)
     fine = IntegratedGradients(ranker, "zero", steps=128).explain(pairs)
 
     delta = np.abs([e.completeness_delta for e in coarse])
-    mass = np.array([sum(abs(a) for a in e.attributions.values()) for e in coarse])
-    assert np.mean(delta <= 0.01 * mass) >= 0.99
-    assert np.median(_relative_deltas(coarse)) <= 0.005
+    assert np.mean(_relative_deltas(coarse) <= 0.01) >= 0.99
     assert np.median(np.abs([e.completeness_delta for e in fine])) <= 0.5 * np.median(delta)
-    assert np.mean(_relative_deltas(fine) <= 0.01) > np.mean(_relative_deltas(coarse) <= 0.01)
 
 
 def test_explaining_k_items_equals_explaining_them_one_by_one(tiny) -> None:
