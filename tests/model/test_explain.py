@@ -7,7 +7,6 @@ import os
 import time
 
 import numpy as np
-import pandas as pd
 import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -21,34 +20,11 @@ from models.explain import (  # noqa: E402
     feature_values,
     sample_pairs,
 )
-from models.fit import TrainConfig, fit_two_stage  # noqa: E402
+from models.fit import fit_two_stage  # noqa: E402
 from models.ranking import RANKING_FEATURES  # noqa: E402
 from models.reasons import FALLBACK, reason, reason_features  # noqa: E402
 from pipelines.features import build_features  # noqa: E402
-
-# The tiny shop and config of tests/model/test_two_stage.py, copied so the two can change apart.
-TINY = TrainConfig(retrieval_epochs=2, ranking_epochs=1, batch_size=16, dim=8, negatives=2,
-                   hard_pool=3, retrieve_n=5, history_length=4)
-
-
-def _tiny_shop():
-    rng = np.random.default_rng(0)
-    items = pd.DataFrame({
-        "item_id": [f"I{i}" for i in range(12)],
-        "title": [f"Red lamp {i}" if i % 2 else f"Blue mug {i}" for i in range(12)],
-        "category": ["lighting" if i % 2 else "kitchen" for i in range(12)],
-        "brand": ["Nord" if i < 6 else None for i in range(12)],
-        "price": [5.0 + i for i in range(12)],
-    })
-    n = 200
-    events = pd.DataFrame({
-        "event_id": [f"E{i}" for i in range(n)],
-        "user_id": [f"u_{i % 10:016x}" for i in range(n)],
-        "item_id": [f"I{(i % 10) % 2 + 2 * int(rng.integers(0, 6))}" for i in range(n)],
-        "timestamp": pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC"),
-    })
-    users = pd.DataFrame({"user_id": events["user_id"].unique(), "country": "UK"})
-    return events, items, users
+from tests.model.tiny import TINY, tiny_shop  # noqa: E402
 
 
 # ---- closed form: a head linear in its inputs ---------------------------------------------------
@@ -109,7 +85,7 @@ def test_unknown_baseline_and_missing_features_are_refused() -> None:
 # ---- a real tiny ranker -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny():
-    events, items, users = _tiny_shop()
+    events, items, users = tiny_shop()
     features = build_features(events, items, users, history_length=4)
     fitted = fit_two_stage(features.spec, features.table, features.train, features.valid, TINY)
     n_items = features.spec.items.size

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -19,33 +18,11 @@ from models.ranking import RANKING_FEATURES, RankingModel  # noqa: E402
 from models.retrieval import RetrievalModel  # noqa: E402
 from models.two_stage import Filters, TwoStageRecommender  # noqa: E402
 from pipelines.features import build_features  # noqa: E402
-
-TINY = TrainConfig(retrieval_epochs=2, ranking_epochs=1, batch_size=16, dim=8, negatives=2,
-                   hard_pool=3, retrieve_n=5, history_length=4)
-
-
-def _tiny_shop():
-    rng = np.random.default_rng(0)
-    items = pd.DataFrame({
-        "item_id": [f"I{i}" for i in range(12)],
-        "title": [f"Red lamp {i}" if i % 2 else f"Blue mug {i}" for i in range(12)],
-        "category": ["lighting" if i % 2 else "kitchen" for i in range(12)],
-        "brand": ["Nord" if i < 6 else None for i in range(12)],
-        "price": [5.0 + i for i in range(12)],
-    })
-    n = 200
-    events = pd.DataFrame({
-        "event_id": [f"E{i}" for i in range(n)],
-        "user_id": [f"u_{i % 10:016x}" for i in range(n)],
-        "item_id": [f"I{(i % 10) % 2 + 2 * int(rng.integers(0, 6))}" for i in range(n)],
-        "timestamp": pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC"),
-    })
-    users = pd.DataFrame({"user_id": events["user_id"].unique(), "country": "UK"})
-    return events, items, users
+from tests.model.tiny import TINY, tiny_shop  # noqa: E402
 
 
 def test_spec_vocabularies_and_display() -> None:
-    events, items, users = _tiny_shop()
+    events, items, users = tiny_shop()
     spec = FeatureSpec.build(events, items, users, history_length=4)
 
     assert spec.items.values[0] == "[UNK]" and spec.items.size == 13
@@ -56,7 +33,7 @@ def test_spec_vocabularies_and_display() -> None:
 
 
 def test_histories_never_include_the_event_itself() -> None:
-    events, items, users = _tiny_shop()
+    events, items, users = tiny_shop()
     spec = FeatureSpec.build(events, items, users, history_length=4)
     data = interactions(spec, events)
 
@@ -66,7 +43,7 @@ def test_histories_never_include_the_event_itself() -> None:
 
 
 def test_models_build_and_train_a_step_on_tiny_data() -> None:
-    events, items, users = _tiny_shop()
+    events, items, users = tiny_shop()
     features = build_features(events, items, users, history_length=4)
 
     fitted = fit_two_stage(features.spec, features.table, features.train, features.valid, TINY)
@@ -84,7 +61,7 @@ def test_models_build_and_train_a_step_on_tiny_data() -> None:
 
 
 def test_recommendations_respect_exclusions_and_filters() -> None:
-    events, items, users = _tiny_shop()
+    events, items, users = tiny_shop()
     features = build_features(events, items, users, history_length=4)
     fitted = fit_two_stage(features.spec, features.table, features.train, features.valid, TINY)
     spec = features.spec
