@@ -131,7 +131,8 @@ class IntegratedGradients:
             logits = tf.reshape(self.model.head(path), [-1])
         # Rows are independent (no batch statistics at inference), so the gradient of the sum is
         # each row's own gradient.
-        grads = tape.gradient(logits, path)
+        # Features the head does not read (excluded) get zero gradients, hence zero attribution.
+        grads = tape.gradient(logits, path, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         columns = []
         for n in self.names:
             g = tf.reshape(grads[n], [m + 1, k, -1])

@@ -38,14 +38,17 @@ class RankingModel(tfrs.Model):
         cross_layers: int = 2,
         deep_units: tuple[int, ...] = (128, 64),
         dropout: float = 0.2,
-        use_retrieval_score: bool = True,
+        excluded: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         dims = spec.embedding_dims
         # Stage one's similarity is an input: the ranker refines retrieval rather than
         # relearning it from sparse ids. Its weights are frozen here (trained before).
         self.retrieval = retrieval
-        self.use_retrieval_score = use_retrieval_score
+        unknown = set(excluded) - set(RANKING_FEATURES)
+        if unknown:
+            raise ValueError(f"unknown ranking features to exclude: {sorted(unknown)}")
+        self.excluded = tuple(excluded)
         self.attributes = ItemAttributes(table)
         self.popularity = tf.constant(table.popularity)
         self.embeddings = {
@@ -108,8 +111,7 @@ class RankingModel(tfrs.Model):
             "popularity": tf.math.log1p(
                 tf.gather(self.popularity, items) * float(self.popularity.shape[0])
             )[..., None],
-            "retrieval_score": tf.stop_gradient(self._similarity(features))
-            if self.use_retrieval_score else tf.zeros_like(a["log_price"][..., None]),
+            "retrieval_score": tf.stop_gradient(self._similarity(features)),
         }
 
     def _similarity(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
@@ -118,8 +120,13 @@ class RankingModel(tfrs.Model):
         return tf.reduce_sum(query * candidate, axis=-1, keepdims=True) * 5.0  # cosine, scaled
 
     def head(self, embedded: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        """Score (logit) from embedded features; differentiable in every input."""
-        x0 = tf.concat([embedded[name] for name in RANKING_FEATURES], axis=-1)
+        """Score (logit) from embedded features; differentiable in every input.
+
+        Excluded features are still embedded (so every explanation names the same features) but
+        never reach the score, so their attribution is exactly zero.
+        """
+        x0 = tf.concat([embedded[name] for name in RANKING_FEATURES
+                        if name not in self.excluded], axis=-1)
         x = x0
         for layer in self.cross:
             x = layer(x0, x)

@@ -322,7 +322,7 @@ def benchmark(dataset: str, path: Path | None = None) -> dict:
 
     random_split = dataset == "ml-100k"
     config = TrainConfig(history_length=200 if random_split else 50,
-                         use_context=not random_split, ranker_uses_retrieval_score=True)
+                         use_context=not random_split, ranker_excluded=())
     model = TwoStageOnProtocol(data, config, leave_one_out=random_split).fit(data.train)
     fitted = time.perf_counter()
     metrics = evaluate_model(model, data, (5, 10, 20))

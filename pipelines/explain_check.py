@@ -145,6 +145,12 @@ def _randomisation(ranker, samples, rec, baseline, steps, trained: np.ndarray) -
     finally:
         for weight, value in zip(ranker.trainable_weights, saved, strict=True):
             weight.assign(value)
+    # Features that never carry attribution (excluded from the ranker, or equal to the baseline,
+    # like the hour when every request is explained at the same time) would tie at the bottom of
+    # both rankings and fake agreement: compare only the features that can move.
+    live = (np.abs(trained) > 0).any(axis=0)
+    trained, random = trained[:, live], random[:, live]
+
     def ranks(matrix: np.ndarray) -> np.ndarray:
         return np.argsort(np.argsort(-np.abs(matrix), axis=1), axis=1).astype(float)
 
