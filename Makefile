@@ -19,7 +19,6 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check .
-	.venv/bin/ruff format --check pipelines models serving tests bench
 
 demo: setup
 	bash infra/demo.sh
