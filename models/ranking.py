@@ -111,7 +111,10 @@ class RankingModel(tfrs.Model):
             "popularity": tf.math.log1p(
                 tf.gather(self.popularity, items) * float(self.popularity.shape[0])
             )[..., None],
-            "retrieval_score": tf.stop_gradient(self._similarity(features)),
+            # Two tower passes per pair: skipped entirely when the feature is excluded.
+            "retrieval_score": tf.zeros_like(a["log_price"][..., None])
+            if "retrieval_score" in self.excluded
+            else tf.stop_gradient(self._similarity(features)),
         }
 
     def _similarity(self, features: dict[str, tf.Tensor]) -> tf.Tensor:

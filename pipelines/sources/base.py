@@ -141,10 +141,22 @@ def file_batch(source: str, path: Path, name: str | None = None) -> BatchInput:
     )
 
 
-def first_reason(checks: dict[str, pd.Series], order: Sequence[str]) -> pd.Series:
-    """Per row, the first reason in ``order`` whose check flags it (missing when none does)."""
-    index = next(iter(checks.values())).index
-    reason = pd.Series(pd.NA, index=index, dtype="string")
+def set_aside(
+    raw: pd.DataFrame,
+    checks: dict[str, pd.Series],
+    order: Sequence[str],
+    id_column: str,
+    pseudonyms: pd.Series,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Rows flagged by a check, with the first reason in ``order``, and the mask of the rest.
+
+    Rejected rows keep the raw columns for triage, but ``id_column`` (the raw customer id) is
+    replaced by its pseudonym: raw ids never leave the landing and quarantine zones.
+    """
+    reason = pd.Series(pd.NA, index=raw.index, dtype="string")
     for code in order:
         reason = reason.mask(reason.isna() & checks[code], code)
-    return reason
+    bad = reason.notna()
+    rejected = raw.loc[bad].assign(**{id_column: pseudonyms[bad]})
+    rejected.insert(0, "reason", reason[bad])
+    return rejected, ~bad

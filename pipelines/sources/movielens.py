@@ -22,7 +22,7 @@ from pipelines.sources.base import (
     Source,
     UnreadableBatch,
     UsageError,
-    first_reason,
+    set_aside,
 )
 from pipelines.sources.reading import read_delimited
 
@@ -101,12 +101,7 @@ class MovieLensSource(Source):
             "unparseable_timestamp": timestamp.isna(),
             "rating_out_of_range": ~_flag(rating.between(1, 5)),
         }
-        reason = first_reason(checks, REJECT_REASONS)
-        bad = reason.notna()
-        rejected = raw.loc[bad].assign(user_id=user_id[bad])
-        rejected.insert(0, "reason", reason[bad])
-
-        ok = ~bad
+        rejected, ok = set_aside(raw, checks, REJECT_REASONS, "user_id", user_id)
         # Duplicate user/item pairs would repeat an event_id; the batch checks report those.
         events = pd.DataFrame(
             {

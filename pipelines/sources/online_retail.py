@@ -25,8 +25,8 @@ from pipelines.sources.base import (
     Source,
     expand,
     file_batch,
-    first_reason,
     parse_day,
+    set_aside,
 )
 from pipelines.sources.reading import read_delimited
 
@@ -119,14 +119,7 @@ class OnlineRetailSource(Source):
             "unparseable_price": price.isna(),
             "unparseable_invoice_date": timestamp.isna(),
         }
-        reason = first_reason(checks, REJECT_REASONS)
-        bad = reason.notna()
-
-        # Rejected rows keep the raw columns for triage, but never the raw customer id.
-        rejected = raw.loc[bad].assign(CustomerID=user_id[bad])
-        rejected.insert(0, "reason", reason[bad])
-
-        ok = ~bad
+        rejected, ok = set_aside(raw, checks, REJECT_REASONS, "CustomerID", user_id)
         events = pd.DataFrame(
             {
                 "event_id": invoice[ok] + ":" + raw.loc[ok, "_line"].astype("string"),
