@@ -64,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dataset", required=True, choices=("ml-100k", "online-retail"))
     bench.add_argument("--data-dir", type=Path, help="folder of the raw data set")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+
+    srv = commands.add_parser("serve", help="run the HTTP endpoint in the foreground")
+    srv.add_argument("--host", help="address to bind (default from settings: 127.0.0.1)")
+    srv.add_argument("--port", type=int, help="port (default from settings: 3000)")
+    srv.add_argument("--model-uri", help="serve this model (default: the registry's champion)")
+    srv.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+
+    pkg = commands.add_parser("package", help="champion into the BentoML store, and its Bento")
+    pkg.add_argument("--model-uri", help="MLflow model URI (default: the registry's champion)")
+    pkg.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
     return parser
 
 
@@ -84,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _benchmark(args)
         if args.command == "explain-check":
             return _explain_check(args)
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "package":
+            return _package(args)
     except UsageError as err:
         print(f"shoprec: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -196,6 +210,38 @@ def _benchmark(args: argparse.Namespace) -> int:
     with _progress_to_stderr(args.json):
         result = benchmark(args.dataset, args.data_dir)
     print(json.dumps(result, default=float) if args.json else json.dumps(result, indent=2))
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Replace this process with ``bentoml serve`` (foreground; signals reach the server)."""
+    import os
+
+    from pipelines.package import SERVICE
+    from pipelines.settings import PROJECT_ROOT
+
+    settings = _settings_for(args.data_dir)
+    host, port = args.host or settings.serve_host, args.port or settings.serve_port
+    env = os.environ | {"SHOPREC_DATA_DIR": str(settings.data_dir),
+                        "BENTOML_HOME": str(settings.bentoml_store),
+                        "TF_USE_LEGACY_KERAS": "1"}
+    if args.model_uri:
+        env["SHOPREC_MODEL_URI"] = args.model_uri
+    bentoml = Path(sys.executable).with_name("bentoml")
+    command = [str(bentoml), "serve", SERVICE, "--host", host, "--port", str(port),
+               "--working-dir", str(PROJECT_ROOT)]
+    model = args.model_uri or settings.model_uri or f"models:/{settings.model_name}@champion"
+    print(f"shoprec serve: listening on http://{host}:{port} (model {model}; "
+          f"docs at /docs, probes /healthz /readyz)", flush=True)
+    os.execve(command[0], command, env)
+    return EXIT_OK  # not reached: execve replaced this process
+
+
+def _package(args: argparse.Namespace) -> int:
+    from pipelines.package import package_champion
+
+    result = package_champion(_settings_for(args.data_dir), args.model_uri)
+    print(json.dumps(result.to_json()))
     return EXIT_OK
 
 

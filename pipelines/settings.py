@@ -80,7 +80,17 @@ class Settings(BaseSettings):
         default=SecretStr(DEV_PSEUDONYM_KEY),
         description="Key of the keyed hash that pseudonymises customer identifiers.",
     )
-    api_token: SecretStr | None = None
+    api_token: SecretStr | None = Field(
+        default=None, description="When set, every API but the health probes needs it as a "
+        "bearer token.",
+    )
+    model_uri: str | None = Field(
+        default=None, description="Model the endpoint serves (MLflow URI or bentoml:<tag>); "
+        "default: the registry's champion, re-read on reload.",
+    )
+    bentoml_home: Path | None = Field(
+        default=None, description="BentoML model and Bento store; default <data_dir>/bentoml."
+    )
     data_docs: Literal["problems", "all", "off"] = Field(
         default="problems",
         description="Which batches get Great Expectations Data Docs pages: quarantined or warned "
@@ -125,6 +135,11 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def bentoml_store(self) -> Path:
+        """BentoML's home: project-local, so models and Bentos live next to the data."""
+        return (self.bentoml_home or self.data_dir / "bentoml").expanduser().resolve()
 
     @property
     def mlflow_tracking_uri(self) -> str:

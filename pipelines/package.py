@@ -1,0 +1,162 @@
+"""Packaging the champion for BentoML, and talking to the running endpoint.
+
+``package_champion`` copies the MLflow champion into the BentoML model store (labelled with its
+run, version, data hash and headline metrics) and builds a Bento pinned to it, so ``bentoml serve
+shoprec:<version>`` serves exactly that model. The endpoint helpers let the DAG and ``make demo``
+reload the server after a promotion and smoke-test it over HTTP. No Airflow import here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.model_info import describe
+from pipelines.settings import PROJECT_ROOT, Settings
+
+SERVICE = "serving.service:Shoprec"
+BENTO_INCLUDE = ["serving/**/*.py", "pipelines/**/*.py", "models/**/*.py", "expectations/**"]
+TIMEOUT_S = 60.0
+
+
+class EndpointUnavailable(RuntimeError):
+    """Nothing answers at the endpoint's address."""
+
+
+@dataclass
+class PackageResult:
+    model_tag: str
+    bento_tag: str
+    model_name: str
+    version: str
+    run_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def use_bentoml_store(settings: Settings) -> Path:
+    """Point BentoML at the project-local store; must run before BentoML first touches it."""
+    home = settings.bentoml_store
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["BENTOML_HOME"] = str(home)
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    in_use = Path(BentoMLContainer.bentoml_home.get()).resolve()
+    if in_use != home:
+        raise RuntimeError(f"BentoML already uses {in_use} in this process, not {home}")
+    return home
+
+
+def package_champion(settings: Settings, model_uri: str | None = None) -> PackageResult:
+    """Import the champion (or ``model_uri``) into the BentoML store and build its Bento.
+
+    Tags are derived from the registry version, so packaging the same version again finds both
+    and builds nothing.
+    """
+    import bentoml
+    import mlflow
+    from bentoml._internal.bento.build_config import BentoEnvSchema  # what build() takes
+
+    from pipelines import tracking
+    from pipelines.register import champion_uri
+    from serving.loading import BENTOML_SCHEME, INFO_KEY, MLFLOW_DIR, NO_CHAMPION
+
+    use_bentoml_store(settings)
+    tracking.configure(settings)
+    uri = model_uri or champion_uri(settings.model_name)
+    if uri is None:
+        raise LookupError(f"{NO_CHAMPION} for {settings.model_name!r}: train one first")
+    info = describe(uri)
+    version = f"v{info.version}" if info.version else f"run-{(info.run_id or 'unknown')[:12]}"
+    model_tag = f"{settings.model_name}:{version}"
+    try:
+        bentoml.models.get(model_tag)
+    except bentoml.exceptions.NotFound:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(info.uri, dst_path=tmp)
+            with bentoml.models.create(model_tag, labels=info.labels(),
+                                       metadata={INFO_KEY: info.to_json()}) as model:
+                shutil.copytree(local, Path(model.path) / MLFLOW_DIR)
+    bento_tag = f"{settings.model_name}:{version}"
+    try:
+        bentoml.bentos.get(bento_tag)
+    except bentoml.exceptions.NotFound:
+        bentoml.bentos.build(
+            SERVICE, name=settings.model_name, version=version, labels=info.labels(),
+            description=f"shoprec endpoint serving {info.name} v{info.version}",
+            include=BENTO_INCLUDE, models=[model_tag], build_ctx=str(PROJECT_ROOT),
+            envs=[BentoEnvSchema("SHOPREC_MODEL_URI", f"{BENTOML_SCHEME}{model_tag}")],
+        )
+    return PackageResult(model_tag=model_tag, bento_tag=bento_tag, model_name=info.name,
+                         version=str(info.version), run_id=str(info.run_id))
+
+
+def endpoint_url(settings: Settings) -> str:
+    host = settings.serve_host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{host}:{settings.serve_port}"
+
+
+def reload_endpoint(settings: Settings) -> dict[str, Any]:
+    """Ask the running endpoint to load the current champion; returns its answer."""
+    return _call(settings, "/admin/reload", {})
+
+
+def smoke_call(settings: Settings, user_id: str | None = None) -> dict[str, Any]:
+    """One real ``/recommend`` over HTTP; raises unless items come back explained and complete."""
+    answer = _call(settings, "/recommend", {"user_id": user_id or "smoke-test", "k": 5})
+    problems = check_recommendation(answer)
+    if problems:
+        raise AssertionError("smoke call failed: " + "; ".join(problems))
+    return answer
+
+
+def check_recommendation(answer: dict[str, Any], tolerance: float = 0.01) -> list[str]:
+    """What is wrong with a ``/recommend`` answer: shape, model identity, and completeness
+    (attributions add up to score - baseline score, from the answer's own numbers)."""
+    problems = [f"missing {key}" for key in ("user_id", "items", "fallback", "model")
+                if key not in answer]
+    if problems:
+        return problems
+    if not answer["items"]:
+        problems.append("no items")
+    if not answer["model"].get("version"):
+        problems.append("no model version")
+    for item in answer["items"]:
+        explanation = item.get("explanation")
+        if explanation is None:
+            problems.append(f"{item.get('item_id')}: no explanation")
+            continue
+        total = sum(a["attribution"] for a in explanation["attributions"])
+        gap = item["score"] - explanation["baseline_score"]
+        if abs(total - gap) > tolerance * max(abs(gap), 1e-3):
+            problems.append(f"{item['item_id']}: attributions sum to {total:.6g}, "
+                            f"score - baseline is {gap:.6g}")
+    return problems
+
+
+def _call(settings: Settings, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    url = endpoint_url(settings) + path
+    headers = {"Content-Type": "application/json"}
+    if settings.api_token is not None:
+        headers["Authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        detail = err.read().decode(errors="replace")[:500]
+        raise RuntimeError(f"{url} answered {err.code}: {detail}") from err
+    except (urllib.error.URLError, ConnectionError) as err:
+        raise EndpointUnavailable(
+            f"nothing answers at {url} ({getattr(err, 'reason', err)}): start it with "
+            "`shoprec serve`"
+        ) from err

@@ -1,0 +1,56 @@
+"""Feedback from shop pages, landed as event batches: the loop from serving back to training.
+
+Each call writes one small events file in the synthetic shop's landing format (raw customer id,
+as every landed batch holds it; ingestion pseudonymises it). The next ``shoprec ingest
+<data_dir>/landing/feedback --source synthetic`` validates it like any other batch, so feedback
+can never skip the data checks. Files appear atomically (written aside, then renamed).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.synthetic_shop import EVENT_COLUMNS
+from pipelines.zones import DataDir
+
+FOLDER = "feedback"
+
+
+def feedback_folder(data_dir: Path) -> Path:
+    return DataDir(data_dir).landing / FOLDER
+
+
+def write_feedback(
+    data_dir: Path,
+    user_id: str,
+    item_id: str,
+    event_type: str,
+    quantity: int = 1,
+    unit_price: float | None = None,
+    timestamp: datetime | None = None,
+) -> tuple[str, Path]:
+    """Land one event as a dated batch file; returns the event id and the file."""
+    now = datetime.now(UTC)
+    moment = (timestamp or now).astimezone(UTC)
+    event_id = f"fb-{uuid.uuid4().hex}"
+    row = {
+        "event_id": event_id, "customer_id": user_id, "item_id": item_id,
+        "event_type": event_type, "quantity": quantity,
+        "unit_price": "" if unit_price is None else f"{unit_price:.2f}",
+        "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"), "order_id": "",
+    }
+    folder = feedback_folder(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{moment:%Y-%m-%d}-{now:%H%M%S%f}-{event_id[3:15]}.csv"
+    text = pd.DataFrame([row], columns=EVENT_COLUMNS).to_csv(index=False, lineterminator="\n")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, target)
+    return event_id, target

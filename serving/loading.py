@@ -1,0 +1,112 @@
+"""Which model to serve, loading it, and swapping it atomically while requests keep flowing.
+
+The served model is ``settings.model_uri`` when pinned (an MLflow URI, or ``bentoml:<tag>`` for a
+model in the BentoML store, as a built Bento pins it), else the registry's champion. Requests take
+``holder.engine`` once and use that object to the end, so a reload never changes a model under a
+request in flight: the old engine lives until its last request drops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.artifacts import CATALOGUE
+from pipelines.model_info import ModelInfo
+from pipelines.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BENTOML_SCHEME = "bentoml:"
+MLFLOW_DIR = "mlflow_model"  # where a BentoML store model keeps the MLflow model it came from
+INFO_KEY = "shoprec"  # BentoML model metadata key holding ``ModelInfo``
+NO_CHAMPION = "no champion model yet"
+
+
+class NoModel(RuntimeError):
+    """Nothing to serve: no champion in the registry (or the pinned model is missing)."""
+
+
+def served_uri(settings: Settings) -> str | None:
+    from pipelines import tracking
+    from pipelines.register import champion_uri
+
+    if settings.model_uri:
+        return settings.model_uri
+    tracking.configure(settings)
+    return champion_uri(settings.model_name)
+
+
+def describe_served(settings: Settings) -> ModelInfo:
+    """Lineage of the model ``served_uri`` names, pinned to a version."""
+    uri = served_uri(settings)
+    if uri is None:
+        raise NoModel(NO_CHAMPION)
+    if uri.startswith(BENTOML_SCHEME):
+        return _store_model(uri)[1]
+    from pipelines.model_info import describe
+
+    return describe(uri)
+
+
+def load_engine(settings: Settings, info: ModelInfo):
+    """Load the model ``info`` pins and build its serving engine (seconds: traces graphs)."""
+    import mlflow
+
+    from pipelines.pseudonymise import Pseudonymiser
+    from serving.engine import Engine
+
+    with tempfile.TemporaryDirectory(prefix="shoprec-serve-") as tmp:
+        if info.uri.startswith(BENTOML_SCHEME):
+            folder = _store_model(info.uri)[0]
+        else:
+            folder = Path(mlflow.artifacts.download_artifacts(info.uri, dst_path=tmp))
+        model = mlflow.pyfunc.load_model(str(folder))
+        catalogue = pd.read_parquet(next(folder.rglob(CATALOGUE)))
+    recommender = model.unwrap_python_model().recommender
+    pseudonymiser = Pseudonymiser(settings.pseudonym_key.get_secret_value())
+    return Engine(recommender, catalogue, info, pseudonymiser)
+
+
+def _store_model(uri: str) -> tuple[Path, ModelInfo]:
+    import bentoml
+
+    tag = uri[len(BENTOML_SCHEME):]
+    try:
+        model = bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound as err:
+        raise NoModel(f"model {tag} is not in the BentoML store") from err
+    info = ModelInfo.from_json(model.info.metadata[INFO_KEY])
+    return Path(model.path) / MLFLOW_DIR, info
+
+
+class EngineHolder:
+    """The engine in service; ``reload`` builds the next one aside and swaps one reference."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = None
+        self.problem: str | None = NO_CHAMPION
+        self._lock = threading.Lock()  # one reload at a time; requests never take it
+
+    def reload(self) -> tuple[object | None, object]:
+        """(previous, current) engines; loads nothing when the served version is unchanged."""
+        with self._lock:
+            try:
+                info = describe_served(self.settings)
+            except NoModel as err:
+                if self.engine is None:
+                    self.problem = str(err)
+                raise
+            previous = self.engine
+            if previous is not None and previous.info.uri == info.uri:
+                return previous, previous
+            log.info("loading model %s (version %s)", info.uri, info.version)
+            self.engine = load_engine(self.settings, info)  # the atomic swap
+            self.problem = None
+            log.info("serving model %s version %s", info.name, info.version)
+            return previous, self.engine

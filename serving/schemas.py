@@ -1,0 +1,147 @@
+"""Request and response bodies of the HTTP API: the contract shop pages code against.
+
+Strict types with bounds, so a bad request is refused with the field and the problem named
+(422) before any model work, and the OpenAPI document says exactly what is accepted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipelines.contract import EVENT_TYPES
+
+UserId = Field(min_length=1, max_length=128, pattern=r"\S", description="Raw customer id.")
+ItemId = Field(min_length=1, max_length=128, description="Catalogue item id.")
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt option is an error, not ignored
+
+
+class Filters(_Body):
+    category: str | None = Field(default=None, max_length=128)
+    max_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+
+class RecommendRequest(_Body):
+    user_id: str = UserId
+    k: int = Field(default=10, ge=1, le=100)
+    explain: bool = True
+    exclude_purchased: bool = True
+    filters: Filters = Field(default_factory=Filters)
+
+
+class ExplainRequest(_Body):
+    user_id: str = UserId
+    item_id: str = ItemId
+
+
+class SimilarRequest(_Body):
+    item_id: str = ItemId
+    k: int = Field(default=10, ge=1, le=100)
+
+
+class FeedbackRequest(_Body):
+    user_id: str = UserId
+    item_id: str = ItemId
+    event_type: EventType
+    quantity: int = Field(default=1, ge=1, le=10_000)
+    unit_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    timestamp: datetime | None = Field(default=None, description="Default: now (UTC).")
+
+
+class Attribution(BaseModel):
+    feature: str
+    value: str
+    attribution: float
+
+
+class Explanation(BaseModel):
+    reason: str
+    attributions: list[Attribution] = Field(
+        description="Per-feature share of score - baseline_score (integrated gradients)."
+    )
+    baseline_score: float
+    completeness_delta: float = Field(
+        description="sum(attributions) - (score - baseline_score): the numerical error."
+    )
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str | None
+    run_id: str | None
+
+
+class Item(BaseModel):
+    item_id: str
+    title: str
+    category: str
+    price: float | None
+    score: float
+    rank: int
+    explanation: Explanation | None = None
+
+
+class RecommendResponse(BaseModel):
+    user_id: str
+    items: list[Item]
+    fallback: Literal["cold_start"] | None
+    model: ModelRef
+
+
+class ExplainResponse(BaseModel):
+    user_id: str
+    item_id: str
+    score: float = Field(description="The ranker's score of this (user, item) pair.")
+    explanation: Explanation
+    fallback: Literal["cold_start"] | None
+    model: ModelRef
+
+
+class SimilarItem(BaseModel):
+    item_id: str
+    title: str
+    category: str
+    price: float | None
+    score: float = Field(description="Cosine similarity of candidate-tower embeddings.")
+    rank: int
+    shared: list[str] = Field(description="Attributes this item shares with the query item.")
+    reason: str
+
+
+class SimilarResponse(BaseModel):
+    item_id: str
+    items: list[SimilarItem]
+    model: ModelRef
+
+
+class FeedbackResponse(BaseModel):
+    feedback_id: str
+    batch: str = Field(description="Landing-zone file the next ingestion run picks up.")
+
+
+class Metadata(BaseModel):
+    name: str
+    version: str | None
+    run_id: str | None
+    uri: str
+    data_hash: str | None
+    window_start: str | None
+    window_end: str | None
+    metrics: dict[str, float]
+    loaded_at: datetime
+
+
+class ReloadResponse(BaseModel):
+    changed: bool
+    previous: Metadata | None
+    current: Metadata
+
+
+class Problem(BaseModel):
+    detail: str

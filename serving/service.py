@@ -1,0 +1,135 @@
+"""The BentoML 1.4 service: recommendations with explanations over HTTP.
+
+A FastAPI app mounted on a ``@bentoml.service`` gives typed pydantic bodies, 422s naming the bad
+field, and routes that BentoML merges into its OpenAPI page. All model work lives in
+``serving.engine`` (built once per model); handlers only validate, look up and shape JSON.
+Start-up never fails for want of a model: ``/readyz`` and every API then answer 503 saying why,
+and ``POST /admin/reload`` loads the champion once there is one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import bentoml  # noqa: E402
+from fastapi import FastAPI, Request  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
+
+from models.two_stage import Filters  # noqa: E402
+from pipelines.settings import get_settings  # noqa: E402
+from serving import schemas  # noqa: E402
+from serving.access import AccessMiddleware  # noqa: E402
+from serving.engine import Engine, UnknownItem  # noqa: E402
+from serving.feedback import write_feedback  # noqa: E402
+from serving.loading import EngineHolder, NoModel  # noqa: E402
+
+log = logging.getLogger("shoprec.serving")
+SETTINGS = get_settings()
+HOLDER = EngineHolder(SETTINGS)  # one per server process, shared with the access middleware
+ERRORS = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
+
+app = FastAPI(
+    title="shoprec",
+    version="1",
+    description="Explainable shop recommendations. Every answer names the model that gave it.",
+)
+
+
+@app.exception_handler(UnknownItem)
+async def _unknown_item(_: Request, err: UnknownItem) -> JSONResponse:
+    return JSONResponse({"detail": str(err)}, status_code=404)
+
+
+@app.exception_handler(NoModel)
+async def _no_model(_: Request, err: NoModel) -> JSONResponse:
+    return JSONResponse({"detail": str(err)}, status_code=503)
+
+
+def _engine() -> Engine:
+    engine = HOLDER.engine  # taken once: a reload during this request does not affect it
+    if engine is None:
+        raise NoModel(HOLDER.problem or "no model loaded")
+    return engine
+
+
+def _model(engine: Engine) -> dict:
+    info = engine.info
+    return {"name": info.name, "version": info.version, "run_id": info.run_id}
+
+
+def _metadata(engine: Engine) -> dict:
+    return engine.info.to_json() | {"loaded_at": engine.loaded_at}
+
+
+@bentoml.service(name="shoprec", workers=1, traffic={"timeout": 60})
+@bentoml.asgi_app(app, path="/")
+class Shoprec:
+    """Loads the served model once at start-up (if there is one) and answers from memory."""
+
+    def __init__(self) -> None:
+        try:
+            HOLDER.reload()
+        except NoModel as err:
+            log.warning("starting without a model: %s; POST /admin/reload once there is one", err)
+        except Exception as err:  # registry down, broken artefact: stay up, say why
+            log.exception("could not load the model")
+            HOLDER.problem = f"model could not be loaded: {type(err).__name__}: {err}"
+
+    @app.post("/recommend", response_model=schemas.RecommendResponse, responses=ERRORS)
+    def recommend(self, body: schemas.RecommendRequest) -> dict:
+        engine = _engine()
+        filters = Filters(body.filters.category, body.filters.max_price)
+        page = engine.recommend(body.user_id, body.k, body.explain, body.exclude_purchased,
+                                filters)
+        return {"user_id": page.user_id, "items": page.items, "fallback": page.fallback,
+                "model": _model(engine)}
+
+    @app.post("/explain", response_model=schemas.ExplainResponse, responses=ERRORS)
+    def explain(self, body: schemas.ExplainRequest) -> dict:
+        engine = _engine()
+        scored, fallback = engine.explain(body.user_id, body.item_id)
+        return {"user_id": body.user_id, "item_id": body.item_id, **scored,
+                "fallback": fallback, "model": _model(engine)}
+
+    @app.post("/similar_items", response_model=schemas.SimilarResponse, responses=ERRORS)
+    def similar_items(self, body: schemas.SimilarRequest) -> dict:
+        engine = _engine()
+        return {"item_id": body.item_id, "items": engine.similar(body.item_id, body.k),
+                "model": _model(engine)}
+
+    @app.post("/feedback", response_model=schemas.FeedbackResponse, responses=ERRORS)
+    def feedback(self, body: schemas.FeedbackRequest) -> dict:
+        """Works without a model too (ingestion validates the item); with one, unknown items
+        are refused at once."""
+        if HOLDER.engine is not None:
+            HOLDER.engine.index_of(body.item_id)
+        event_id, path = write_feedback(SETTINGS.data_dir, body.user_id, body.item_id,
+                                        body.event_type, body.quantity, body.unit_price,
+                                        body.timestamp)
+        return {"feedback_id": event_id, "batch": str(path.relative_to(SETTINGS.data_dir))}
+
+    @app.get("/metadata", response_model=schemas.Metadata, responses=ERRORS)
+    def metadata(self) -> dict:
+        return _metadata(_engine())
+
+    @app.post("/metadata", response_model=schemas.Metadata, responses=ERRORS)
+    def metadata_post(self) -> dict:
+        return _metadata(_engine())
+
+    @app.post("/admin/reload", response_model=schemas.ReloadResponse, responses=ERRORS)
+    def reload(self) -> dict:
+        """Load the current champion aside, then swap; requests in flight finish on the old."""
+        previous, current = HOLDER.reload()
+        return {"changed": previous is not current,
+                "previous": _metadata(previous) if previous is not None else None,
+                "current": _metadata(current)}
+
+
+Shoprec.add_asgi_middleware(
+    AccessMiddleware,
+    token=SETTINGS.api_token.get_secret_value() if SETTINGS.api_token else None,
+    not_ready=lambda: HOLDER.problem,
+)
