@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ SPEC, CONFIG, TABLE, CATALOGUE, USERS = (
     "spec.json", "config.json", "item_table.npz", "catalogue.parquet", "users.npz",
 )
 RETRIEVAL, RANKING = "retrieval.weights.h5", "ranking.weights.h5"
+_T = TypeVar("_T")
 
 
 def save_bundle(
@@ -37,7 +39,7 @@ def save_bundle(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SPEC).write_text(json.dumps(spec.to_dict()), encoding="utf-8")
     (folder / CONFIG).write_text(json.dumps(config, default=str), encoding="utf-8")
-    np.savez(folder / TABLE, **{f.name: getattr(table, f.name) for f in fields(ItemTable)})
+    save_arrays(folder / TABLE, table)
     catalogue.to_parquet(folder / CATALOGUE, index=False)
     keys = sorted(histories)
     bought = [np.asarray(purchased.get(k, []), np.int32) for k in keys]
@@ -62,8 +64,7 @@ def load_bundle(folder: Path, retrieve_n: int | None = None):
     spec = FeatureSpec.from_dict(json.loads((folder / SPEC).read_text(encoding="utf-8")))
     raw = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
     config = TrainConfig(**{k: v for k, v in raw.items() if k in TrainConfig.__dataclass_fields__})
-    with np.load(folder / TABLE) as arrays:
-        table = ItemTable(**{f.name: arrays[f.name] for f in fields(ItemTable)})
+    table = load_arrays(folder / TABLE, ItemTable)
     catalogue = pd.read_parquet(folder / CATALOGUE)
     with np.load(folder / USERS) as arrays:
         keys = [str(k) for k in arrays["keys"]]
@@ -83,6 +84,16 @@ def load_bundle(folder: Path, retrieve_n: int | None = None):
         spec, table, retrieval, ranker, catalogue, histories, purchased,
         retrieve_n=retrieve_n or config.retrieve_n,
     )
+
+
+def save_arrays(path: Path, record) -> None:
+    """A dataclass of NumPy arrays as one ``.npz`` archive, one array per field."""
+    np.savez(path, **{f.name: getattr(record, f.name) for f in fields(record)})
+
+
+def load_arrays(path: Path, cls: type[_T]) -> _T:
+    with np.load(path) as arrays:
+        return cls(**{f.name: arrays[f.name] for f in fields(cls)})
 
 
 def _dummy_batch(spec: FeatureSpec) -> dict[str, np.ndarray]:

@@ -6,16 +6,21 @@ on what happened after the data it learned from, as it will be in production.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import numpy as np
 import pandas as pd
 
 from models.feature_spec import FeatureSpec
 from models.inputs import Interactions, ItemTable, interactions, item_table
+from pipelines.artifacts import load_arrays, save_arrays
 from pipelines.curated import read_table
-from pipelines.zones import DataDir
+from pipelines.zones import DataDir, write_json_atomic
 
 POSITIVE_EVENTS = ("purchase", "add_to_cart")
 
@@ -69,4 +74,49 @@ def build_features(
         train_events=train_events,
         split_time=split,
         window=(timestamps.min(), timestamps.max()),
+    )
+
+
+def save_features(features: FeatureSet, folder: Path) -> str:
+    """Persist a feature set so later pipeline tasks load it instead of rebuilding it.
+
+    Written to a sibling folder and renamed into place: a reader never sees half a feature set.
+    Returns the folder's ``file://`` URI, the handle passed between tasks.
+    """
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / "spec.json").write_text(json.dumps(features.spec.to_dict()), encoding="utf-8")
+    save_arrays(tmp / "item_table.npz", features.table)
+    for name in ("train", "valid"):
+        part = getattr(features, name)
+        save_arrays(tmp / f"{name}.npz", replace(part, user_key=part.user_key.astype(str)))
+    features.catalogue.to_parquet(tmp / "catalogue.parquet", index=False)
+    features.train_events.to_parquet(tmp / "train_events.parquet", index=False)
+    write_json_atomic(tmp / "meta.json", {"split_time": features.split_time.isoformat(),
+                                          "window": [t.isoformat() for t in features.window]})
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder.as_uri()
+
+
+def features_path(uri: str) -> Path:
+    """The folder behind a features URI (``file://`` or a plain path)."""
+    return Path(url2pathname(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
+
+
+def load_features(uri: str) -> FeatureSet:
+    folder = features_path(uri)
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    train, valid = (load_arrays(folder / f"{n}.npz", Interactions) for n in ("train", "valid"))
+    spec = json.loads((folder / "spec.json").read_text(encoding="utf-8"))
+    return FeatureSet(
+        spec=FeatureSpec.from_dict(spec),
+        table=load_arrays(folder / "item_table.npz", ItemTable),
+        train=replace(train, user_key=train.user_key.astype(object)),
+        valid=replace(valid, user_key=valid.user_key.astype(object)),
+        catalogue=pd.read_parquet(folder / "catalogue.parquet"),
+        train_events=pd.read_parquet(folder / "train_events.parquet"),
+        split_time=pd.Timestamp(meta["split_time"]),
+        window=tuple(pd.Timestamp(t) for t in meta["window"]),
     )

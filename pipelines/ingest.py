@@ -110,8 +110,7 @@ class Ingestor:
 
     def ingest(self, paths: Sequence[Path], source: Source | str) -> list[BatchResult]:
         adapter = get_source(source) if isinstance(source, str) else source
-        for name, payload in adapter.reference(paths, self.pseudonymiser).items():
-            write_json_atomic(self.data.reference / f"{name}.json", payload)
+        write_reference(self.data, adapter, paths, self.pseudonymiser)
         return [self.ingest_batch(adapter, batch) for batch in adapter.discover(paths)]
 
     def ingest_batch(self, source: Source, batch: BatchInput) -> BatchResult:
@@ -131,7 +130,7 @@ class Ingestor:
             )
             result.report = previous.get("report")
             return result
-        landed = self._land(batch)
+        landed = land_batch(self.data, batch)
         try:
             raw = source.read_raw(landed)
         except UnreadableBatch as err:
@@ -184,20 +183,6 @@ class Ingestor:
             unknown_item_id=item.where(~item.isin(known)),
             unseen_item_id=item.where(~item.isin(self.history.seen_items)),
         )
-
-    def _land(self, batch: BatchInput) -> BatchInput:
-        """Copy the batch into ``landing/`` as received, unless it already lies there."""
-        target = self.data.landing / batch.source / batch.batch_id
-        if all(self.data.landing in f.resolve().parents for f in batch.files):
-            return batch
-        target.mkdir(parents=True, exist_ok=True)
-        files = []
-        for path in batch.files:
-            shutil.copy2(path, target / path.name)
-            files.append(target / path.name)
-        landed = BatchInput(batch.source, batch.name, tuple(files), batch.batch_date, batch.window)
-        landed.__dict__["content_hash"] = batch.content_hash
-        return landed
 
     def _quarantine(
         self,
@@ -285,6 +270,52 @@ def ingest(
     return Ingestor(settings, data_dir).ingest(paths, adapter)
 
 
+def write_reference(
+    data: DataDir, source: Source, paths: Sequence[Path], pseudonymiser: Pseudonymiser
+) -> None:
+    """Store the reference data that comes with the batches (see ``Source.reference``)."""
+    for name, payload in source.reference(paths, pseudonymiser).items():
+        write_json_atomic(data.reference / f"{name}.json", payload)
+
+
+def land_batch(data: DataDir, batch: BatchInput) -> BatchInput:
+    """Copy the batch into ``landing/`` as received, unless it already lies there."""
+    if all(data.landing in f.resolve().parents for f in batch.files):
+        return batch
+    target = data.landing / batch.source / batch.batch_id
+    target.mkdir(parents=True, exist_ok=True)
+    files = []
+    for path in batch.files:
+        shutil.copy2(path, target / path.name)
+        files.append(target / path.name)
+    landed = BatchInput(batch.source, batch.name, tuple(files), batch.batch_date, batch.window)
+    landed.__dict__["content_hash"] = batch.content_hash
+    return landed
+
+
+def land(settings: Settings, paths: Sequence[Path] | None = None) -> list[Path]:
+    """Land the batches under ``paths`` (default: the inbox) that have no manifest yet.
+
+    Returns the landing folders still waiting for validation, including any landed by an earlier
+    run that stopped before validating, so a retried or re-run pipeline picks up where it left
+    off and never lands or validates a batch twice. Needs no Great Expectations context.
+    """
+    data = DataDir(settings.data_dir).create()
+    adapter = get_source(settings.source)
+    paths = list(paths) if paths is not None else [settings.inbox]
+    paths = [p for p in paths if p.exists()]
+    recorded = {m["batch"] for m in data.read_manifests()}
+    if paths:
+        write_reference(data, adapter, paths,
+                        Pseudonymiser(settings.pseudonym_key.get_secret_value()))
+        for batch in adapter.discover(paths):
+            if batch.batch_id not in recorded:
+                land_batch(data, batch)
+    folder = data.landing / adapter.name
+    pending = folder.iterdir() if folder.is_dir() else []
+    return sorted(p for p in pending if p.is_dir() and p.name not in recorded)
+
+
 def _batch_items(conformed: Conformed) -> set[str]:
     items = conformed.tables.get("items")
     return set(items["item_id"].dropna().astype(str)) if items is not None else set()
@@ -309,4 +340,4 @@ def _write_parquet(frame: pd.DataFrame, folder: Path, batch_id: str) -> None:
     tmp.replace(folder / f"{batch_id}.parquet")
 
 
-__all__ = ["BatchResult", "Finding", "Ingestor", "ingest"]
+__all__ = ["BatchResult", "Finding", "Ingestor", "ingest", "land"]

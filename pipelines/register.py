@@ -77,17 +77,17 @@ def version_metric(client: MlflowClient, version: ModelVersion, metric: str) -> 
     judged on the value its own training run logged, under its MLflow name (``ndcg_at_10``).
     """
     if version.run_id:
-        value = _lookup(client.get_run(version.run_id).data.metrics, metric)
+        value = metric_value(client.get_run(version.run_id).data.metrics, metric)
         if value is not None:
             return value
     model_id = getattr(version, "model_id", None)
     if model_id:
         logged = {m.key: m.value for m in client.get_logged_model(model_id).metrics or []}
-        return _lookup(logged, metric)
+        return metric_value(logged, metric)
     return None
 
 
-def _lookup(metrics: Mapping[str, float], metric: str) -> float | None:
+def metric_value(metrics: Mapping[str, float], metric: str) -> float | None:
     """A metric by its display name (``ndcg@10``) or its MLflow name (``ndcg_at_10``)."""
     for key in (metric, mlflow_key(metric)):
         if key in metrics:
@@ -146,8 +146,8 @@ def register_and_gate(
     the way (missing metric, registry down, failed registration) raises and leaves the serving
     champion exactly as it was. Callers pass ``metric`` and ``margin`` from their settings.
     """
-    candidate = _lookup(metrics, metric)
-    baseline = _lookup(baseline_metrics, metric)
+    candidate = metric_value(metrics, metric)
+    baseline = metric_value(baseline_metrics, metric)
     if candidate is None:
         raise ValueError(f"the candidate's metrics lack the gate metric {metric!r}")
     if baseline is None:
@@ -198,6 +198,15 @@ def register_and_gate(
         baseline=baseline,
         champion_version=champion_version,
     )
+
+
+def champion_metric(name: str, metric: str) -> tuple[str | None, float | None]:
+    """The champion's version and its recorded ``metric`` (``None, None`` without a champion)."""
+    client = MlflowClient()
+    current = _champion(client, name)
+    if current is None:
+        return None, None
+    return str(current.version), version_metric(client, current, metric)
 
 
 def champion_uri(name: str = DEFAULT_MODEL_NAME) -> str | None:

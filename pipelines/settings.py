@@ -120,6 +120,22 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="How much better (absolute) the challenger must be."
     )
 
+    inbox_dir: Path | None = Field(
+        default=None, description="Where new raw batches arrive for the pipeline DAG to land; "
+        "default <data_dir>/inbox.",
+    )
+    source: str = Field(default="synthetic", description="Source adapter of the inbox batches.")
+    dataset: str = Field(default="synthetic", description="Names the MLflow experiment.")
+    train_config: dict[str, Any] = Field(
+        default_factory=dict, description="TrainConfig overrides applied to every candidate.",
+    )
+    train_grid: list[dict[str, Any]] = Field(
+        default_factory=lambda: [{}, {"dim": 32}], min_length=1,
+        description="One candidate per entry: TrainConfig overrides on top of train_config.",
+    )
+    schedule: str = Field(default="0 3 * * *", description="Cron of the pipeline DAG (UTC).")
+    catchup: bool = Field(default=False, description="Whether the DAG backfills missed days.")
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -140,6 +156,10 @@ class Settings(BaseSettings):
     def bentoml_store(self) -> Path:
         """BentoML's home: project-local, so models and Bentos live next to the data."""
         return (self.bentoml_home or self.data_dir / "bentoml").expanduser().resolve()
+
+    @property
+    def inbox(self) -> Path:
+        return (self.inbox_dir or self.data_dir / "inbox").expanduser().resolve()
 
     @property
     def mlflow_tracking_uri(self) -> str:

@@ -1,9 +1,10 @@
-"""Train step: curated data -> two-stage model, evaluated against baselines, logged and gated.
+"""Train steps: curated data -> features -> baselines and candidate models, logged and gated.
 
-Every run lands in the data set's MLflow experiment with its config, per-epoch and final metrics,
-data lineage, artifacts and the model as a pyfunc; popularity and EASE are logged as runs of their
-own in the same experiment, on the same split, so the compare view shows them side by side. The
-gate then registers the model and promotes it only if it beats the champion and popularity.
+Each step is one task of the pipeline DAG and ``train`` composes them for the CLI. Every model
+run lands in the data set's MLflow experiment with its config, per-epoch and final metrics, data
+lineage, artifacts and the model as a pyfunc; popularity and EASE are logged as runs of their own
+on the same split, so the compare view shows them side by side. The gate then registers the best
+model and promotes it only if it beats the champion and popularity.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +27,22 @@ from models.fit import TrainConfig, fit_two_stage
 from models.inputs import latest_histories
 from pipelines import tracking
 from pipelines.evaluate import evaluate_topk, plot_metric_at_k
-from pipelines.features import FeatureSet, build_features, load_positive_events
-from pipelines.register import GateDecision, register_and_gate
+from pipelines.features import (
+    FeatureSet,
+    build_features,
+    features_path,
+    load_features,
+    load_positive_events,
+    save_features,
+)
+from pipelines.promote import CandidateResult, evaluate_candidates, promote
+from pipelines.register import GateDecision
 from pipelines.settings import Settings
-from pipelines.zones import DataDir
+from pipelines.zones import DataDir, write_json_atomic
 
 log = logging.getLogger(__name__)
 K_VALUES = (5, 10, 20)
+BATCHES = "batches.json"  # the accepted batch manifests a feature set was built from
 
 
 @dataclass
@@ -105,37 +116,109 @@ def train(
 ) -> TrainResult:
     """Train on the curated data of ``data_dir`` and log, evaluate and gate the result."""
     config = config or TrainConfig()
-    data = DataDir(data_dir or settings.data_dir)
-    tracking.configure(settings)
-    events, items, users = load_positive_events(data.root)
-    features = build_features(events, items, users, history_length=config.history_length)
-    split = validation_split(features)
-    batches = [m for m in data.read_manifests() if m["status"] == "accepted"]
-    data_hash = tracking.data_hash([m["content_hash"] for m in batches])
-    k = max(K_VALUES)
+    update: dict[str, Any] = {"dataset": dataset}
+    if data_dir is not None:
+        update["data_dir"] = Path(data_dir).resolve()
+    settings = settings.model_copy(update=update)
+    features_uri = build_features_step(settings, config.history_length)
+    baselines = train_baselines(settings, features_uri)
+    candidate = train_candidate(settings, features_uri, baselines=baselines, base=config)
+    gate = None
+    if register:
+        gate = promote(settings, evaluate_candidates(settings, [candidate], baselines))
+    return TrainResult(candidate.run_id, candidate.model_uri, candidate.metrics, baselines,
+                       candidate.metrics["train_seconds"], gate)
 
+
+def candidate_config(settings: Settings, overrides: Mapping[str, Any] | None = None,
+                     base: TrainConfig | None = None) -> TrainConfig:
+    """``base`` (default: ``settings.train_config`` over the defaults) with one grid entry."""
+    base = base or TrainConfig(**settings.train_config)
+    return replace(base, **(overrides or {}))
+
+
+def build_features_step(settings: Settings, history_length: int | None = None) -> str:
+    """Build the feature set from the curated zone and return its URI.
+
+    The folder is named after the accepted batches' data hash, so a retry or re-run on the same
+    data reuses it, and every candidate of a run trains on exactly the same split.
+    """
+    history_length = history_length or candidate_config(settings).history_length
+    data = DataDir(settings.data_dir)
+    batches = [m for m in data.read_manifests() if m["status"] == "accepted"]
+    if not batches:
+        raise ValueError(f"no accepted batches under {data.root}: ingest some first")
+    data_hash = tracking.data_hash([m["content_hash"] for m in batches])
+    folder = data.features / f"{data_hash[:16]}-h{history_length}"
+    if (folder / BATCHES).is_file():
+        log.info("features for data %s already built: %s", data_hash[:16], folder)
+        return folder.as_uri()
+    events, items, users = load_positive_events(data.root)
+    features = build_features(events, items, users, history_length=history_length)
+    uri = save_features(features, folder)
+    write_json_atomic(folder / BATCHES, batches)  # last: marks the feature set complete
+    return uri
+
+
+def _lineage(features_uri: str) -> tuple[list[dict[str, Any]], str]:
+    batches = json.loads((features_path(features_uri) / BATCHES).read_text(encoding="utf-8"))
+    return batches, tracking.data_hash([m["content_hash"] for m in batches])
+
+
+def train_baselines(settings: Settings, features_uri: str) -> dict[str, dict[str, float]]:
+    """Fit popularity and EASE on the feature set's split, each logged as its own MLflow run."""
+    tracking.configure(settings)
+    features = load_features(features_uri)
+    split = validation_split(features)
+    batches, data_hash = _lineage(features_uri)
     baselines: dict[str, dict[str, float]] = {}
     lambda_ = 100.0
     for family, model in (("popularity", Popularity()), ("ease", EASE(lambda_))):
-        with tracking.start_run(dataset, family, {"model_family": family,
-                                                  "data_hash": data_hash}):
+        with tracking.start_run(settings.dataset, family, {"model_family": family,
+                                                           "data_hash": data_hash}):
             started = time.perf_counter()
-            topk = _baseline_topk(model, split, k)
+            topk = _baseline_topk(model, split, max(K_VALUES))
             seconds = time.perf_counter() - started
             baselines[family] = _evaluate(topk, split, features) | {"train_seconds": seconds}
             tracking.log_params_flat({"model_family": family} |
                                      ({"lambda": lambda_} if family == "ease" else {}))
-            tracking.log_lineage(batches, f"{dataset}-curated", data_hash)
+            tracking.log_lineage(batches, f"{settings.dataset}-curated", data_hash)
             tracking.log_metrics(baselines[family])
+    return baselines
 
-    with tracking.start_run(dataset, "tfrs-two-stage", {"model_family": "tfrs",
-                                                        "data_hash": data_hash}) as run:
+
+def train_candidate(
+    settings: Settings,
+    features_uri: str,
+    overrides: Mapping[str, Any] | None = None,
+    baselines: Mapping[str, Mapping[str, float]] | None = None,
+    base: TrainConfig | None = None,
+) -> CandidateResult:
+    """Fit, evaluate and log one two-stage candidate as its own MLflow run.
+
+    ``overrides`` is one entry of ``settings.train_grid``; the history length is the feature
+    set's, since the features were built for it. ``baselines`` (from ``train_baselines``) go into
+    the run's evaluation report and plots.
+    """
+    config = candidate_config(settings, overrides, base)
+    features = load_features(features_uri)
+    if config.history_length != features.spec.history_length:
+        raise ValueError(
+            f"history_length {config.history_length} differs from the feature set's "
+            f"{features.spec.history_length}: set it in train_config, not per candidate"
+        )
+    tracking.configure(settings)
+    split = validation_split(features)
+    batches, data_hash = _lineage(features_uri)
+    tags = {"model_family": "tfrs", "data_hash": data_hash,
+            "candidate": json.dumps(dict(overrides or {}), sort_keys=True)}
+    with tracking.start_run(settings.dataset, "tfrs-two-stage", tags) as run:
         tracking.log_params_flat({"model": config.to_dict(), "data": {
             "train_interactions": len(features.train), "valid_interactions": len(features.valid),
             "users": features.spec.users.size, "items": features.spec.items.size,
             "split_time": str(features.split_time), "window_start": str(features.window[0]),
             "window_end": str(features.window[1]), "batches": len(batches)}})
-        tracking.log_lineage(batches, f"{dataset}-curated", data_hash)
+        tracking.log_lineage(batches, f"{settings.dataset}-curated", data_hash)
         started = time.perf_counter()
         fitted = fit_two_stage(
             features.spec, features.table, features.train, features.valid, config,
@@ -144,22 +227,16 @@ def train(
         )
         seconds = time.perf_counter() - started
         recommender, bundle_args = _recommender(features, fitted, config)
-        metrics = _evaluate(_model_topk(recommender, split, k), split, features)
+        metrics = _evaluate(_model_topk(recommender, split, max(K_VALUES)), split, features)
         metrics["train_seconds"] = seconds
         ranking = [e["val_auc"] for e in fitted.history["ranking"] if "val_auc" in e]
         if ranking:  # the best epoch's validation AUC (pairs of positives and sampled negatives)
             metrics["ranker_auc"] = max(ranking)
         tracking.log_metrics(metrics)
-        _log_explanations(recommender, data)
-        model_uri = _log_artifacts(run.info.run_id, features, fitted, config, metrics, baselines,
-                                   bundle_args)
-    gate = None
-    if register:
-        gate = register_and_gate(
-            model_uri, metrics, baselines["popularity"], metric=settings.gate_metric,
-            margin=settings.gate_margin, name=settings.model_name,
-        )
-    return TrainResult(run.info.run_id, model_uri, metrics, baselines, seconds, gate)
+        _log_explanations(recommender, DataDir(settings.data_dir))
+        model_uri = _log_artifacts(run.info.run_id, features, fitted, config, metrics,
+                                   dict(baselines or {}), bundle_args)
+    return CandidateResult(run.info.run_id, model_uri, metrics, dict(overrides or {}))
 
 
 def _log_explanations(recommender, data: DataDir, users: int = 20) -> dict[str, Any]:

@@ -41,6 +41,11 @@ class DataDir:
         return self.root / "batches"
 
     @property
+    def features(self) -> Path:
+        """Feature sets built for training, one folder per data version and history length."""
+        return self.root / "features"
+
+    @property
     def reference(self) -> Path:
         """Reference data that is not a batch (e.g. a synthetic shop's planted preferences)."""
         return self.root / "reference"

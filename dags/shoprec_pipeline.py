@@ -1,0 +1,179 @@
+"""shoprec_pipeline: new batches -> validated data -> candidate models -> gated champion -> served.
+
+Runs daily and whenever new batches land (the ``shoprec_new_batches`` asset). The file stays
+thin and cheap to parse: each task calls one function in ``pipelines/`` and passes on URIs and
+ids only; TensorFlow, Great Expectations and MLflow load inside the tasks. Settings come from
+``SHOPREC_*`` variables or the ``SHOPREC_CONFIG`` file, as for the CLI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    Param,
+    dag,
+    get_current_context,
+    task,
+)
+from airflow.sdk.exceptions import AirflowSkipException
+
+from pipelines.settings import Settings
+
+SETTINGS = Settings()
+NEW_BATCHES = Asset(name="shoprec_new_batches", uri=SETTINGS.inbox.as_uri())
+MINUTES = dt.timedelta(minutes=1)
+
+
+def _settings() -> Settings:
+    """Fresh settings in the task: a worker's environment is the one that counts."""
+    return Settings()
+
+
+@dag(
+    dag_id="shoprec_pipeline",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(SETTINGS.schedule, timezone="UTC"), assets=NEW_BATCHES
+    ),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=SETTINGS.catchup,
+    max_active_runs=1,  # runs share the data directory and the registry's champion
+    tags=["shoprec", "mlops", "recommendations"],
+    default_args={
+        "owner": "shoprec",
+        "retries": 2,
+        "retry_delay": dt.timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": 10 * MINUTES,
+        "execution_timeout": 30 * MINUTES,
+    },
+    params={"force_train": Param(False, type="boolean",
+                                 description="Train even when no new batch was accepted.")},
+    doc_md=__doc__,
+)
+def shoprec_pipeline() -> None:
+    @task(doc_md="Copy new batches from the inbox into the landing zone; returns the landed "
+          "folders still waiting for validation (none when everything was seen before).")
+    def land() -> list[str]:
+        from pipelines.ingest import land
+
+        return [str(p) for p in land(_settings())]
+
+    @task(doc_md="Validate each landed batch with Great Expectations: curate it, or quarantine "
+          "it whole with a summary. Returns batch ids, statuses, reasons and report paths.")
+    def validate(folders: list[str]) -> list[dict[str, Any]]:
+        from pipelines.pipeline import validate_step
+
+        return validate_step(_settings(), folders)
+
+    @task.branch(doc_md="Train when new data was accepted (or `force_train`), and report "
+                 "quarantined batches; otherwise training is skipped, not failed.")
+    def route(batches: list[dict[str, Any]], params: dict[str, Any] | None = None) -> list[str]:
+        from pipelines.pipeline import route
+
+        decision = route(batches, force_train=bool((params or {}).get("force_train")))
+        print(decision.reason)
+        return (["report_quarantined"] if decision.quarantined else []) + (
+            ["build_features"] if decision.train else [])
+
+    @task(doc_md="Name every quarantined batch with its reason and summary report; training "
+          "goes on without them.")
+    def report_quarantined(batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from pipelines.pipeline import report_quarantined
+
+        return report_quarantined(batches)
+
+    @task(doc_md="Build the feature set from the curated zone once per data version; returns "
+          "its URI.")
+    def build_features() -> str:
+        from pipelines.train import build_features_step
+
+        return build_features_step(_settings())
+
+    @task(doc_md="Fit popularity and EASE on the same split, each as its own MLflow run: the "
+          "floor every candidate must beat.")
+    def train_baselines(features_uri: str) -> dict[str, dict[str, float]]:
+        from pipelines.train import train_baselines
+
+        return train_baselines(_settings(), features_uri)
+
+    @task(doc_md="Train one candidate of the configured grid as its own MLflow run (one mapped "
+          "task per grid entry); returns its run id, model URI and metrics.",
+          map_index_template="{{ candidate }}", execution_timeout=120 * MINUTES)
+    def train_candidate(features_uri: str, baselines: dict[str, Any],
+                        overrides: dict[str, Any]) -> dict[str, Any]:
+        from pipelines.train import train_candidate
+
+        get_current_context()["candidate"] = (  # type: ignore[typeddict-unknown-key]
+            ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "defaults")
+        return train_candidate(_settings(), features_uri, overrides, baselines).to_json()
+
+    @task(doc_md="Rank the candidates by the gate metric and set the best against the "
+          "champion's recorded value and the popularity baseline.")
+    def evaluate(candidates: list[dict[str, Any]], baselines: dict[str, Any]) -> dict[str, Any]:
+        from pipelines.promote import evaluate_candidates
+
+        return evaluate_candidates(_settings(), list(candidates), baselines).to_json()
+
+    @task(doc_md="Register the best candidate; the registry gate makes it `champion` only if "
+          "it beats the champion and popularity, else `challenger`, with the reason.")
+    def register_and_promote(evaluation: dict[str, Any]) -> dict[str, Any]:
+        from pipelines.promote import promote
+
+        return promote(_settings(), evaluation).to_json()
+
+    @task(doc_md="Package the new champion as a Bento; skipped when the gate kept the "
+          "serving model.")
+    def package_bento(gate: dict[str, Any]) -> dict[str, Any]:
+        if not gate["promoted"]:
+            raise AirflowSkipException(f"v{gate['version']} is {gate['alias']}: "
+                                       f"{gate['reason']}; serving unchanged")
+        from pipelines.package import package_champion
+
+        return package_champion(_settings()).to_json()
+
+    @task(doc_md="Ask the serving endpoint to load the new champion; skipped when no endpoint "
+          "listens.")
+    def reload_endpoint(packaged: dict[str, Any]) -> dict[str, Any]:
+        from pipelines import package
+
+        return _unless_unavailable(package.reload_endpoint)
+
+    @task(doc_md="Call the endpoint once and check it answers with recommendations; skipped "
+          "when no endpoint listens.")
+    def smoke_call(reloaded: dict[str, Any]) -> dict[str, Any]:
+        from pipelines import package
+
+        return _unless_unavailable(package.smoke_call)
+
+    batches = validate(land())
+    decision = route(batches)
+    decision >> report_quarantined(batches)
+    features = build_features()
+    decision >> features
+    baselines = train_baselines(features)
+    candidates = train_candidate.partial(features_uri=features, baselines=baselines).expand(
+        overrides=SETTINGS.train_grid)
+    gate = register_and_promote(evaluate(candidates, baselines))
+    smoke_call(reload_endpoint(package_bento(gate)))
+
+
+def _unless_unavailable(call) -> dict[str, Any]:
+    """Run an endpoint call; no endpoint listening is a skip with the reason, not a failure."""
+    from pipelines import package
+
+    settings = _settings()
+    try:
+        return call(settings)
+    except package.EndpointUnavailable as err:
+        raise AirflowSkipException(
+            f"no serving endpoint at {package.endpoint_url(settings)}: {err}; "
+            "start one with `shoprec serve` and re-run this task"
+        ) from err
+
+
+shoprec_pipeline()
