@@ -24,12 +24,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models.feature_spec import PRICE_BANDS, FeatureSpec  # noqa: E402
-from models.inputs import Interactions, ItemTable  # noqa: E402
+from models.inputs import ItemTable  # noqa: E402
 from models.ranking import RANKING_FEATURES  # noqa: E402
 
 # "zero": all-zero embedded inputs. A mapping: one vector per named feature, e.g. the average
-# shopper / average item from ``average_baseline`` (scores then read "why this item rather than a
-# typical one", and an all-zero embedding is not a value the model ever sees).
+# shopper / average item (``average_baseline`` over ``models.pairs.typical_pairs``): scores then
+# read "why this item rather than a typical one", and an all-zero embedding is not a value the
+# model ever sees.
 Baseline = Literal["zero"] | Mapping[str, np.ndarray]
 
 
@@ -157,23 +158,6 @@ def average_baseline(
             chunk = np.asarray(value, np.float64).sum(axis=0)
             totals[name] = totals[name] + chunk if name in totals else chunk
     return {name: (total / n).astype(np.float32) for name, total in totals.items()}
-
-
-def sample_pairs(
-    data: Interactions, n_items: int, size: int = 1024, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """Real shoppers in their real contexts, each paired with a uniformly drawn catalogue item.
-
-    Drawing the item independently of the shopper makes the average baseline "a typical shopper
-    looking at a typical item", so attributions read as why *this* item rather than any item.
-    """
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(len(data), size=min(size, len(data)), replace=False)
-    return {
-        "user_id": data.user[rows], "history": data.history[rows], "hour": data.hour[rows],
-        "day_of_week": data.day_of_week[rows],
-        "item_id": rng.integers(1, n_items, len(rows)).astype(np.int32),
-    }
 
 
 # ---- human-readable values ------------------------------------------------------------------

@@ -18,7 +18,6 @@ from models.explain import (  # noqa: E402
     IntegratedGradients,
     average_baseline,
     feature_values,
-    sample_pairs,
 )
 from models.fit import fit_two_stage  # noqa: E402
 from models.ranking import RANKING_FEATURES  # noqa: E402
@@ -98,7 +97,7 @@ def tiny():
         "day_of_week": np.repeat(data.day_of_week, n_items - 1),
         "item_id": np.tile(np.arange(1, n_items, dtype=np.int32), len(data)),
     }
-    average = average_baseline(fitted.ranker, sample_pairs(data, n_items, size=512))
+    average = average_baseline(fitted.ranker, pairs)
     return features, fitted.ranker, pairs, average, items
 
 

@@ -128,7 +128,7 @@ def test_short_training_beats_popularity_and_loads_in_a_fresh_process(
     assert fresh.returncode == 0, fresh.stderr[-2000:]
     assert fresh.stdout.strip().splitlines()[-1] == "4 [1, 2, 3, 4] True"
 
-    # The explanation suite on the champion (issue goals; planted_top2_rate is not met yet).
+    # The explanation suite on the champion meets the issue's goals.
     import json
 
     from pipelines.explain_check import explain_check, load_recommender
@@ -139,4 +139,4 @@ def test_short_training_beats_popularity_and_loads_in_a_fresh_process(
     assert figures["completeness_ok_rate"] >= 0.99
     assert figures["deletion_win_rate"] >= 0.90
     assert figures["randomisation_changed"]
-    assert figures["planted_top2_rate"] is not None
+    assert figures["planted_top2_rate"] >= 0.80
