@@ -1,0 +1,80 @@
+"""One tiny champion and one real open server per session; helpers to call it over HTTP."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.settings import Settings
+from serving import launch
+from tests.serving.champion import register_champion
+
+KEY = "test-key"
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    data_dir: Path
+    token: str | None = None
+
+    def call(self, path: str, body: Any = None, token: str | None = "default",
+             method: str = "POST", raw: bytes | None = None) -> tuple[int, Any]:
+        """(status, decoded JSON or text); ``token="default"`` sends the server's own token."""
+        token = self.token if token == "default" else token
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        request = urllib.request.Request(self.url + path, data, headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, text = response.status, response.read().decode()
+        except urllib.error.HTTPError as err:
+            status, text = err.code, err.read().decode()
+        try:
+            return status, json.loads(text)
+        except json.JSONDecodeError:
+            return status, text
+
+
+def settings_for(data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir, pseudonym_key=KEY,
+                    tracking_uri=f"sqlite:///{data_dir / 'mlflow.db'}")
+
+
+def server_env(data_dir: Path, token: str | None = None) -> dict[str, str]:
+    env = {"SHOPREC_PSEUDONYM_KEY": KEY,
+           "SHOPREC_TRACKING_URI": f"sqlite:///{data_dir / 'mlflow.db'}"}
+    return env | ({"SHOPREC_API_TOKEN": token} if token else {})
+
+
+def serve(data_dir: Path, token: str | None = None) -> Iterator[Server]:
+    port = launch.free_port()
+    process = launch.start(data_dir, port, data_dir.parent / f"serve-{port}.log",
+                           server_env(data_dir, token))
+    try:
+        yield Server(f"http://127.0.0.1:{port}", data_dir, token)
+    finally:
+        launch.stop(process)
+
+
+@pytest.fixture(scope="session")
+def champion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir whose registry has a tiny champion (version 1)."""
+    data_dir = tmp_path_factory.mktemp("served") / "data"
+    register_champion(settings_for(data_dir))
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def server(champion_dir: Path) -> Iterator[Server]:
+    """The real endpoint without a token, serving the tiny champion."""
+    yield from serve(champion_dir)

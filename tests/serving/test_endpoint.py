@@ -1,0 +1,153 @@
+"""The real endpoint over HTTP: every API, cold start, unknown items, bad bodies, feedback."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from pipelines.package import check_recommendation
+from tests.serving.champion import RAW_USERS
+from tests.serving.conftest import Server
+
+KNOWN = RAW_USERS[1]
+
+
+def test_probes_and_metadata_name_the_model(server: Server) -> None:
+    assert server.call("/healthz", method="GET")[0] == 200
+    assert server.call("/readyz", method="GET")[0] == 200
+    status, meta = server.call("/metadata", method="GET")
+    assert status == 200
+    assert meta["name"] == "shoprec" and meta["version"] == "1" and meta["run_id"]
+    assert meta["data_hash"] == "tiny-0" and meta["window_start"] < meta["window_end"]
+    assert meta["metrics"]["ndcg_at_10"] == pytest.approx(0.5)
+    assert server.call("/metadata")[1] == meta, "POST answers the same as GET"
+
+
+def test_recommend_explains_each_item_and_attributions_add_up(server: Server) -> None:
+    status, answer = server.call("/recommend", {"user_id": KNOWN, "k": 3})
+
+    assert status == 200, answer
+    assert answer["user_id"] == KNOWN and answer["fallback"] is None
+    assert answer["model"]["version"] == "1"
+    assert [i["rank"] for i in answer["items"]] == list(range(1, len(answer["items"]) + 1))
+    assert 1 <= len(answer["items"]) <= 3
+    scores = [i["score"] for i in answer["items"]]
+    assert scores == sorted(scores, reverse=True)
+    for item in answer["items"]:
+        assert item["title"] and item["category"] in ("kitchen", "lighting")
+        explanation = item["explanation"]
+        assert explanation["reason"].endswith(".")
+        assert {"feature", "value", "attribution"} <= set(explanation["attributions"][0])
+    # completeness from the response's own numbers: sum(attributions) == score - baseline
+    assert check_recommendation(answer) == []
+
+
+def test_explain_false_filters_and_purchases(server: Server) -> None:
+    _, plain = server.call("/recommend", {"user_id": KNOWN, "k": 5, "explain": False,
+                                          "exclude_purchased": False,
+                                          "filters": {"category": "kitchen", "max_price": 12}})
+    assert plain["items"], plain
+    for item in plain["items"]:
+        assert item["explanation"] is None
+        assert item["category"] == "kitchen" and item["price"] <= 12
+
+
+def test_raw_ids_are_pseudonymised_like_ingestion(server: Server) -> None:
+    """A pseudonym itself is not a known raw id: it gets hashed again and is unknown."""
+    from pipelines.pseudonymise import Pseudonymiser
+    from tests.serving.conftest import KEY
+
+    _, known = server.call("/recommend", {"user_id": KNOWN, "k": 2, "explain": False})
+    _, hashed = server.call("/recommend", {"user_id": Pseudonymiser(KEY).one(KNOWN), "k": 2,
+                                           "explain": False})
+    assert known["fallback"] is None and hashed["fallback"] == "cold_start"
+
+
+def test_unknown_user_gets_popular_items_in_segment_with_a_reason(server: Server) -> None:
+    status, answer = server.call("/recommend", {"user_id": "never-seen", "k": 3,
+                                                "filters": {"category": "lighting"}})
+    assert status == 200 and answer["fallback"] == "cold_start"
+    assert answer["items"] and all(i["category"] == "lighting" for i in answer["items"])
+    scores = [i["score"] for i in answer["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all("do not know your purchases" in i["explanation"]["reason"]
+               for i in answer["items"])
+    assert check_recommendation(answer) == []
+
+
+def test_explain_one_pair_matches_the_recommendation(server: Server) -> None:
+    _, page = server.call("/recommend", {"user_id": KNOWN, "k": 1})
+    item = page["items"][0]
+    status, answer = server.call("/explain", {"user_id": KNOWN, "item_id": item["item_id"]})
+    assert status == 200, answer
+    assert answer["score"] == pytest.approx(item["score"], abs=1e-4)
+    total = sum(a["attribution"] for a in answer["explanation"]["attributions"])
+    gap = answer["score"] - answer["explanation"]["baseline_score"]
+    assert total == pytest.approx(gap, rel=0.01, abs=1e-4)
+
+
+def test_similar_items_share_features(server: Server) -> None:
+    status, answer = server.call("/similar_items", {"item_id": "I3", "k": 4})
+    assert status == 200, answer
+    ids = [i["item_id"] for i in answer["items"]]
+    assert "I3" not in ids and len(ids) == len(set(ids)) == 4
+    scores = [i["score"] for i in answer["items"]]
+    assert scores == sorted(scores, reverse=True)
+    for item in answer["items"]:
+        for feature in item["shared"]:
+            assert feature in ("category", "brand", "price_band")
+        if "category" in item["shared"]:
+            assert item["category"] == "lighting" and "lighting" in item["reason"]
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/explain", {"user_id": KNOWN, "item_id": "NOPE"}),
+    ("/similar_items", {"item_id": "NOPE", "k": 2}),
+    ("/feedback", {"user_id": KNOWN, "item_id": "NOPE", "event_type": "view"}),
+])
+def test_unknown_items_are_404_with_a_message(server: Server, path: str, body: dict) -> None:
+    status, answer = server.call(path, body)
+    assert status == 404 and "NOPE" in answer["detail"]
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"user_id": KNOWN, "k": 0}, "k"),
+    ({"user_id": KNOWN, "k": 101}, "k"),
+    ({"user_id": KNOWN, "k": "ten"}, "k"),
+    ({"k": 3}, "user_id"),
+    ({"user_id": ""}, "user_id"),
+    ({"user_id": KNOWN, "filters": {"max_price": -1}}, "max_price"),
+    ({"user_id": KNOWN, "colour": "red"}, "colour"),
+])
+def test_invalid_bodies_name_the_field(server: Server, body: dict, field: str) -> None:
+    status, answer = server.call("/recommend", body)
+    assert status == 422
+    assert any(field in map(str, error["loc"]) for error in answer["detail"]), answer
+
+
+@pytest.mark.parametrize("raw", [b"{", b"not json", b"[]", b"null", b'{"user_id": "\xff"}'])
+def test_malformed_json_is_4xx(server: Server, raw: bytes) -> None:
+    assert 400 <= server.call("/recommend", raw=raw)[0] < 500
+
+
+def test_feedback_lands_a_batch_the_synthetic_source_reads(server: Server) -> None:
+    from pipelines.pseudonymise import Pseudonymiser
+    from pipelines.sources.synthetic import SyntheticSource
+    from tests.serving.conftest import KEY
+
+    status, answer = server.call("/feedback", {"user_id": KNOWN, "item_id": "I3",
+                                               "event_type": "purchase", "quantity": 2,
+                                               "unit_price": 8.0})
+    assert status == 200, answer
+    path = server.data_dir / answer["batch"]
+    source = SyntheticSource()
+    [batch] = source.discover([path])
+    raw = source.read_raw(batch)
+    events = source.conform(raw, batch, Pseudonymiser(KEY)).tables["events"]
+    assert batch.batch_date is not None
+    assert events["user_id"].tolist() == [Pseudonymiser(KEY).one(KNOWN)]
+    with path.open() as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row["event_id"] == answer["feedback_id"] and row["customer_id"] == KNOWN
+    assert row["item_id"] == "I3" and row["quantity"] == "2" and len(raw) == 1

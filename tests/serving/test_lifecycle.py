@@ -1,0 +1,90 @@
+"""Start without a champion, token access, reload to a new champion while requests flow."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from pipelines.package import EndpointUnavailable, reload_endpoint, smoke_call
+from serving import launch
+from tests.serving.champion import RAW_USERS, register_champion
+from tests.serving.conftest import Server, serve, settings_for
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A token-protected server started on a data dir with no model registered."""
+    yield from serve(tmp_path_factory.mktemp("empty") / "data", token=TOKEN)
+
+
+def _endpoint_settings(server: Server):
+    port = int(server.url.rsplit(":", 1)[1])
+    return settings_for(server.data_dir).model_copy(
+        update={"serve_port": port, "api_token": SecretStr(TOKEN)})
+
+
+def test_no_champion_yet_is_alive_but_not_ready(guarded: Server) -> None:
+    assert guarded.call("/healthz", method="GET", token=None)[0] == 200
+    status, body = guarded.call("/readyz", method="GET", token=None)
+    assert status == 503 and body["detail"] == "no champion model yet"
+    status, body = guarded.call("/recommend", {"user_id": "C1"})
+    assert status == 503 and body["detail"] == "no champion model yet"
+    status, body = guarded.call("/admin/reload")
+    assert status == 503 and "no champion" in body["detail"]
+
+
+@pytest.mark.parametrize("token", [None, "wrong", TOKEN + "x"])
+def test_every_api_needs_the_token(guarded: Server, token: str | None) -> None:
+    for path in ("/recommend", "/explain", "/similar_items", "/feedback", "/metadata",
+                 "/admin/reload", "/metrics"):
+        status, body = guarded.call(path, {"user_id": "C1"}, token=token)
+        assert status == 401, (path, status, body)
+    assert guarded.call("/healthz", method="GET", token=token)[0] == 200
+    assert guarded.call("/docs.json", method="GET", token=token)[0] == 200
+
+
+def test_reload_swaps_champions_without_failing_requests(guarded: Server) -> None:
+    settings = _endpoint_settings(guarded)
+    first = register_champion(settings_for(guarded.data_dir), seed=0)
+    answer = reload_endpoint(settings)
+    assert answer["changed"] and answer["previous"] is None
+    assert answer["current"]["version"] == first
+    assert guarded.call("/readyz", method="GET", token=None)[0] == 200
+    assert smoke_call(settings, RAW_USERS[2])["model"]["version"] == first
+
+    second = register_champion(settings_for(guarded.data_dir), seed=1)
+    seen: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            status, body = guarded.call("/recommend", {"user_id": RAW_USERS[3], "k": 3})
+            seen.append((status, body.get("model", {}).get("version")))
+
+    workers = [threading.Thread(target=hammer) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        answer = reload_endpoint(settings)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert answer["changed"] and answer["previous"]["version"] == first
+    assert answer["current"]["version"] == second != first
+    assert seen and all(status == 200 for status, _ in seen), seen[:5]
+    assert {version for _, version in seen} <= {first, second}
+    assert guarded.call("/metadata", method="GET")[1]["version"] == second
+    assert reload_endpoint(settings)["changed"] is False, "same champion: nothing reloaded"
+
+
+def test_reload_says_clearly_when_nothing_listens(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path).model_copy(update={"serve_port": launch.free_port()})
+    with pytest.raises(EndpointUnavailable, match="nothing answers"):
+        reload_endpoint(settings)
