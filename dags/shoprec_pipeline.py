@@ -143,12 +143,13 @@ def shoprec_pipeline() -> None:
 
         return _unless_unavailable(package.reload_endpoint)
 
-    @task(doc_md="Call the endpoint once and check it answers with recommendations; skipped "
-          "when no endpoint listens.")
+    @task(doc_md="Call the endpoint once and check it answers with explained recommendations "
+          "from the new model; skipped when no endpoint listens.")
     def smoke_call(reloaded: dict[str, Any]) -> dict[str, Any]:
         from pipelines import package
 
-        return _unless_unavailable(package.smoke_call)
+        answer = _unless_unavailable(package.smoke_call)
+        return {"model": answer["model"], "items": [i["item_id"] for i in answer["items"]]}
 
     batches = validate(land())
     decision = route(batches)

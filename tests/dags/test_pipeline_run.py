@@ -1,0 +1,122 @@
+"""``airflow dags test shoprec_pipeline`` on a small synthetic shop, twice for the same date.
+
+The first run lands the shop (two planted bad batches among them), quarantines the bad ones,
+trains two candidates, promotes a champion, builds its Bento and reloads and smoke-calls a real
+``shoprec serve``. The second run for the same logical date finds nothing new and changes
+nothing. Airflow runs in a subprocess with its own home and SQLite metadata DB.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.dags.test_dag_integrity import airflow_env
+
+DAG_ID = "shoprec_pipeline"
+LOGICAL_DATE = "2026-01-15T00:00:00+00:00"
+# Small enough to train in seconds, large enough that the model clearly beats popularity.
+SHOP = {"days": 10, "users": 120, "items": 80, "seed": 5}
+TRAIN_CONFIG = {"dim": 16, "retrieval_epochs": 3, "ranking_epochs": 1, "batch_size": 64,
+                "history_length": 10, "retrieve_n": 50, "hard_pool": 10}
+GRID = [{}, {"dim": 8}]
+
+
+def _airflow(env: dict[str, str], *args: str, timeout: float = 600) -> str:
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    done = subprocess.run([airflow, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, f"airflow {args[:2]} failed:\n{done.stdout[-4000:]}\n" \
+                                 f"{done.stderr[-4000:]}"
+    return done.stdout
+
+
+def _task_states(env: dict[str, str]) -> dict[str, list[str]]:
+    rows = json.loads(_airflow(env, "tasks", "states-for-dag-run", DAG_ID, LOGICAL_DATE,
+                               "-o", "json").strip().splitlines()[-1])
+    states: dict[str, list[str]] = {}
+    for row in rows:
+        states.setdefault(row["task_id"], []).append(row["state"])
+    return states
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str):
+    """Shop in the inbox, migrated Airflow DB, a running endpoint; yields (env, data dir)."""
+    from pipelines.synthetic_shop import ShopSpec, generate_shop
+    from serving import launch
+
+    root = tmp_path_factory.mktemp("pipeline")
+    generate_shop(root / "inbox", ShopSpec(faults=True, **SHOP))
+    data = root / "data"
+    port = launch.free_port()
+    shoprec = {
+        "SHOPREC_DATA_DIR": str(data),
+        "SHOPREC_INBOX_DIR": str(root / "inbox"),
+        "SHOPREC_TRACKING_URI": mlflow_server,
+        "SHOPREC_MODEL_NAME": f"shoprec-dag-{root.name}",
+        "SHOPREC_DATASET": f"dag-{root.name}",
+        "SHOPREC_PSEUDONYM_KEY": "test-key",
+        "SHOPREC_TRAIN_CONFIG": json.dumps(TRAIN_CONFIG),
+        "SHOPREC_TRAIN_GRID": json.dumps(GRID),
+        "SHOPREC_SERVE_HOST": "127.0.0.1",
+        "SHOPREC_SERVE_PORT": str(port),
+    }
+    env = airflow_env(root / "airflow") | shoprec | {"MLFLOW_TRACKING_URI": mlflow_server}
+    _airflow(env, "db", "migrate")
+    server = launch.start(data, port, root / "serve.log", env=shoprec)
+    try:
+        yield env, data
+    finally:
+        launch.stop(server)
+
+
+@pytest.mark.slow
+def test_dag_run_trains_promotes_packages_serves_and_reruns_idempotently(pipeline) -> None:
+    from mlflow.tracking import MlflowClient
+
+    env, data = pipeline
+    _airflow(env, "dags", "test", DAG_ID, LOGICAL_DATE)
+
+    states = _task_states(env)
+    assert states.pop("train_candidate") == ["success", "success"], "one run per grid entry"
+    assert all(v == ["success"] for v in states.values()), states
+
+    manifests = [json.loads(p.read_text()) for p in (data / "batches").glob("*.json")]
+    quarantined = {m["content_hash"] for m in manifests if m["status"] == "quarantined"}
+    assert len(quarantined) == 2 and all(m["reason"] for m in manifests
+                                         if m["status"] == "quarantined")
+    (feature_set,) = (data / "features").iterdir()
+    lineage = json.loads((feature_set / "batches.json").read_text())
+    trained_on = {m["content_hash"] for m in lineage}
+    assert trained_on and not trained_on & quarantined, "training left the quarantined out"
+
+    client = MlflowClient(env["SHOPREC_TRACKING_URI"])
+    name = env["SHOPREC_MODEL_NAME"]
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert client.get_run(champion.run_id).data.tags["shoprec.candidate_rank"] == "1"
+    experiment = client.get_experiment_by_name(f"shoprec-{env['SHOPREC_DATASET']}")
+    runs = client.search_runs([experiment.experiment_id], "tags.model_family = 'tfrs'")
+    assert len(runs) == len(GRID), "each candidate is its own MLflow run"
+    bentos = list((data / "bentoml" / "bentos" / name).glob("*/bento.yaml"))
+    assert bentos, "a Bento was built in the project-local store"
+
+    curated, versions = _files(data / "curated"), len(client.search_model_versions(
+        f"name = '{name}'"))
+    _airflow(env, "dags", "test", DAG_ID, LOGICAL_DATE)
+
+    again = _task_states(env)
+    assert again["land"] == again["validate"] == again["route"] == ["success"]
+    assert again["build_features"] == again["report_quarantined"] == ["skipped"]
+    assert _files(data / "curated") == curated, "nothing landed or curated twice"
+    assert len(list((data / "batches").glob("*.json"))) == len(manifests)
+    assert len(client.search_model_versions(f"name = '{name}'")) == versions
