@@ -70,11 +70,15 @@ class TwoStageRecommender:
             "hour": tf.TensorSpec([None], tf.int32),
             "day_of_week": tf.TensorSpec([None], tf.int32),
         }
+        # Concrete functions, traced here once: a call skips tf.function's per-call signature
+        # matching, which costs about as much as the model itself on a serving request.
         self._query = tf.function(
             lambda f: retrieval.query_tower(f, training=False), input_signature=[query_spec]
-        )
+        ).get_concrete_function()
         rank_spec = dict(query_spec, item_id=tf.TensorSpec([None], tf.int32))
-        self._rank = tf.function(lambda f: ranker(f, training=False), input_signature=[rank_spec])
+        self._rank = tf.function(
+            lambda f: ranker(f, training=False), input_signature=[rank_spec]
+        ).get_concrete_function()
         self.ranker = ranker
 
     # ---- batch scoring (evaluation) ---------------------------------------------------------

@@ -64,7 +64,10 @@ def _metadata(engine: Engine) -> dict:
     return engine.info.to_json() | {"loaded_at": engine.loaded_at}
 
 
-@bentoml.service(name="shoprec", workers=1, traffic={"timeout": 60})
+# One worker: on two cores a second TF process only competes with the first. No per-request
+# access log line: at hundreds of requests a second it costs more CPU than the model call.
+@bentoml.service(name="shoprec", workers=1, traffic={"timeout": 60},
+                 logging={"access": {"enabled": False}})
 @bentoml.asgi_app(app, path="/")
 class Shoprec:
     """Loads the served model once at start-up (if there is one) and answers from memory."""
