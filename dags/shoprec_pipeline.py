@@ -138,14 +138,14 @@ def shoprec_pipeline() -> None:
 
     @task(doc_md="Ask the serving endpoint to load the new champion; skipped when no endpoint "
           "listens.")
-    def reload_endpoint(packaged: dict[str, Any]) -> dict[str, Any]:
+    def reload_endpoint() -> dict[str, Any]:
         from pipelines import package
 
         return _unless_unavailable(package.reload_endpoint)
 
     @task(doc_md="Call the endpoint once and check it answers with explained recommendations "
           "from the new model; skipped when no endpoint listens.")
-    def smoke_call(reloaded: dict[str, Any]) -> dict[str, Any]:
+    def smoke_call() -> dict[str, Any]:
         from pipelines import package
 
         answer = _unless_unavailable(package.smoke_call)
@@ -160,7 +160,7 @@ def shoprec_pipeline() -> None:
     candidates = train_candidate.partial(features_uri=features, baselines=baselines).expand(
         overrides=SETTINGS.train_grid)
     gate = register_and_promote(evaluate(candidates, baselines))
-    smoke_call(reload_endpoint(package_bento(gate)))
+    package_bento(gate) >> reload_endpoint() >> smoke_call()
 
 
 def _unless_unavailable(call) -> dict[str, Any]:

@@ -32,12 +32,12 @@ def _airflow(env: dict[str, str], *args: str, timeout: float = 600) -> str:
                           timeout=timeout)
     assert done.returncode == 0, f"airflow {args[:2]} failed:\n{done.stdout[-4000:]}\n" \
                                  f"{done.stderr[-4000:]}"
-    return done.stdout
+    return done.stdout + done.stderr
 
 
 def _task_states(env: dict[str, str]) -> dict[str, list[str]]:
-    rows = json.loads(_airflow(env, "tasks", "states-for-dag-run", DAG_ID, LOGICAL_DATE,
-                               "-o", "json").strip().splitlines()[-1])
+    output = _airflow(env, "tasks", "states-for-dag-run", DAG_ID, LOGICAL_DATE, "-o", "json")
+    rows = next(json.loads(line) for line in output.splitlines() if line.startswith("[{"))
     states: dict[str, list[str]] = {}
     for row in rows:
         states.setdefault(row["task_id"], []).append(row["state"])
@@ -85,7 +85,7 @@ def test_dag_run_trains_promotes_packages_serves_and_reruns_idempotently(pipelin
     from mlflow.tracking import MlflowClient
 
     env, data = pipeline
-    _airflow(env, "dags", "test", DAG_ID, LOGICAL_DATE)
+    log = _airflow(env, "dags", "test", DAG_ID, LOGICAL_DATE)
 
     states = _task_states(env)
     assert states.pop("train_candidate") == ["success", "success"], "one run per grid entry"
@@ -93,8 +93,10 @@ def test_dag_run_trains_promotes_packages_serves_and_reruns_idempotently(pipelin
 
     manifests = [json.loads(p.read_text()) for p in (data / "batches").glob("*.json")]
     quarantined = {m["content_hash"] for m in manifests if m["status"] == "quarantined"}
-    assert len(quarantined) == 2 and all(m["reason"] for m in manifests
-                                         if m["status"] == "quarantined")
+    reasons = [m["reason"] for m in manifests if m["status"] == "quarantined"]
+    assert len(quarantined) == 2 and all(reasons)
+    assert all(f"quarantined {m['batch']}: {m['reason']}" in log for m in manifests
+               if m["status"] == "quarantined"), "each quarantined batch reported with its reason"
     (feature_set,) = (data / "features").iterdir()
     lineage = json.loads((feature_set / "batches.json").read_text())
     trained_on = {m["content_hash"] for m in lineage}
