@@ -63,11 +63,16 @@ def package_champion(settings: Settings, model_uri: str | None = None) -> Packag
     """
     import bentoml
     import mlflow
-    from bentoml._internal.bento.build_config import BentoEnvSchema  # what build() takes
 
     from pipelines import tracking
     from pipelines.register import champion_uri
-    from serving.loading import BENTOML_SCHEME, INFO_KEY, MLFLOW_DIR, NO_CHAMPION
+    from serving.loading import (
+        BENTOML_SCHEME,
+        INFO_KEY,
+        MLFLOW_DIR,
+        MODEL_ARGUMENT,
+        NO_CHAMPION,
+    )
 
     use_bentoml_store(settings)
     tracking.configure(settings)
@@ -93,7 +98,7 @@ def package_champion(settings: Settings, model_uri: str | None = None) -> Packag
             SERVICE, name=settings.model_name, version=version, labels=info.labels(),
             description=f"shoprec endpoint serving {info.name} v{info.version}",
             include=BENTO_INCLUDE, models=[model_tag], build_ctx=str(PROJECT_ROOT),
-            envs=[BentoEnvSchema("SHOPREC_MODEL_URI", f"{BENTOML_SCHEME}{model_tag}")],
+            args={MODEL_ARGUMENT: f"{BENTOML_SCHEME}{model_tag}"},
         )
     return PackageResult(model_tag=model_tag, bento_tag=bento_tag, model_name=info.name,
                          version=str(info.version), run_id=str(info.run_id))

@@ -42,10 +42,16 @@ def start(
 ) -> subprocess.Popen[bytes]:
     """``shoprec serve`` on 127.0.0.1:port, returned once ``/healthz`` answers 200."""
     shoprec = Path(sys.executable).with_name("shoprec")
+    return spawn([str(shoprec), "serve", "--host", "127.0.0.1", "--port", str(port),
+                  "--data-dir", str(data_dir), *args], port, log, env)
+
+
+def spawn(
+    command: list[str], port: int, log: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Any server command (e.g. ``bentoml serve <bento>``), once ``/healthz`` answers 200."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     environment |= dict(env or {})
-    command = [str(shoprec), "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(data_dir), *args]
     with log.open("ab") as out:
         process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
@@ -54,7 +60,7 @@ def start(
         if process.poll() is not None or time.monotonic() > deadline:
             stop(process)
             tail = log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"shoprec serve did not come up on port {port}:\n{tail}")
+            raise RuntimeError(f"{command[0]} did not come up on port {port}:\n{tail}")
         time.sleep(0.25)
     return process
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 BENTOML_SCHEME = "bentoml:"
 MLFLOW_DIR = "mlflow_model"  # where a BentoML store model keeps the MLflow model it came from
 INFO_KEY = "shoprec"  # BentoML model metadata key holding ``ModelInfo``
+MODEL_ARGUMENT = "model_uri"  # Bento argument by which a built Bento pins its model
 NO_CHAMPION = "no champion model yet"
 
 
@@ -80,8 +82,8 @@ def _store_model(uri: str) -> tuple[Path, ModelInfo]:
         model = bentoml.models.get(tag)
     except bentoml.exceptions.NotFound as err:
         raise NoModel(f"model {tag} is not in the BentoML store") from err
-    info = ModelInfo.from_json(model.info.metadata[INFO_KEY])
-    return Path(model.path) / MLFLOW_DIR, info
+    info = ModelInfo.from_json(model.info.metadata[INFO_KEY])  # lineage as packaged
+    return Path(model.path) / MLFLOW_DIR, replace(info, uri=uri)
 
 
 class EngineHolder:

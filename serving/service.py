@@ -19,15 +19,27 @@ from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 
 from models.two_stage import Filters  # noqa: E402
-from pipelines.settings import get_settings  # noqa: E402
+from pipelines.settings import Settings, get_settings  # noqa: E402
 from serving import schemas  # noqa: E402
 from serving.access import AccessMiddleware  # noqa: E402
 from serving.engine import Engine, UnknownItem  # noqa: E402
 from serving.feedback import write_feedback  # noqa: E402
-from serving.loading import EngineHolder, NoModel  # noqa: E402
+from serving.loading import MODEL_ARGUMENT, EngineHolder, NoModel  # noqa: E402
 
 log = logging.getLogger("shoprec.serving")
-SETTINGS = get_settings()
+
+
+def _settings() -> Settings:
+    """Settings from the environment; a built Bento pins its model by a Bento argument, which
+    an explicit ``SHOPREC_MODEL_URI`` still overrides."""
+    settings = get_settings()
+    pinned = getattr(bentoml.use_arguments(), MODEL_ARGUMENT, None)
+    if pinned and not settings.model_uri:
+        return settings.model_copy(update={"model_uri": pinned})
+    return settings
+
+
+SETTINGS = _settings()
 HOLDER = EngineHolder(SETTINGS)  # one per server process, shared with the access middleware
 ERRORS = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
 

@@ -1,0 +1,60 @@
+"""Packaging: the champion into the BentoML store with its lineage, a Bento that serves it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from serving import launch
+from tests.serving.conftest import KEY, Server, server_env
+
+
+def _package(data_dir: Path) -> dict:
+    shoprec = Path(sys.executable).with_name("shoprec")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    run = subprocess.run([str(shoprec), "package", "--data-dir", str(data_dir)],
+                         env=env | server_env(data_dir), capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_package_twice_builds_once_with_lineage_labels(champion_dir: Path, tmp_path: Path,
+                                                       server: Server) -> None:
+    first = _package(champion_dir)
+    second = _package(champion_dir)
+
+    assert first == second
+    assert first["model_tag"] == first["bento_tag"] == "shoprec:v1" and first["version"] == "1"
+    store = champion_dir / "bentoml"
+    for kind in ("models", "bentos"):
+        versions = [p.name for p in (store / kind / "shoprec").iterdir() if p.is_dir()]
+        assert versions == ["v1"], (kind, versions)
+    labels = yaml.safe_load((store / "models/shoprec/v1/model.yaml").read_text())["labels"]
+    meta = server.call("/metadata", method="GET")[1]
+    assert labels["mlflow_run_id"] == first["run_id"] == meta["run_id"]
+    assert labels["model_version"] == "1" and labels["data_hash"] == meta["data_hash"]
+    assert float(labels["metric.ndcg_at_10"]) == meta["metrics"]["ndcg_at_10"]
+
+    # `bentoml serve` on the built Bento, away from any registry: it serves the pinned model.
+    port = launch.free_port()
+    bentoml = Path(sys.executable).with_name("bentoml")
+    process = launch.spawn(
+        [str(bentoml), "serve", "shoprec:v1", "--host", "127.0.0.1", "--port", str(port)],
+        port, tmp_path / "bento.log",
+        {"BENTOML_HOME": str(store), "SHOPREC_DATA_DIR": str(tmp_path / "elsewhere"),
+         "SHOPREC_PSEUDONYM_KEY": KEY, "TF_USE_LEGACY_KERAS": "1"})
+    try:
+        bento = Server(f"http://127.0.0.1:{port}", tmp_path / "elsewhere")
+        assert bento.call("/readyz", method="GET")[0] == 200
+        status, served = bento.call("/metadata", method="GET")
+        assert status == 200 and served["run_id"] == first["run_id"]
+        assert served["uri"] == "bentoml:shoprec:v1"
+        assert bento.call("/recommend", {"user_id": "C1", "k": 2})[1]["model"]["version"] == "1"
+    finally:
+        launch.stop(process)
