@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export TF_USE_LEGACY_KERAS := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo demo-stop bench clean
 
 # `uv sync --frozen` is a no-op in about a second when the environment is current.
 setup:
@@ -20,8 +20,12 @@ test: setup
 lint: setup
 	.venv/bin/ruff check .
 
+# MLflow :5000, Airflow :8080 and the endpoint :3000 under .demo/; `make demo-stop` ends them.
 demo: setup
 	bash infra/demo.sh
+
+demo-stop:
+	bash infra/demo-stop.sh
 
 # Each benchmark prints one JSON object; the model benchmarks need ../shared/datasets.
 bench: setup
@@ -29,5 +33,5 @@ bench: setup
 	.venv/bin/shoprec benchmark --dataset ml-100k --json
 	.venv/bin/shoprec benchmark --dataset online-retail --json
 
-clean:
+clean: demo-stop
 	rm -rf data .demo .pytest_cache .ruff_cache

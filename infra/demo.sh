@@ -1,41 +1,95 @@
 #!/usr/bin/env bash
-# `make demo`: the main job end to end on the embedded defaults, from a fresh clone.
-# Today that is: generate a synthetic shop with a faulty batch, land, validate and curate it
-# (showing the quarantined batch and its reason), then train the two-stage model, log it to MLflow
-# and gate it into the registry. Serving and the Airflow DAG hook in here later.
+# `make demo`: the whole product on the embedded defaults, from a fresh clone, with no manual step.
+# Starts an MLflow server, Airflow standalone (LocalExecutor on SQLite) and the BentoML endpoint,
+# all under a project-local home; generates 30 days of a synthetic shop with faulty batches into
+# the pipeline's inbox; triggers the shoprec_pipeline DAG and follows it; shows the quarantined
+# batches and a sample /recommend answer with its reasons. `make demo-stop` stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 
-DEMO_HOME=${SHOPREC_DEMO_HOME:-$PWD/.demo}
-export SHOPREC_DATA_DIR=${SHOPREC_DATA_DIR:-$DEMO_HOME/data}
-SHOP=$DEMO_HOME/shop
-SHOPREC=.venv/bin/shoprec
+export DEMO_HOME=${SHOPREC_DEMO_HOME:-$ROOT/.demo}
+MLFLOW_PORT=${SHOPREC_MLFLOW_PORT:-5000}
+AIRFLOW_PORT=${SHOPREC_AIRFLOW_PORT:-8080}
+SERVE_PORT=${SHOPREC_SERVE_PORT:-3000}
+HOST=127.0.0.1
 
-echo "==> Generating 30 days of a synthetic shop (seed 7, one faulty batch) in $SHOP"
-"$SHOPREC" generate --out "$SHOP" --days 30 --seed 7 --faults
+export PATH=$ROOT/.venv/bin:$PATH  # `airflow standalone` starts its parts as `airflow ...`
+export TF_USE_LEGACY_KERAS=1 GX_ANALYTICS_ENABLED=false
+export SHOPREC_DATA_DIR=$DEMO_HOME/data
+export SHOPREC_TRACKING_URI=http://$HOST:$MLFLOW_PORT
+export SHOPREC_SERVE_HOST=$HOST SHOPREC_SERVE_PORT=$SERVE_PORT
+export AIRFLOW_HOME=$DEMO_HOME/airflow
+export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+export AIRFLOW__API__HOST=$HOST AIRFLOW__API__PORT=$AIRFLOW_PORT
+export AIRFLOW__API__BASE_URL=http://$HOST:$AIRFLOW_PORT
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://$HOST:$AIRFLOW_PORT/execution/
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 
-echo "==> Ingesting into $SHOPREC_DATA_DIR (validated with Great Expectations)"
-status=0
-"$SHOPREC" ingest "$SHOP" --source synthetic || status=$?
-case $status in
-  0) echo "==> Every batch was accepted (or already ingested: re-runs are idempotent)." ;;
-  3) echo "==> Some batches were quarantined, as planted. Their summaries:" ;;
-  *) echo "ingest failed with exit code $status" >&2; exit "$status" ;;
-esac
+PIDS=$DEMO_HOME/pids LOGS=$DEMO_HOME/logs
+bash infra/demo-stop.sh --quiet  # a second `make demo` replaces the first one's servers
+mkdir -p "$PIDS" "$LOGS" "$DEMO_HOME/mlflow" "$SHOPREC_DATA_DIR"
 
+start() {  # name, command...: run detached in its own process group, record the pid
+  local name=$1; shift
+  setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! >"$PIDS/$name.pid"
+}
+
+wait_http() {  # name, url, seconds
+  local name=$1 url=$2 deadline=$((SECONDS + $3))
+  until curl -fs -o /dev/null "$url"; do
+    if ! kill -0 "$(cat "$PIDS/$name.pid")" 2>/dev/null || ((SECONDS > deadline)); then
+      echo "$name did not come up at $url; its log ($LOGS/$name.log) ends with:" >&2
+      tail -20 "$LOGS/$name.log" >&2
+      exit 1
+    fi
+    sleep 2
+  done
+}
+
+echo "==> Starting MLflow ($HOST:$MLFLOW_PORT), Airflow standalone ($HOST:$AIRFLOW_PORT) and the endpoint ($HOST:$SERVE_PORT); logs in $LOGS"
+start mlflow mlflow server --host "$HOST" --port "$MLFLOW_PORT" \
+  --backend-store-uri "sqlite:///$DEMO_HOME/mlflow/mlflow.db" \
+  --artifacts-destination "$DEMO_HOME/mlflow/artifacts" --serve-artifacts
+start airflow airflow standalone
+wait_http mlflow "http://$HOST:$MLFLOW_PORT/health" 120
+# The endpoint starts without a champion (not ready); the DAG reloads it after a promotion.
+start serve shoprec serve --host "$HOST" --port "$SERVE_PORT"
+wait_http airflow "http://$HOST:$AIRFLOW_PORT/api/v2/monitor/health" 300
+wait_http serve "http://$HOST:$SERVE_PORT/healthz" 180
+
+INBOX=$(python -c "from pipelines.settings import get_settings; print(get_settings().inbox)")
+echo "==> Generating 30 days of a synthetic shop (seed 7, with faulty batches) into $INBOX"
+shoprec generate --out "$INBOX" --days 30 --seed 7 --faults
+
+echo "==> Running the shoprec_pipeline DAG (land -> validate -> features -> train -> gate -> package -> reload -> smoke)"
+python infra/follow_dag.py --url "http://$HOST:$AIRFLOW_PORT" \
+  --passwords "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
+
+echo "==> Quarantined batches and why (full reports under $SHOPREC_DATA_DIR/quarantine/):"
+found=0
 for summary in "$SHOPREC_DATA_DIR"/quarantine/*/summary.md; do
   [ -e "$summary" ] || continue
+  found=1
   echo "---- $summary"
-  sed -n '1,12p' "$summary"
+  sed -n '1,10p' "$summary"
 done
+((found)) || echo "(none)"
 
-echo "==> Training the TFRS two-stage model on the curated data (logged to MLflow, then gated)"
-.venv/bin/shoprec train --dataset synthetic
+echo "==> A sample /recommend answer (explain=true, k=3) from the served champion:"
+wait_http serve "http://$HOST:$SERVE_PORT/readyz" 120
+python infra/sample_request.py --url "http://$HOST:$SERVE_PORT" --customers "$INBOX/users.csv"
 
+PASSWORDS=$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated
 cat <<MSG
 
-Data zones:      $SHOPREC_DATA_DIR/{landing,curated,rejected,quarantine}
-Batch reports:   $SHOPREC_DATA_DIR/reports/batches/
-Data Docs (GX):  $SHOPREC_DATA_DIR/reports/data_docs/index.html
-MLflow store:    $SHOPREC_DATA_DIR/mlflow.db  (browse: .venv/bin/mlflow ui --backend-store-uri sqlite:///$SHOPREC_DATA_DIR/mlflow.db)
+shoprec demo is running (stop everything with: make demo-stop)
+  Airflow UI:  http://$HOST:$AIRFLOW_PORT   user admin, password in $PASSWORDS
+  MLflow UI:   http://$HOST:$MLFLOW_PORT   experiment shoprec-synthetic, model shoprec@champion
+  Endpoint:    http://$HOST:$SERVE_PORT    Swagger UI at /, e.g. POST /recommend
+Data zones:    $SHOPREC_DATA_DIR/{inbox,landing,curated,rejected,quarantine}
+Logs:          $LOGS
 MSG
