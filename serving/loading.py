@@ -29,7 +29,11 @@ MODEL_ARGUMENT = "model_uri"  # Bento argument by which a built Bento pins its m
 NO_CHAMPION = "no champion model yet"
 
 
-class NoModel(RuntimeError):
+class Unavailable(RuntimeError):
+    """The endpoint cannot answer now (503): it says why, and keeps serving what it had."""
+
+
+class NoModel(Unavailable):
     """Nothing to serve: no champion in the registry (or the pinned model is missing)."""
 
 
@@ -104,11 +108,20 @@ class EngineHolder:
                 if self.engine is None:
                     self.problem = str(err)
                 raise
+            except Exception as err:  # registry unreachable
+                raise Unavailable(f"could not read the registry: {type(err).__name__}: {err}") \
+                    from err
             previous = self.engine
             if previous is not None and previous.info.uri == info.uri:
                 return previous, previous
             log.info("loading model %s (version %s)", info.uri, info.version)
-            self.engine = load_engine(self.settings, info)  # the atomic swap
+            try:
+                engine = load_engine(self.settings, info)
+            except Exception as err:  # a broken artefact must not take the endpoint down
+                log.exception("could not load %s", info.uri)
+                raise Unavailable(f"could not load {info.uri}: {type(err).__name__}: {err}; "
+                                  "still serving the previous model") from err
+            self.engine = engine  # the atomic swap
             self.problem = None
             log.info("serving model %s version %s", info.name, info.version)
             return previous, self.engine

@@ -24,7 +24,7 @@ from serving import schemas  # noqa: E402
 from serving.access import AccessMiddleware  # noqa: E402
 from serving.engine import Engine, UnknownItem  # noqa: E402
 from serving.feedback import write_feedback  # noqa: E402
-from serving.loading import MODEL_ARGUMENT, EngineHolder, NoModel  # noqa: E402
+from serving.loading import MODEL_ARGUMENT, EngineHolder, NoModel, Unavailable  # noqa: E402
 
 log = logging.getLogger("shoprec.serving")
 
@@ -55,8 +55,8 @@ async def _unknown_item(_: Request, err: UnknownItem) -> JSONResponse:
     return JSONResponse({"detail": str(err)}, status_code=404)
 
 
-@app.exception_handler(NoModel)
-async def _no_model(_: Request, err: NoModel) -> JSONResponse:
+@app.exception_handler(Unavailable)
+async def _unavailable(_: Request, err: Unavailable) -> JSONResponse:
     return JSONResponse({"detail": str(err)}, status_code=503)
 
 
@@ -89,9 +89,8 @@ class Shoprec:
             HOLDER.reload()
         except NoModel as err:
             log.warning("starting without a model: %s; POST /admin/reload once there is one", err)
-        except Exception as err:  # registry down, broken artefact: stay up, say why
-            log.exception("could not load the model")
-            HOLDER.problem = f"model could not be loaded: {type(err).__name__}: {err}"
+        except Unavailable as err:  # registry down, broken artefact: stay up, say why
+            HOLDER.problem = str(err)
 
     @app.post("/recommend", response_model=schemas.RecommendResponse, responses=ERRORS)
     def recommend(self, body: schemas.RecommendRequest) -> dict:

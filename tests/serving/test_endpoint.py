@@ -87,6 +87,14 @@ def test_explain_one_pair_matches_the_recommendation(server: Server) -> None:
     assert total == pytest.approx(gap, rel=0.01, abs=1e-4)
 
 
+def test_explain_for_an_unknown_user_says_cold_start(server: Server) -> None:
+    status, answer = server.call("/explain", {"user_id": "never-seen", "item_id": "I2"})
+    assert status == 200 and answer["fallback"] == "cold_start"
+    total = sum(a["attribution"] for a in answer["explanation"]["attributions"])
+    gap = answer["score"] - answer["explanation"]["baseline_score"]
+    assert total == pytest.approx(gap, rel=0.01, abs=1e-4)
+
+
 def test_similar_items_share_features(server: Server) -> None:
     status, answer = server.call("/similar_items", {"item_id": "I3", "k": 4})
     assert status == 200, answer

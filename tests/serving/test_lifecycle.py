@@ -88,3 +88,21 @@ def test_reload_says_clearly_when_nothing_listens(tmp_path: Path) -> None:
     settings = settings_for(tmp_path).model_copy(update={"serve_port": launch.free_port()})
     with pytest.raises(EndpointUnavailable, match="nothing answers"):
         reload_endpoint(settings)
+
+
+def test_unreachable_registry_leaves_it_up_and_saying_why(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{launch.free_port()}"
+    env = {"SHOPREC_TRACKING_URI": dead, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+           "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    port = launch.free_port()
+    process = launch.start(tmp_path / "data", port, tmp_path / "serve.log", env)
+    try:
+        down = Server(f"http://127.0.0.1:{port}", tmp_path / "data")
+        assert down.call("/healthz", method="GET")[0] == 200
+        status, body = down.call("/readyz", method="GET")
+        assert status == 503 and "registry" in body["detail"], body
+        status, body = down.call("/admin/reload")
+        assert status == 503 and "registry" in body["detail"], body
+        assert down.call("/recommend", {"user_id": "C1"})[0] == 503
+    finally:
+        launch.stop(process)
