@@ -22,10 +22,25 @@ from models.reasons import reason  # noqa: E402
 from models.two_stage import Filters  # noqa: E402
 from pipelines.model_info import ModelInfo  # noqa: E402
 from pipelines.pseudonymise import Pseudonymiser  # noqa: E402
+from serving.batching import MicroBatcher  # noqa: E402
 
 COLD_START = "cold_start"
 BASELINE_PAIRS = 512
 SHARED = ("category", "brand", "price_band")
+
+
+_NONE = np.zeros(0, np.int64)
+
+
+@dataclass(frozen=True)
+class _Query:
+    """One known user's retrieve-and-rank request, batched with others (``MicroBatcher``)."""
+
+    user: str
+    k: int
+    exclude_purchased: bool
+    filters: Filters
+    when: pd.Timestamp
 
 
 class UnknownItem(LookupError):
@@ -66,6 +81,7 @@ class Engine:
         self.popularity = popularity
         self.popular_order = np.argsort(-popularity[1:], kind="stable") + 1  # item 0 is [UNK]
         self.embeddings = rec.candidate_embeddings.numpy()
+        self.batcher = MicroBatcher(self._top_k_many)
         self._warm_up()
 
     # ---- requests ---------------------------------------------------------------------------
@@ -81,12 +97,12 @@ class Engine:
         if not self.rec.is_known(user):
             return Page(raw_user, self._popular(k, explain, filters or Filters()), COLD_START)
         when = pd.Timestamp.now(tz="UTC")
-        found = self.rec.recommend(user, k, exclude_purchased, filters, when)
-        items = np.array([self.item_index[r.item_id] for r in found], np.int64)
+        query = _Query(user, k, exclude_purchased, filters or Filters(), when)
+        (items, scores), _ = self.batcher.submit(query)
         explanations = self._explain(user, items, when) if explain and len(items) else None
         return Page(raw_user, [
-            self._item(i, r.score, r.rank, explanations[n] if explanations else None)
-            for n, (i, r) in enumerate(zip(items, found, strict=True))
+            self._item(int(i), s, n + 1, explanations[n] if explanations else None)
+            for n, (i, s) in enumerate(zip(items, scores, strict=True))
         ], None)
 
     def explain(self, raw_user: str, item_id: str) -> tuple[dict, str | None]:
@@ -121,6 +137,26 @@ class Engine:
         return index
 
     # ---- parts ------------------------------------------------------------------------------
+    def _top_k_many(self, queries: list[_Query]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Retrieve and rank for several users in one call per distinct filter (the batch)."""
+        out: list[tuple[np.ndarray, np.ndarray]] = [(_NONE, _NONE)] * len(queries)
+        groups: dict[Filters, list[int]] = {}
+        for i, query in enumerate(queries):
+            groups.setdefault(query.filters, []).append(i)
+        for filters, rows in groups.items():
+            per_user = [self.rec.features_for(queries[i].user, queries[i].when) for i in rows]
+            features = {name: np.concatenate([f[name] for f in per_user]) for name in per_user[0]}
+            exclude = [self.rec.purchased.get(queries[i].user, _NONE)
+                       if queries[i].exclude_purchased else _NONE for i in rows]
+            filtered = filters.category is not None or filters.max_price is not None
+            items, scores = self.rec.top_k(features, exclude, max(queries[i].k for i in rows),
+                                           filters if filtered else None)
+            for row, i in enumerate(rows):
+                k = queries[i].k
+                keep = np.isfinite(scores[row, :k])
+                out[i] = (items[row, :k][keep], scores[row, :k][keep].astype(float))
+        return out
+
     def _item(self, index: int, score: float, rank: int, explanation: dict | None,
               explanation_key: bool = True) -> dict:
         key = str(self.rec.item_ids[index])
@@ -191,7 +227,7 @@ class Engine:
     def _warm_up(self) -> None:
         """Trace every graph now (fixed signatures: any k reuses them)."""
         known = next(iter(self.rec.histories))
-        self.rec.recommend(known, k=1)
+        self._top_k_many([_Query(known, 1, True, Filters(), pd.Timestamp.now(tz="UTC"))])
         self._explain(known, np.array([1]), pd.Timestamp.now(tz="UTC"))
         self.similar(str(self.rec.item_ids[1]), k=1)
 
