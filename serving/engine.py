@@ -41,6 +41,7 @@ class _Query:
     exclude_purchased: bool
     filters: Filters
     when: pd.Timestamp
+    explain: bool
 
 
 class UnknownItem(LookupError):
@@ -81,7 +82,7 @@ class Engine:
         self.popularity = popularity
         self.popular_order = np.argsort(-popularity[1:], kind="stable") + 1  # item 0 is [UNK]
         self.embeddings = rec.candidate_embeddings.numpy()
-        self.batcher = MicroBatcher(self._top_k_many)
+        self.batcher = MicroBatcher(self._answer_many)
         self._warm_up()
 
     # ---- requests ---------------------------------------------------------------------------
@@ -97,11 +98,10 @@ class Engine:
         if not self.rec.is_known(user):
             return Page(raw_user, self._popular(k, explain, filters or Filters()), COLD_START)
         when = pd.Timestamp.now(tz="UTC")
-        query = _Query(user, k, exclude_purchased, filters or Filters(), when)
-        (items, scores), _ = self.batcher.submit(query)
-        explanations = self._explain(user, items, when) if explain and len(items) else None
+        query = _Query(user, k, exclude_purchased, filters or Filters(), when, explain)
+        (items, scores, explanations), _ = self.batcher.submit(query)
         return Page(raw_user, [
-            self._item(int(i), s, n + 1, explanations[n] if explanations else None)
+            self._item(int(i), s, n + 1, explanations[n][0] if explanations else None)
             for n, (i, s) in enumerate(zip(items, scores, strict=True))
         ], None)
 
@@ -110,7 +110,7 @@ class Engine:
         item = self.index_of(item_id)
         user = self.pseudonymiser.one(raw_user)
         when = pd.Timestamp.now(tz="UTC")
-        explanation, score = self._explain(user, np.array([item]), when, with_scores=True)[0]
+        [[(explanation, score)]] = self._explain_many([(user, np.array([item]), when)])
         return {"score": score, "explanation": explanation}, \
             None if self.rec.is_known(user) else COLD_START
 
@@ -137,9 +137,10 @@ class Engine:
         return index
 
     # ---- parts ------------------------------------------------------------------------------
-    def _top_k_many(self, queries: list[_Query]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Retrieve and rank for several users in one call per distinct filter (the batch)."""
-        out: list[tuple[np.ndarray, np.ndarray]] = [(_NONE, _NONE)] * len(queries)
+    def _answer_many(self, queries: list[_Query]) -> list[tuple]:
+        """Retrieve and rank several users in one call per distinct filter, then explain every
+        requested page in one IG call: the batch a ``MicroBatcher`` hands over."""
+        found: list[tuple[np.ndarray, np.ndarray]] = [(_NONE, _NONE)] * len(queries)
         groups: dict[Filters, list[int]] = {}
         for i, query in enumerate(queries):
             groups.setdefault(query.filters, []).append(i)
@@ -154,8 +155,11 @@ class Engine:
             for row, i in enumerate(rows):
                 k = queries[i].k
                 keep = np.isfinite(scores[row, :k])
-                out[i] = (items[row, :k][keep], scores[row, :k][keep].astype(float))
-        return out
+                found[i] = (items[row, :k][keep], scores[row, :k][keep].astype(float))
+        wanted = [i for i, q in enumerate(queries) if q.explain and len(found[i][0])]
+        explained = dict(zip(wanted, self._explain_many(
+            [(queries[i].user, found[i][0], queries[i].when) for i in wanted]), strict=True))
+        return [(*found[i], explained.get(i)) for i in range(len(queries))]
 
     def _item(self, index: int, score: float, rank: int, explanation: dict | None,
               explanation_key: bool = True) -> dict:
@@ -165,22 +169,32 @@ class Engine:
                 "score": float(score), "rank": rank}
         return item | {"explanation": explanation} if explanation_key else item
 
-    def _explain(self, user: str, items: np.ndarray, when: pd.Timestamp,
-                 with_scores: bool = False) -> list:
-        features = pair_features(self.rec, user, items, when)
+    def _explain_many(
+        self, pages: list[tuple[str, np.ndarray, pd.Timestamp]]
+    ) -> list[list[tuple[dict, float]]]:
+        """(explanation, IG score) per item of each (user, items, moment), one IG call for all."""
+        if not pages:
+            return []
+        parts = [pair_features(self.rec, user, items, when) for user, items, when in pages]
+        features = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        explanations = iter(self.ig.explain(features))
         out = []
-        for row, exp in enumerate(self.ig.explain(features)):
-            values = feature_values(self.rec.spec, self.rec.table,
-                                    {k: v[row] for k, v in features.items()},
-                                    titles=self.title_of)
-            body = {
-                "reason": reason(exp, values),
-                "attributions": [{"feature": f, "value": values.get(f, ""), "attribution": a}
-                                 for f, a in exp.sorted_attributions() if a != 0.0],
-                "baseline_score": exp.baseline_score,
-                "completeness_delta": exp.completeness_delta,
-            }
-            out.append((body, exp.score) if with_scores else body)
+        for part in parts:
+            page = []
+            for row in range(len(part["item_id"])):
+                exp = next(explanations)
+                values = feature_values(self.rec.spec, self.rec.table,
+                                        {k: v[row] for k, v in part.items()},
+                                        titles=self.title_of)
+                page.append(({
+                    "reason": reason(exp, values),
+                    "attributions": [
+                        {"feature": f, "value": values.get(f, ""), "attribution": a}
+                        for f, a in exp.sorted_attributions() if a != 0.0],
+                    "baseline_score": exp.baseline_score,
+                    "completeness_delta": exp.completeness_delta,
+                }, exp.score))
+            out.append(page)
         return out
 
     def _popular(self, k: int, explain: bool, filters: Filters) -> list[dict]:
@@ -227,8 +241,9 @@ class Engine:
     def _warm_up(self) -> None:
         """Trace every graph now (fixed signatures: any k reuses them)."""
         known = next(iter(self.rec.histories))
-        self._top_k_many([_Query(known, 1, True, Filters(), pd.Timestamp.now(tz="UTC"))])
-        self._explain(known, np.array([1]), pd.Timestamp.now(tz="UTC"))
+        now = pd.Timestamp.now(tz="UTC")
+        self._answer_many([_Query(known, 1, True, Filters(), now, False)])
+        self._explain_many([(known, np.array([1]), now)])
         self.similar(str(self.rec.item_ids[1]), k=1)
 
 
