@@ -222,9 +222,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings_for(args.data_dir)
     host, port = args.host or settings.serve_host, args.port or settings.serve_port
-    env = os.environ | {"SHOPREC_DATA_DIR": str(settings.data_dir),
-                        "BENTOML_HOME": str(settings.bentoml_store),
-                        "TF_USE_LEGACY_KERAS": "1"}
+    # Few malloc arenas: glibc otherwise grows one per request thread, and the RSS with them.
+    env = {"MALLOC_ARENA_MAX": "2"} | os.environ | {
+        "SHOPREC_DATA_DIR": str(settings.data_dir), "BENTOML_HOME": str(settings.bentoml_store),
+        "TF_USE_LEGACY_KERAS": "1"}
     if args.model_uri:
         env["SHOPREC_MODEL_URI"] = args.model_uri
     bentoml = Path(sys.executable).with_name("bentoml")
