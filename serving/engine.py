@@ -2,7 +2,8 @@
 
 Built once per model (start-up or reload): item metadata arrays, the average-pair IG baseline,
 the traced IG function, popularity order for cold start, and a warm-up that traces every
-``tf.function`` so no request pays for tracing. Requests then only index arrays and run graphs.
+``tf.function`` so no request pays for tracing. Requests then only index arrays and run graphs,
+and concurrent recommend requests share one retrieve-rank-explain call (``MicroBatcher``).
 """
 
 from __future__ import annotations
