@@ -4,7 +4,8 @@ Registry behaviour (aliases, version tags, run lineage of ``models:/<model_id>``
 through the REST API in production, so the gate is tested against ``mlflow server`` rather than a
 local file store. Artifacts are proxied by the server (``--serve-artifacts``), as they would be
 for a remote client. Use with ``pytest_plugins = ["tests.mlflow_server"]`` or by importing
-``mlflow_server``.
+``mlflow_server``; ``running_server`` starts one on another backend store (PostgreSQL in
+``tests/production``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,15 +38,16 @@ def _mlflow_executable() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "mlflow"]
 
 
-def server_command(root: Path, port: int) -> list[str]:
-    """The ``mlflow server`` command line: SQLite backend, artifacts proxied into ``root``."""
+def server_command(root: Path, port: int, backend_store_uri: str | None = None) -> list[str]:
+    """The ``mlflow server`` command line: the given backend store (default SQLite in ``root``),
+    artifacts proxied into ``root``."""
     return [
         *_mlflow_executable(),
         "server",
         "--host", "127.0.0.1",
         "--port", str(port),
         "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--backend-store-uri", backend_store_uri or f"sqlite:///{root / 'mlflow.db'}",
         "--serve-artifacts",
         "--artifacts-destination", str(root / "artifacts"),
     ]
@@ -72,10 +75,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URI of a running ``mlflow server``; stopped with its workers at the end of the session."""
-    root = tmp_path_factory.mktemp("mlflow-server")
+@contextmanager
+def running_server(root: Path, backend_store_uri: str | None = None) -> Iterator[str]:
+    """Start ``mlflow server`` (files under ``root``), yield its URI, stop it with its workers."""
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
     log = root / "server.log"
@@ -85,7 +87,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            server_command(root, port),
+            server_command(root, port, backend_store_uri),
             cwd=root,
             env=env,
             stdout=out,
@@ -102,3 +104,10 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield uri
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of a running ``mlflow server``; stopped with its workers at the end of the session."""
+    with running_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
+        yield uri

@@ -49,28 +49,35 @@ def _files(folder: Path) -> dict[str, tuple[int, int]]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str):
-    """Shop in the inbox, migrated Airflow DB, a running endpoint; yields (env, data dir)."""
+def tiny_shop(root: Path, tracking_uri: str, serve_port: int) -> dict[str, str]:
+    """A small faulty shop in ``root/inbox`` and the SHOPREC_* settings that make the DAG land,
+    train (in seconds), register and serve it under names of its own."""
     from pipelines.synthetic_shop import ShopSpec, generate_shop
-    from serving import launch
 
-    root = tmp_path_factory.mktemp("pipeline")
     generate_shop(root / "inbox", ShopSpec(faults=True, **SHOP))
-    data = root / "data"
-    port = launch.free_port()
-    shoprec = {
-        "SHOPREC_DATA_DIR": str(data),
+    return {
+        "SHOPREC_DATA_DIR": str(root / "data"),
         "SHOPREC_INBOX_DIR": str(root / "inbox"),
-        "SHOPREC_TRACKING_URI": mlflow_server,
+        "SHOPREC_TRACKING_URI": tracking_uri,
         "SHOPREC_MODEL_NAME": f"shoprec-dag-{root.name}",
         "SHOPREC_DATASET": f"dag-{root.name}",
         "SHOPREC_PSEUDONYM_KEY": "test-key",
         "SHOPREC_TRAIN_CONFIG": json.dumps(TRAIN_CONFIG),
         "SHOPREC_TRAIN_GRID": json.dumps(GRID),
         "SHOPREC_SERVE_HOST": "127.0.0.1",
-        "SHOPREC_SERVE_PORT": str(port),
+        "SHOPREC_SERVE_PORT": str(serve_port),
     }
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str):
+    """Shop in the inbox, migrated Airflow DB, a running endpoint; yields (env, data dir)."""
+    from serving import launch
+
+    root = tmp_path_factory.mktemp("pipeline")
+    data = root / "data"
+    port = launch.free_port()
+    shoprec = tiny_shop(root, mlflow_server, port)
     env = airflow_env(root / "airflow") | shoprec | {"MLFLOW_TRACKING_URI": mlflow_server}
     _airflow(env, "db", "migrate")
     server = launch.start(data, port, root / "serve.log", env=shoprec)

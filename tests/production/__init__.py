@@ -1,0 +1,1 @@
+"""Tests of the production profile on the real local PostgreSQL and Redis."""
