@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from models import distribute  # noqa: E402
 from models.feature_spec import FeatureSpec  # noqa: E402
 from models.inputs import Interactions, ItemTable  # noqa: E402
 from models.ranking import RankingModel  # noqa: E402
@@ -87,59 +88,125 @@ def fit_two_stage(
     valid: Interactions,
     config: TrainConfig,
     on_epoch: EpochCallback | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> Fitted:
-    """Train retrieval, then the ranker on top of it; early-stop each on ``valid``."""
+    """Train retrieval, then the ranker on top of it; early-stop each on ``valid``.
+
+    ``strategy`` defaults to ``distribute.strategy()``: TF's default (one process) unless
+    ``TF_CONFIG`` names several workers. Under a multi-worker strategy every worker calls this
+    with the same arguments and trains one model in sync: ``config.batch_size`` is per replica
+    (so each replica's in-batch negatives are as many as in one process), every worker reads its
+    share of each global batch, and gradients are summed over replicas; with Adam that sum
+    updates like the mean (Adam divides by the gradient's running scale). The returned models are
+    plain (outside the strategy), so the chief alone can evaluate and save them.
+    """
+    strategy = strategy or distribute.strategy()  # first: TF wants collectives set up early
+    distributed = distribute.is_distributed(strategy)
     tf.keras.utils.set_random_seed(config.seed)
+    batch = config.batch_size * strategy.num_replicas_in_sync
     history: dict[str, list[dict[str, float]]] = {"retrieval": [], "ranking": []}
-    retrieval = retrieval_model(spec, table, config)
-    retrieval.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-    _fit(retrieval, _retrieval_set(train, table, config, shuffle=True),
-         _retrieval_set(valid, table, config, shuffle=False), config.retrieval_epochs,
-         config.patience, "retrieval", history, on_epoch)
+    with strategy.scope():
+        retrieval = retrieval_model(spec, table, config)
+        retrieval.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    _fit(retrieval, _retrieval_set(train, table, config, batch, shuffle=True),
+         _retrieval_set(valid, table, config, batch, shuffle=False), config.retrieval_epochs,
+         config.patience, "retrieval", history, on_epoch, strategy.num_replicas_in_sync)
 
     retrieval.trainable = False  # the ranker reads its similarity; only the ranker trains now
-    ranker = ranking_model(spec, table, retrieval, config)
-    ranker.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    with strategy.scope():
+        ranker = ranking_model(spec, table, retrieval, config)
+        if distributed:
+            # tfrs' Ranking task calls its (mean-reducing) Keras loss inside train_step, which
+            # Keras refuses under a strategy unless told, as Model.compile tells its own losses,
+            # that the per-replica mean is intended.
+            ranker.task._loss._allow_sum_over_batch_size = True
+        ranker.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     rng = np.random.default_rng(config.seed)
-    _fit(ranker, _ranking_set(retrieval, train, table, config, rng, shuffle=True),
-         _ranking_set(retrieval, valid, table, config, rng, shuffle=False),
-         config.ranking_epochs, config.patience, "ranking", history, on_epoch)
+    _fit(ranker, _ranking_set(retrieval, train, table, config, rng, batch, shuffle=True),
+         _ranking_set(retrieval, valid, table, config, rng, batch, shuffle=False),
+         config.ranking_epochs, config.patience, "ranking", history, on_epoch,
+         strategy.num_replicas_in_sync)
+    if distributed:
+        retrieval, ranker = _plain_copies(spec, table, retrieval, ranker, train, config)
     return Fitted(retrieval, ranker, history)
 
 
-def _fit(model, train_set, valid_set, epochs, patience, stage, history, on_epoch) -> None:
+def _plain_copies(spec: FeatureSpec, table: ItemTable, retrieval: RetrievalModel,
+                  ranker: RankingModel, data: Interactions,
+                  config: TrainConfig) -> tuple[RetrievalModel, RankingModel]:
+    """The trained models rebuilt outside the strategy, with the trained weights.
+
+    Distributed variables can need every worker to read or save them (metric variables are
+    all-reduced on read); plain copies let the chief evaluate, explain and save on its own.
+    Every worker calls this at the same point, so the reads that do all-reduce line up.
+    """
+    sample = {k: v[:1] for k, v in (query_features(data) | {"item_id": data.item}).items()}
+    copy = retrieval_model(spec, table, config)
+    copy.query_tower(sample)
+    copy.candidate_tower(sample["item_id"])
+    copy.trainable = False  # as trained: the weights' order depends on it
+    copy.set_weights(retrieval.get_weights())
+    ranker_copy = ranking_model(spec, table, copy, config)
+    ranker_copy(sample)
+    ranker_copy.set_weights(ranker.get_weights())
+    return copy, ranker_copy
+
+
+def _fit(model, train_set, valid_set, epochs, patience, stage, history, on_epoch,
+         replicas: int = 1) -> None:
     stop = tf.keras.callbacks.EarlyStopping(
         monitor="val_loss" if valid_set is not None else "loss",
         patience=patience, restore_best_weights=True,
     )
     log = tf.keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: _record(stage, epoch, logs, history, on_epoch)
+        on_epoch_end=lambda epoch, logs: _record(stage, epoch, logs, history, on_epoch,
+                                                 replicas)
     )
     model.fit(train_set, validation_data=valid_set, epochs=epochs, callbacks=[stop, log],
               verbose=2)
 
 
-def _record(stage, epoch, logs, history, on_epoch) -> None:
-    metrics = {k: float(v) for k, v in (logs or {}).items()}
+def _record(stage, epoch, logs, history, on_epoch, replicas: int = 1) -> None:
+    """Keep an epoch's figures; under a strategy Keras sums them over replicas, so divide.
+
+    (tfrs' train_step returns per-replica losses; Keras' "auto" reduction sums those, and the
+    already-synchronised metric results, across replicas: the same sum on every worker, which
+    keeps early stopping in step. Divided, they read as in one process.)
+    """
+    metrics = {k: float(v) / replicas for k, v in (logs or {}).items()}
     history[stage].append(metrics)
     if on_epoch is not None:
         on_epoch(stage, epoch, metrics)
 
 
-def _retrieval_set(data: Interactions, table: ItemTable, config: TrainConfig, shuffle: bool):
+def _batches(features: dict[str, np.ndarray], config: TrainConfig, batch_size: int,
+             shuffle: bool) -> tf.data.Dataset:
+    """Global batches; a strategy splits each over replicas, sharded by element (DATA).
+
+    Every worker builds the same (seeded) data set, so DATA sharding gives each its own part of
+    every batch; FILE sharding is impossible for in-memory arrays.
+    """
+    dataset = tf.data.Dataset.from_tensor_slices(features)
+    if shuffle:
+        size = len(next(iter(features.values())))
+        dataset = dataset.shuffle(size, seed=config.seed, reshuffle_each_iteration=True)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _retrieval_set(data: Interactions, table: ItemTable, config: TrainConfig, batch_size: int,
+                   shuffle: bool):
     if len(data) == 0:
         return None
     probability = np.maximum(table.popularity[data.item], 1e-6).astype(np.float32)
     features = query_features(data) | {"item_id": data.item,
                                        "sampling_probability": probability}
-    dataset = tf.data.Dataset.from_tensor_slices(features)
-    if shuffle:
-        dataset = dataset.shuffle(len(data), seed=config.seed, reshuffle_each_iteration=True)
-    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    return _batches(features, config, batch_size, shuffle)
 
 
 def _ranking_set(retrieval: RetrievalModel, data: Interactions, table: ItemTable,
-                 config: TrainConfig, rng: np.random.Generator, shuffle: bool):
+                 config: TrainConfig, rng: np.random.Generator, batch_size: int, shuffle: bool):
     """Positives plus negatives: ``hard_share`` from retrieval's top candidates, the rest random.
 
     Hard negatives never include any item the user has a positive event with: labelling a
@@ -182,7 +249,4 @@ def _ranking_set(retrieval: RetrievalModel, data: Interactions, table: ItemTable
     features["label"] = np.tile(np.r_[1.0, np.zeros(config.negatives)], len(data)).astype(
         np.float32
     )
-    dataset = tf.data.Dataset.from_tensor_slices(features)
-    if shuffle:
-        dataset = dataset.shuffle(len(features["label"]), seed=config.seed)
-    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    return _batches(features, config, batch_size, shuffle)
