@@ -1,9 +1,9 @@
 """Feedback from shop pages, landed as event batches: the loop from serving back to training.
 
-Each call writes one small events file in the synthetic shop's landing format (raw customer id,
-as every landed batch holds it; ingestion pseudonymises it). The next ``shoprec ingest
-<data_dir>/landing/feedback --source synthetic`` validates it like any other batch, so feedback
-can never skip the data checks. Files appear atomically (written aside, then renamed).
+Each call writes one small events file in the synthetic shop's format (raw customer id, as every
+incoming batch holds it; ingestion pseudonymises it) into ``<inbox>/feedback/``. The pipeline's
+next run lands and validates it like any other batch, so feedback can never skip the data checks.
+Files appear atomically (written aside, then renamed), so a run never lands half a file.
 """
 
 from __future__ import annotations
@@ -17,17 +17,16 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.synthetic_shop import EVENT_COLUMNS
-from pipelines.zones import DataDir
 
 FOLDER = "feedback"
 
 
-def feedback_folder(data_dir: Path) -> Path:
-    return DataDir(data_dir).landing / FOLDER
+def feedback_folder(inbox: Path) -> Path:
+    return inbox / FOLDER
 
 
 def write_feedback(
-    data_dir: Path,
+    inbox: Path,
     user_id: str,
     item_id: str,
     event_type: str,
@@ -45,7 +44,7 @@ def write_feedback(
         "unit_price": "" if unit_price is None else f"{unit_price:.2f}",
         "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"), "order_id": "",
     }
-    folder = feedback_folder(data_dir)
+    folder = feedback_folder(inbox)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{moment:%Y-%m-%d}-{now:%H%M%S%f}-{event_id[3:15]}.csv"
     text = pd.DataFrame([row], columns=EVENT_COLUMNS).to_csv(index=False, lineterminator="\n")

@@ -122,7 +122,7 @@ class SimilarResponse(BaseModel):
 
 class FeedbackResponse(BaseModel):
     feedback_id: str
-    batch: str = Field(description="Landing-zone file the next ingestion run picks up.")
+    batch: str = Field(description="Inbox file the next pipeline run lands and validates.")
 
 
 class Metadata(BaseModel):

@@ -120,10 +120,10 @@ class Shoprec:
         are refused at once."""
         if HOLDER.engine is not None:
             HOLDER.engine.index_of(body.item_id)
-        event_id, path = write_feedback(SETTINGS.data_dir, body.user_id, body.item_id,
+        event_id, path = write_feedback(SETTINGS.inbox, body.user_id, body.item_id,
                                         body.event_type, body.quantity, body.unit_price,
                                         body.timestamp)
-        return {"feedback_id": event_id, "batch": str(path.relative_to(SETTINGS.data_dir))}
+        return {"feedback_id": event_id, "batch": str(path)}
 
     @app.get("/metadata", response_model=schemas.Metadata, responses=ERRORS)
     def metadata(self) -> dict:

@@ -159,3 +159,9 @@ def test_feedback_lands_a_batch_the_synthetic_source_reads(server: Server) -> No
         [row] = list(csv.DictReader(handle))
     assert row["event_id"] == answer["feedback_id"] and row["customer_id"] == KNOWN
     assert row["item_id"] == "I3" and row["quantity"] == "2" and len(raw) == 1
+    # The pipeline's next run lands it from the inbox, like any other batch.
+    from pipelines.ingest import land
+    from tests.serving.conftest import settings_for
+
+    pending = land(settings_for(server.data_dir))
+    assert batch.batch_id in {p.name for p in pending}
