@@ -37,12 +37,14 @@ def cluster_size() -> int:
     return max(1, len(cluster.get("chief", [])) + len(cluster.get("worker", [])))
 
 
-def is_chief() -> bool:
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     """Whether this process owns side effects (logging, saving): TF's chief convention.
 
     The task of type ``chief``, or worker 0 when the cluster names no chief; a process without
-    ``TF_CONFIG`` is its own chief.
+    ``TF_CONFIG``, or one that ``strategy`` (if given) does not distribute, is its own chief.
     """
+    if strategy is not None and not is_distributed(strategy):
+        return True
     config = tf_config()
     task = config.get("task", {})
     if not task:

@@ -159,7 +159,10 @@ def _train(args: argparse.Namespace) -> int:
     with _progress_to_stderr(args.json):
         result = train(settings, data_dir, config, dataset=args.dataset,
                        register=not args.no_register)
-    if args.json:
+    if not result.run_id:  # a non-chief worker of a multi-worker run: the chief reports
+        print(f"worker done: trained in step with the chief in {result.train_seconds:.0f}s",
+              file=sys.stderr)
+    elif args.json:
         print(json.dumps(result.to_json(), default=str))
     else:
         ndcg = result.metrics["ndcg@10"]

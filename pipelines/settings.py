@@ -133,6 +133,10 @@ class Settings(BaseSettings):
         default_factory=lambda: [{}, {"dim": 32}], min_length=1,
         description="One candidate per entry: TrainConfig overrides on top of train_config.",
     )
+    distribute: Literal["auto", "none", "multi_worker"] = Field(
+        default="auto", description="Training strategy: multi-worker (MultiWorkerMirroredStrategy) "
+        "when TF_CONFIG names several workers (auto) or always, or one process (none).",
+    )
     schedule: str = Field(default="0 3 * * *", description="Cron of the pipeline DAG (UTC).")
     catchup: bool = Field(default=False, description="Whether the DAG backfills missed days.")
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from models import distribute
 from models.baselines import EASE, Popularity
 from models.fit import TrainConfig, fit_two_stage
 from models.inputs import latest_histories
@@ -120,7 +121,14 @@ def train(
     if data_dir is not None:
         update["data_dir"] = Path(data_dir).resolve()
     settings = settings.model_copy(update=update)
-    features_uri = build_features_step(settings, config.history_length)
+    strategy = distribute.strategy(settings.distribute)  # first: TF sets up collectives once
+    chief = distribute.is_chief(strategy)
+    features_uri = build_features_step(settings, config.history_length) if chief else ""
+    distribute.barrier(strategy)  # other workers then read the feature set the chief built
+    if not chief:  # another worker: it trains in step; the chief logs, saves and gates
+        candidate = train_candidate(settings, build_features_step(settings, config.history_length),
+                                    base=config)
+        return TrainResult("", "", {}, {}, candidate.metrics["train_seconds"], None)
     baselines = train_baselines(settings, features_uri)
     candidate = train_candidate(settings, features_uri, baselines=baselines, base=config)
     gate = None
@@ -199,14 +207,24 @@ def train_candidate(
     ``overrides`` is one entry of ``settings.train_grid``; the history length is the feature
     set's, since the features were built for it. ``baselines`` (from ``train_baselines``) go into
     the run's evaluation report and plots.
+
+    Under multi-worker training (``settings.distribute``, ``TF_CONFIG``) every worker calls this;
+    only the chief logs, evaluates and saves, the others train in step and return no run.
     """
     config = candidate_config(settings, overrides, base)
+    strategy = distribute.strategy(settings.distribute)
     features = load_features(features_uri)
     if config.history_length != features.spec.history_length:
         raise ValueError(
             f"history_length {config.history_length} differs from the feature set's "
             f"{features.spec.history_length}: set it in train_config, not per candidate"
         )
+    if not distribute.is_chief(strategy):
+        started = time.perf_counter()
+        fit_two_stage(features.spec, features.table, features.train, features.valid, config,
+                      strategy=strategy)
+        return CandidateResult("", "", {"train_seconds": time.perf_counter() - started},
+                               dict(overrides or {}))
     tracking.configure(settings)
     split = validation_split(features)
     batches, data_hash = _lineage(features_uri)
@@ -224,6 +242,7 @@ def train_candidate(
             features.spec, features.table, features.train, features.valid, config,
             on_epoch=lambda stage, epoch, m: tracking.log_metrics(
                 {f"{stage}.{name}": value for name, value in m.items()}, step=epoch),
+            strategy=strategy,
         )
         seconds = time.perf_counter() - started
         recommender, bundle_args = _recommender(features, fitted, config)

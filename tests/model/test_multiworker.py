@@ -49,6 +49,8 @@ def test_chief_and_cluster_size_follow_tf_config(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TF_CONFIG", configs[0])
     assert distribute.is_chief()
     assert not distribute.is_distributed(distribute.strategy("none")), "the switch wins"
+    monkeypatch.setenv("TF_CONFIG", configs[1])
+    assert distribute.is_chief(distribute.strategy("none")), "one process is its own chief"
 
 
 @pytest.mark.skipif(not _can_bind_localhost(), reason="cannot bind 127.0.0.1 ports here")
