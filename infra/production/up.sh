@@ -48,15 +48,22 @@ source infra/lib.sh
 stop_recorded "$PIDS" --quiet
 mkdir -p "$PIDS" "$LOGS" "$AIRFLOW_HOME" "$SHOPREC_PROD_MLFLOW_ARTIFACTS" "$SHOPREC_DATA_DIR"
 
-echo "==> PostgreSQL databases and migrations (log: $LOGS/migrate.log)"
+echo "==> PostgreSQL databases and migrations (logs: $LOGS/migrate-*.log)"
 python infra/production/databases.py ensure "$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" \
   "$SHOPREC_PROD_MLFLOW_STORE"
-if ! { mlflow db upgrade "$SHOPREC_PROD_MLFLOW_STORE" && airflow db migrate; } \
-    >"$LOGS/migrate.log" 2>&1; then
-  echo "migration failed; $LOGS/migrate.log ends with:" >&2
-  tail -20 "$LOGS/migrate.log" >&2
-  exit 1
-fi
+migrated() {  # name, exit status
+  if [ "$2" != 0 ]; then
+    echo "$1 migration failed; $LOGS/migrate-$1.log ends with:" >&2
+    tail -20 "$LOGS/migrate-$1.log" >&2
+    exit 1
+  fi
+}
+mlflow db upgrade "$SHOPREC_PROD_MLFLOW_STORE" >"$LOGS/migrate-mlflow.log" 2>&1 &
+mlflow_migration=$!
+status=0; airflow db migrate >"$LOGS/migrate-airflow.log" 2>&1 || status=$?
+migrated airflow "$status"
+status=0; wait "$mlflow_migration" || status=$?
+migrated mlflow "$status"
 
 HOST=$SHOPREC_PROD_HOST
 echo "==> Starting MLflow ($HOST:$SHOPREC_MLFLOW_PORT), Airflow ($HOST:$SHOPREC_AIRFLOW_PORT)," \

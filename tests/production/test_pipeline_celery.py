@@ -1,0 +1,162 @@
+"""The real ``shoprec_pipeline`` DAG on the production profile, started as users start it.
+
+``infra/production/up.sh`` runs with the example env file as it is, its knobs pointed at fresh
+PostgreSQL databases (Airflow metadata and Celery results; MLflow backend store), a Redis key
+prefix and queue of this test's own, free ports and generated secrets. The DAG is triggered over
+the REST API on a small faulty shop and must succeed with every task executed by the Celery
+worker, its state in PostgreSQL, and a champion in the PostgreSQL-backed registry that the
+endpoint then serves. ``down.sh`` stops everything, even on failure; the databases are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from infra.follow_dag import Api, follow, wait_for_dag
+from infra.production import databases
+from serving import launch
+from tests.dags.test_pipeline_run import DAG_ID, GRID, tiny_shop
+from tests.production.conftest import throwaway_database, unique_name
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILE = REPO / "infra" / "production"
+RUN_TIMEOUT_S = 480.0
+
+
+@dataclass
+class Running:
+    env: dict[str, str]
+    home: Path
+    airflow_url: str
+    airflow_db: str
+    mlflow_db: str
+    queue: str
+
+    @property
+    def api(self) -> Api:
+        passwords = self.home / "airflow" / "simple_auth_manager_passwords.json.generated"
+        return Api(self.airflow_url, "admin",
+                   json.loads(passwords.read_text())["admin"])
+
+    def log(self, name: str) -> str:
+        return (self.home / "logs" / f"{name}.log").read_text(errors="replace")
+
+
+def _script(name: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(PROFILE / name)], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def _profile_env(root: Path, postgres: str, redis_url: str, airflow_db: str, mlflow_db: str,
+                 queue: str) -> dict[str, str]:
+    """The test's environment for up.sh: the example's knobs and secrets, nothing inherited
+    from an Airflow, MLflow or shoprec set-up of the machine."""
+    from cryptography.fernet import Fernet
+
+    mlflow_port, airflow_port, serve_port = (launch.free_port() for _ in range(3))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "MLFLOW_", "SHOPREC_"))}
+    env |= tiny_shop(root, f"http://127.0.0.1:{mlflow_port}", serve_port)
+    return env | {
+        "SHOPREC_TRAIN_GRID": json.dumps(GRID[:1]),  # one mapped candidate: the test's CPU budget
+        "SHOPREC_PROD_ENV": str(PROFILE / "shoprec.env.example"),
+        "SHOPREC_PROD_HOME": str(root / "prod"),
+        "SHOPREC_PROD_POSTGRES": postgres,
+        "SHOPREC_PROD_AIRFLOW_DB": airflow_db,
+        "SHOPREC_PROD_MLFLOW_DB": mlflow_db,
+        "SHOPREC_PROD_REDIS": redis_url,
+        "SHOPREC_PROD_QUEUE": queue,
+        "SHOPREC_MLFLOW_PORT": str(mlflow_port),
+        "SHOPREC_AIRFLOW_PORT": str(airflow_port),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(launch.free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(launch.free_port()),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        "SHOPREC_API_TOKEN": secrets.token_urlsafe(16),
+    }
+
+
+def _forget_queue(redis_url: str, queue: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{queue}:*"):
+        client.delete(key)
+
+
+@pytest.fixture(scope="module")
+def running(postgres: str, redis_url: str,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    root = tmp_path_factory.mktemp("production")
+    queue = unique_name("queue")
+    with throwaway_database(postgres, "airflow") as airflow_url, \
+            throwaway_database(postgres, "mlflow") as mlflow_url:
+        airflow_db, mlflow_db = (url.rsplit("/", 1)[1] for url in (airflow_url, mlflow_url))
+        env = _profile_env(root, postgres, redis_url, airflow_db, mlflow_db, queue)
+        profile = Running(env, root / "prod", f"http://127.0.0.1:{env['SHOPREC_AIRFLOW_PORT']}",
+                          airflow_url, mlflow_url, queue)
+        try:
+            up = _script("up.sh", env, timeout=600)
+            assert up.returncode == 0, f"up.sh failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}"
+            yield profile
+        finally:
+            _script("down.sh", env, timeout=120)
+            _forget_queue(redis_url, queue)
+
+
+def test_dag_runs_on_the_celery_worker_with_postgres_stores(running: Running) -> None:
+    from mlflow.tracking import MlflowClient
+
+    api = running.api
+    wait_for_dag(api, DAG_ID, timeout=180)
+    api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    run_id = api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None})["dag_run_id"]
+    # Unpausing also lets the scheduler start the latest daily run (catchup=False); the two take
+    # turns (max_active_runs=1), and whichever comes second finds nothing new to train on.
+    outcome = follow(api, DAG_ID, {run_id}, timeout=RUN_TIMEOUT_S, poll=5)
+
+    runs = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns?limit=10")["dag_runs"]
+    tis = {r["dag_run_id"]: api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{r['dag_run_id']}"
+                                    "/taskInstances?limit=100")["task_instances"] for r in runs}
+    states = {run: sorted((ti["task_id"], ti["map_index"], ti["state"]) for ti in instances)
+              for run, instances in tis.items()}
+    assert outcome == 0, f"{states}\nworker log ends:\n{running.log('worker')[-4000:]}"
+    assert run_id in tis and len(runs) <= 2, states
+    trained = [run for run, rows in states.items() if ("train_candidate", 0, "success") in rows]
+    assert len(trained) == 1, f"one run trains, a second finds nothing new: {states}"
+    assert all(state == "success" for _, _, state in states[trained[0]]), states
+    for run in set(states) - set(trained):
+        assert {task: state for task, _, state in states[run]}["build_features"] == "skipped"
+
+    # Executed by Celery: queued on this profile's queue, picked up by its worker, and the
+    # results recorded in Celery's result backend on PostgreSQL.
+    ran = [ti for instances in tis.values() for ti in instances if ti["state"] == "success"]
+    assert {ti["queue"] for ti in ran} == {running.queue}
+    worker_log = running.log("worker")
+    assert "Executing workload in Celery" in worker_log
+    assert all(ti["id"] in worker_log for ti in ran), "every task instance ran on the worker"
+    with databases.connect(running.airflow_db) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT run_id, state FROM dag_run WHERE dag_id = %s", (DAG_ID,))
+        assert dict(cursor.fetchall()) == {run: "success" for run in tis}
+        cursor.execute("SELECT count(*) FROM celery_taskmeta WHERE status = 'SUCCESS'")
+        assert cursor.fetchone()[0] >= len(ran), "a Celery result per task instance"
+
+    # The champion is in the registry MLflow keeps in PostgreSQL, and the endpoint serves it.
+    name, env = running.env["SHOPREC_MODEL_NAME"], running.env
+    champion = MlflowClient(env["SHOPREC_TRACKING_URI"]).get_model_version_by_alias(
+        name, "champion")
+    with databases.connect(running.mlflow_db) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT version FROM registered_model_aliases WHERE name = %s AND "
+                       "alias = 'champion'", (name,))
+        assert cursor.fetchall() == [(int(champion.version),)]
+    serve = f"http://{env['SHOPREC_SERVE_HOST']}:{env['SHOPREC_SERVE_PORT']}"
+    assert launch.status(f"{serve}/readyz") == 200
