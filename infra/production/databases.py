@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 
 import psycopg2
 from psycopg2 import sql
@@ -36,6 +38,14 @@ def connect(url: str | URL, database: str | None = None, timeout: int = 5):
     )
 
 
+@contextmanager
+def cursor(url: str) -> Iterator[psycopg2.extensions.cursor]:
+    """A cursor on the URL's database; the connection is closed afterwards (psycopg2's own
+    ``with connection`` only ends the transaction)."""
+    with closing(connect(url)) as connection, connection.cursor() as opened:
+        yield opened
+
+
 def unreachable(url: str) -> str | None:
     """Why the URL's server cannot be used (None when it answers), for skips and start-up."""
     try:
@@ -50,12 +60,6 @@ def _admin(url: str):
     connection = connect(url, MAINTENANCE_DB)
     connection.autocommit = True
     return connection
-
-
-def exists(url: str) -> bool:
-    with _admin(url) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (parse(url).database,))
-        return cursor.fetchone() is not None
 
 
 def ensure(url: str) -> bool:
@@ -89,7 +93,7 @@ def main() -> int:
     parser.add_argument("action", choices=["ensure", "check"])
     parser.add_argument("urls", nargs="+", metavar="URL")
     args = parser.parse_args()
-    for url in dict.fromkeys(args.urls):  # Airflow and Celery may share one database
+    for url in args.urls:
         problem = unreachable(url)
         if problem:
             print(f"PostgreSQL at {parse(url).host}:{parse(url).port or 5432} is not reachable: "

@@ -144,7 +144,7 @@ def test_dag_runs_on_the_celery_worker_with_postgres_stores(running: Running) ->
     worker_log = running.log("worker")
     assert "Executing workload in Celery" in worker_log
     assert all(ti["id"] in worker_log for ti in ran), "every task instance ran on the worker"
-    with databases.connect(running.airflow_db) as connection, connection.cursor() as cursor:
+    with databases.cursor(running.airflow_db) as cursor:
         cursor.execute("SELECT run_id, state FROM dag_run WHERE dag_id = %s", (DAG_ID,))
         assert dict(cursor.fetchall()) == {run: "success" for run in tis}
         cursor.execute("SELECT count(*) FROM celery_taskmeta WHERE status = 'SUCCESS'")
@@ -154,7 +154,7 @@ def test_dag_runs_on_the_celery_worker_with_postgres_stores(running: Running) ->
     name, env = running.env["SHOPREC_MODEL_NAME"], running.env
     champion = MlflowClient(env["SHOPREC_TRACKING_URI"]).get_model_version_by_alias(
         name, "champion")
-    with databases.connect(running.mlflow_db) as connection, connection.cursor() as cursor:
+    with databases.cursor(running.mlflow_db) as cursor:
         cursor.execute("SELECT version FROM registered_model_aliases WHERE name = %s AND "
                        "alias = 'champion'", (name,))
         assert cursor.fetchall() == [(int(champion.version),)]

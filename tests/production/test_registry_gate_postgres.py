@@ -39,7 +39,7 @@ def test_server_keeps_the_registry_in_postgres(
 ) -> None:
     first = gate(dataset, name, 0.30)
     second = gate(dataset, name, 0.20)
-    with databases.connect(mlflow_store) as connection, connection.cursor() as cursor:
+    with databases.cursor(mlflow_store) as cursor:
         cursor.execute("SELECT alias, version FROM registered_model_aliases WHERE name = %s "
                        "ORDER BY alias", (name,))
         aliases = cursor.fetchall()
