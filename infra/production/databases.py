@@ -51,7 +51,7 @@ def unreachable(url: str) -> str | None:
     try:
         connect(url, MAINTENANCE_DB, timeout=3).close()
     except psycopg2.Error as err:
-        return str(err).strip()
+        return " ".join(str(err).split())
     return None
 
 
