@@ -6,6 +6,7 @@ seeing each other's champions.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import uuid
@@ -50,6 +51,9 @@ def tracking_uri(
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
     mlflow.set_registry_uri(None)
+    # set_registry_uri exported MLFLOW_REGISTRY_URI and None does not unset it: without this it
+    # leaks into later tests' subprocesses (monkeypatch restores a value that was there before).
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
 
 
 @pytest.fixture

@@ -66,14 +66,14 @@ def throwaway_database(server: str, purpose: str) -> Iterator[str]:
         databases.drop(url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mlflow_store(postgres: str) -> Iterator[str]:
     """URL of a fresh PostgreSQL database for an MLflow backend store."""
     with throwaway_database(postgres, "mlflow") as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mlflow_postgres(mlflow_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URI of an ``mlflow server`` whose backend store is ``mlflow_store``."""
     root: Path = tmp_path_factory.mktemp("mlflow-postgres")
