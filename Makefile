@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export TF_USE_LEGACY_KERAS := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup test lint demo demo-stop bench clean
+.PHONY: setup test test-production lint demo demo-stop prod-up prod-down bench bench-serve clean
 
 # `uv sync --frozen` is a no-op in about a second when the environment is current.
 setup:
@@ -27,11 +27,27 @@ demo: setup
 demo-stop:
 	bash infra/demo-stop.sh
 
+# PostgreSQL + CeleryExecutor/Redis profile under .prod/ (settings: infra/production/shoprec.env,
+# created from shoprec.env.example with generated secrets on the first run); `make prod-down` ends it.
+prod-up: setup
+	bash infra/production/up.sh
+
+prod-down:
+	bash infra/production/down.sh
+
+# Only the production-profile tests (real PostgreSQL and Redis); they also run in `make test`.
+test-production: setup
+	.venv/bin/pytest tests/production
+
 # Each benchmark prints one JSON object; the model benchmarks need ../shared/datasets.
 bench: setup
 	$(PY) bench/ingest.py
 	.venv/bin/shoprec benchmark --dataset ml-100k --json
 	.venv/bin/shoprec benchmark --dataset online-retail --json
 
-clean: demo-stop
+# Load test of the real endpoint on the demo's champion (needs `make demo` running: its MLflow).
+bench-serve: setup
+	SHOPREC_TRACKING_URI=http://127.0.0.1:5000 $(PY) bench/serve_load.py --data-dir .demo/data
+
+clean: demo-stop prod-down
 	rm -rf data .demo .pytest_cache .ruff_cache

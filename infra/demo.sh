@@ -29,26 +29,9 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://$HOST:$AIRFLOW_PORT/execut
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 
 PIDS=$DEMO_HOME/pids LOGS=$DEMO_HOME/logs
-bash infra/demo-stop.sh --quiet  # a second `make demo` replaces the first one's servers
+source infra/lib.sh
+stop_recorded "$PIDS" --quiet  # a second `make demo` replaces the first one's servers
 mkdir -p "$PIDS" "$LOGS" "$DEMO_HOME/mlflow" "$SHOPREC_DATA_DIR"
-
-start() {  # name, command...: run detached in its own process group, record the pid
-  local name=$1; shift
-  setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
-  echo $! >"$PIDS/$name.pid"
-}
-
-wait_http() {  # name, url, seconds
-  local name=$1 url=$2 deadline=$((SECONDS + $3))
-  until curl -fs -o /dev/null "$url"; do
-    if ! kill -0 "$(cat "$PIDS/$name.pid")" 2>/dev/null || ((SECONDS > deadline)); then
-      echo "$name did not come up at $url; its log ($LOGS/$name.log) ends with:" >&2
-      tail -20 "$LOGS/$name.log" >&2
-      exit 1
-    fi
-    sleep 2
-  done
-}
 
 echo "==> Starting MLflow ($HOST:$MLFLOW_PORT), Airflow standalone ($HOST:$AIRFLOW_PORT) and the endpoint ($HOST:$SERVE_PORT); logs in $LOGS"
 start mlflow mlflow server --host "$HOST" --port "$MLFLOW_PORT" \
