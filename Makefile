@@ -35,9 +35,10 @@ prod-up: setup
 prod-down:
 	bash infra/production/down.sh
 
-# Only the production-profile tests (real PostgreSQL and Redis); they also run in `make test`.
+# The production profile end to end (real PostgreSQL and Redis, Celery worker; minutes): kept
+# out of `make test` for time, run by CI after it. The PostgreSQL registry tests are in both.
 test-production: setup
-	.venv/bin/pytest tests/production
+	.venv/bin/pytest -m production tests/production
 
 # Each benchmark prints one JSON object; the model benchmarks need ../shared/datasets.
 bench: setup

@@ -11,7 +11,6 @@ for a remote client. Use with ``pytest_plugins = ["tests.mlflow_server"]`` or by
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from serving.launch import stop  # the same process-group shutdown as the endpoint's
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -61,20 +62,6 @@ def _healthy(uri: str) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate the server's whole process group: uvicorn and job workers included."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
 @contextmanager
 def running_server(root: Path, backend_store_uri: str | None = None) -> Iterator[str]:
     """Start ``mlflow server`` (files under ``root``), yield its URI, stop it with its workers."""
@@ -103,7 +90,7 @@ def running_server(root: Path, backend_store_uri: str | None = None) -> Iterator
             time.sleep(0.25)
         yield uri
     finally:
-        _stop(process)
+        stop(process)
 
 
 @pytest.fixture(scope="session")

@@ -113,6 +113,7 @@ def running(postgres: str, redis_url: str,
             _forget_queue(redis_url, queue)
 
 
+@pytest.mark.production
 def test_dag_runs_on_the_celery_worker_with_postgres_stores(running: Running) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -152,7 +153,9 @@ def test_dag_runs_on_the_celery_worker_with_postgres_stores(running: Running) ->
 
     # The champion is in the registry MLflow keeps in PostgreSQL, and the endpoint serves it.
     name, env = running.env["SHOPREC_MODEL_NAME"], running.env
-    champion = MlflowClient(env["SHOPREC_TRACKING_URI"]).get_model_version_by_alias(
+    # Both URIs explicit: earlier tests in this process leave a registry URI set globally.
+    uri = env["SHOPREC_TRACKING_URI"]
+    champion = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(
         name, "champion")
     with databases.cursor(running.mlflow_db) as cursor:
         cursor.execute("SELECT version FROM registered_model_aliases WHERE name = %s AND "
