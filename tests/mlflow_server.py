@@ -11,27 +11,19 @@ for a remote client. Use with ``pytest_plugins = ["tests.mlflow_server"]`` or by
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from serving.launch import stop  # the same process-group shutdown as the endpoint's
+# Free ports, HTTP probes and process-group shutdown, as for the endpoint.
+from serving.launch import free_port, status, stop
 
 STARTUP_TIMEOUT_S = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _mlflow_executable() -> list[str]:
@@ -54,18 +46,10 @@ def server_command(root: Path, port: int, backend_store_uri: str | None = None) 
     ]
 
 
-def _healthy(uri: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @contextmanager
 def running_server(root: Path, backend_store_uri: str | None = None) -> Iterator[str]:
     """Start ``mlflow server`` (files under ``root``), yield its URI, stop it with its workers."""
-    port = _free_port()
+    port = free_port()
     uri = f"http://127.0.0.1:{port}"
     log = root / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -83,7 +67,7 @@ def running_server(root: Path, backend_store_uri: str | None = None) -> Iterator
         )
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _healthy(uri):
+        while status(f"{uri}/health") != 200:
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = log.read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"mlflow server did not come up on {uri}:\n{tail}")
