@@ -10,6 +10,7 @@ Needs a data dir whose registry has a champion (``make demo`` or ``shoprec train
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import http.client
 import json
@@ -164,12 +165,13 @@ def in_process_times(settings, users: list[str], k: int, calls: int) -> dict:
     from serving.loading import describe_served, load_engine
 
     engine = load_engine(settings, describe_served(settings))
+    loop = asyncio.new_event_loop()  # as in the server: the loop awaits the model's thread
     out = {}
     for explain in (False, True):
         times = []
         for n in range(calls):
             started = time.perf_counter()
-            engine.recommend(users[n % len(users)], k, explain)
+            loop.run_until_complete(engine.recommend(users[n % len(users)], k, explain))
             times.append((time.perf_counter() - started) * 1000)
         times = times[10:]
         out[f"explain_{str(explain).lower()}"] = {

@@ -1,29 +1,23 @@
-"""Opportunistic micro-batching: concurrent requests share one model call, idle ones wait for none.
+"""Opportunistic micro-batching on one model thread: concurrent requests share one model call.
 
-While one batch runs, requests that arrive queue up; the first of them to find the model free
-takes the whole queue as the next batch. Nothing ever sleeps waiting for company, so a lone
-request pays no extra latency, and under load the per-call cost of the TensorFlow graphs is
-shared (eight users per call cost about 40 % of eight calls on this two-core machine).
+Requests queue their work and get a future. One thread runs the model: it takes everything
+queued as one batch, and when that batch is done, everything that queued meanwhile as the next.
+Nothing ever sleeps waiting for company, so a lone request pays no extra latency, and under load
+the per-call cost of the TensorFlow graphs is shared (eight users per call cost about 40 % of
+eight calls on this two-core machine). The HTTP event loop only awaits futures: it never blocks
+on the model, and no request needs a thread of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-@dataclass
-class _Slot(Generic[T]):
-    work: T
-    done: bool = False
-    result: Any = None
-    error: BaseException | None = None
-    batch_size: int = field(default=0, repr=False)
 
 
 class MicroBatcher(Generic[T, R]):
@@ -31,39 +25,53 @@ class MicroBatcher(Generic[T, R]):
 
     def __init__(self, execute: Callable[[Sequence[T]], Sequence[R]]) -> None:
         self.execute = execute
-        self._cv = threading.Condition()
-        self._queue: list[_Slot[T]] = []
-        self._running = False
+        self._lock = threading.Lock()
+        self._queue: list[tuple[T, Future[R]]] = []
+        self._draining = False
+        # One thread, kept while the batcher lives (its idle thread exits once this is dropped,
+        # as after a model reload).
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="shoprec-model")
 
-    def submit(self, work: T) -> tuple[R, int]:
-        """The result for ``work`` and the size of the batch it ran in."""
-        slot = _Slot(work)
-        with self._cv:
-            self._queue.append(slot)
-            while self._running and not slot.done:
-                self._cv.wait()
-            if not slot.done:  # the model is free: run everything queued, this one included
-                batch, self._queue, self._running = self._queue, [], True
-        if not slot.done:
-            try:
-                self._run(batch)
-            finally:
-                with self._cv:
-                    self._running = False
-                    self._cv.notify_all()
-        if slot.error is not None:
-            raise slot.error
-        return slot.result, slot.batch_size
+    def submit(self, work: T) -> Future[R]:
+        """Queue ``work``; the future holds its result (or the batch's error)."""
+        future: Future[R] = Future()
+        with self._lock:
+            self._queue.append((work, future))
+            if not self._draining:
+                self._draining = True
+                self._worker.submit(self._drain)
+        return future
 
-    def _run(self, batch: list[_Slot[T]]) -> None:
+    def __call__(self, work: T) -> R:
+        """Blocking: for callers on their own thread (in-process use, tests)."""
+        return self.submit(work).result()
+
+    async def run(self, work: T) -> R:
+        """Awaitable: for the event loop, which must never block on the model."""
+        return await asyncio.wrap_future(self.submit(work))
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._queue = self._queue, []
+                if not batch:
+                    self._draining = False
+                    return
+            self._run(batch)
+
+    def _run(self, batch: list[tuple[T, Future[R]]]) -> None:
+        # Callers that gave up (a client gone, a timeout) are left out; the rest can no longer
+        # be cancelled, so every result below has a future to land in.
+        batch = [(work, future) for work, future in batch if future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         try:
-            results = self.execute([slot.work for slot in batch])
+            results = self.execute([work for work, _ in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"batch of {len(batch)} returned {len(results)} results")
-            for slot, result in zip(batch, results, strict=True):
-                slot.result = result
         except Exception as err:  # every caller of a failed batch sees the failure
-            for slot in batch:
-                slot.error = err
-        for slot in batch:
-            slot.batch_size, slot.done = len(batch), True
+            for _, future in batch:
+                future.set_exception(err)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)

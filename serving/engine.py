@@ -3,12 +3,14 @@
 Built once per model (start-up or reload): item metadata arrays, the average-pair IG baseline,
 the traced IG function, popularity order for cold start, and a warm-up that traces every
 ``tf.function`` so no request pays for tracing. Requests then only index arrays and run graphs,
-and concurrent recommend requests share one retrieve-rank-explain call (``MicroBatcher``).
+and concurrent recommend (or explain) requests share one model call on the model's own thread
+(``MicroBatcher``), which the HTTP event loop awaits.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -83,11 +85,13 @@ class Engine:
         self.popularity = popularity
         self.popular_order = np.argsort(-popularity[1:], kind="stable") + 1  # item 0 is [UNK]
         self.embeddings = rec.candidate_embeddings.numpy()
-        self.batcher = MicroBatcher(self._answer_many)
+        # Model work runs on these batchers' threads: the event loop only awaits it.
+        self.recommender = MicroBatcher(self._answer_many)
+        self.explainer = MicroBatcher(self._explain_many)
         self._warm_up()
 
     # ---- requests ---------------------------------------------------------------------------
-    def recommend(
+    async def recommend(
         self,
         raw_user: str,
         k: int = 10,
@@ -100,18 +104,14 @@ class Engine:
             return Page(raw_user, self._popular(k, explain, filters or Filters()), COLD_START)
         when = pd.Timestamp.now(tz="UTC")
         query = _Query(user, k, exclude_purchased, filters or Filters(), when, explain)
-        (items, scores, explanations), _ = self.batcher.submit(query)
-        return Page(raw_user, [
-            self._item(int(i), s, n + 1, explanations[n][0] if explanations else None)
-            for n, (i, s) in enumerate(zip(items, scores, strict=True))
-        ], None)
+        return Page(raw_user, await self.recommender.run(query), None)
 
-    def explain(self, raw_user: str, item_id: str) -> tuple[dict, str | None]:
+    async def explain(self, raw_user: str, item_id: str) -> tuple[dict, str | None]:
         """The explanation of one (user, item) pair, scored as the ranker scores it."""
         item = self.index_of(item_id)
         user = self.pseudonymiser.one(raw_user)
         when = pd.Timestamp.now(tz="UTC")
-        [[(explanation, score)]] = self._explain_many([(user, np.array([item]), when)])
+        [(explanation, score)] = await self.explainer.run((user, np.array([item]), when))
         return {"score": score, "explanation": explanation}, \
             None if self.rec.is_known(user) else COLD_START
 
@@ -138,9 +138,10 @@ class Engine:
         return index
 
     # ---- parts ------------------------------------------------------------------------------
-    def _answer_many(self, queries: list[_Query]) -> list[tuple]:
+    def _answer_many(self, queries: Sequence[_Query]) -> list[list[dict]]:
         """Retrieve and rank several users in one call per distinct filter, then explain every
-        requested page in one IG call: the batch a ``MicroBatcher`` hands over."""
+        requested page in one IG call: the batch a ``MicroBatcher`` hands over. One list of
+        item dicts per query."""
         found: list[tuple[np.ndarray, np.ndarray]] = [(_NONE, _NONE)] * len(queries)
         groups: dict[Filters, list[int]] = {}
         for i, query in enumerate(queries):
@@ -160,7 +161,13 @@ class Engine:
         wanted = [i for i, q in enumerate(queries) if q.explain and len(found[i][0])]
         explained = dict(zip(wanted, self._explain_many(
             [(queries[i].user, found[i][0], queries[i].when) for i in wanted]), strict=True))
-        return [(*found[i], explained.get(i)) for i in range(len(queries))]
+        pages = []
+        for i, (items, scores) in enumerate(found):
+            explanations = [e for e, _ in explained[i]] if i in explained else [None] * len(items)
+            pages.append([self._item(int(item), score, rank, explanation)
+                          for rank, (item, score, explanation)
+                          in enumerate(zip(items, scores, explanations, strict=True), start=1)])
+        return pages
 
     def _item(self, index: int, score: float, rank: int, explanation: dict | None,
               explanation_key: bool = True) -> dict:
@@ -171,7 +178,7 @@ class Engine:
         return item | {"explanation": explanation} if explanation_key else item
 
     def _explain_many(
-        self, pages: list[tuple[str, np.ndarray, pd.Timestamp]]
+        self, pages: Sequence[tuple[str, np.ndarray, pd.Timestamp]]
     ) -> list[list[tuple[dict, float]]]:
         """(explanation, IG score) per item of each (user, items, moment), one IG call for all."""
         if not pages:

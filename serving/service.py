@@ -25,6 +25,7 @@ from serving.access import AccessMiddleware  # noqa: E402
 from serving.engine import Engine, UnknownItem  # noqa: E402
 from serving.feedback import write_feedback  # noqa: E402
 from serving.loading import MODEL_ARGUMENT, EngineHolder, NoModel, Unavailable  # noqa: E402
+from serving.request_timeout import disarm_timers_when_answered  # noqa: E402
 
 log = logging.getLogger("shoprec.serving")
 
@@ -39,6 +40,7 @@ def _settings() -> Settings:
     return settings
 
 
+disarm_timers_when_answered()
 SETTINGS = _settings()
 HOLDER = EngineHolder(SETTINGS)  # one per server process, shared with the access middleware
 ERRORS = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
@@ -93,18 +95,18 @@ class Shoprec:
             HOLDER.problem = str(err)
 
     @app.post("/recommend", response_model=schemas.RecommendResponse, responses=ERRORS)
-    def recommend(self, body: schemas.RecommendRequest) -> dict:
+    async def recommend(self, body: schemas.RecommendRequest) -> dict:
         engine = _engine()
         filters = Filters(body.filters.category, body.filters.max_price)
-        page = engine.recommend(body.user_id, body.k, body.explain, body.exclude_purchased,
+        page = await engine.recommend(body.user_id, body.k, body.explain, body.exclude_purchased,
                                 filters)
         return {"user_id": page.user_id, "items": page.items, "fallback": page.fallback,
                 "model": _model(engine)}
 
     @app.post("/explain", response_model=schemas.ExplainResponse, responses=ERRORS)
-    def explain(self, body: schemas.ExplainRequest) -> dict:
+    async def explain(self, body: schemas.ExplainRequest) -> dict:
         engine = _engine()
-        scored, fallback = engine.explain(body.user_id, body.item_id)
+        scored, fallback = await engine.explain(body.user_id, body.item_id)
         return {"user_id": body.user_id, "item_id": body.item_id, **scored,
                 "fallback": fallback, "model": _model(engine)}
 
