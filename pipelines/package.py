@@ -15,6 +15,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,12 @@ from pipelines.settings import PROJECT_ROOT, Settings
 SERVICE = "serving.service:Shoprec"
 BENTO_INCLUDE = ["serving/**/*.py", "pipelines/**/*.py", "models/**/*.py", "expectations/**"]
 TIMEOUT_S = 60.0
+# Distributions the served code imports itself (tests/serving/test_package.py checks the list),
+# pinned in the Bento to the versions this environment runs and was tested with, so
+# `bentoml containerize` rebuilds it; what they need in turn resolves from their own metadata.
+SERVING_PACKAGES = ("bentoml", "fastapi", "mlflow", "tensorflow", "tf-keras",
+                    "tensorflow-recommenders", "numpy", "pandas", "pyarrow", "scipy", "faiss-cpu",
+                    "pydantic", "pydantic-settings", "pyyaml")
 
 
 class EndpointUnavailable(RuntimeError):
@@ -99,9 +106,15 @@ def package_champion(settings: Settings, model_uri: str | None = None) -> Packag
             description=f"shoprec endpoint serving {info.name} v{info.version}",
             include=BENTO_INCLUDE, models=[model_tag], build_ctx=str(PROJECT_ROOT),
             args={MODEL_ARGUMENT: f"{BENTOML_SCHEME}{model_tag}"},
+            python={"packages": pinned_packages(), "lock_packages": False},
         )
     return PackageResult(model_tag=model_tag, bento_tag=bento_tag, model_name=info.name,
                          version=str(info.version), run_id=str(info.run_id))
+
+
+def pinned_packages() -> list[str]:
+    """``SERVING_PACKAGES`` at the versions installed here (no resolver run, nothing fetched)."""
+    return [f"{name}=={installed_version(name)}" for name in SERVING_PACKAGES]
 
 
 def endpoint_url(settings: Settings) -> str:

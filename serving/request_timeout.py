@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from bentoml._internal.server.http.traffic import TimeoutMiddleware
-from starlette.responses import JSONResponse
+from fastapi.responses import JSONResponse
 
 
 async def _call(self: TimeoutMiddleware, scope, receive, send) -> None:

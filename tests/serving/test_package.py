@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
 import sys
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import yaml
 
+from pipelines.package import SERVING_PACKAGES, pinned_packages
+from pipelines.settings import PROJECT_ROOT
 from serving import launch
 from tests.serving.conftest import KEY, Server, server_env
 
@@ -58,3 +62,41 @@ def test_package_twice_builds_once_with_lineage_labels(champion_dir: Path, tmp_p
         assert bento.call("/recommend", {"user_id": "C1", "k": 2})[1]["model"]["version"] == "1"
     finally:
         launch.stop(process)
+    requirements = (store / "bentos/shoprec/v1/env/python/requirements.txt").read_text()
+    assert set(pinned_packages()) <= set(requirements.split()), requirements
+
+
+def _imported_distributions(entry: str) -> list[set[str]]:
+    """For each third-party module imported (at any depth, lazily too) by ``entry`` and every
+    project module it reaches: the distributions that provide it (normalised names)."""
+    names = packages_distributions()
+    ours, found, todo, seen = ("serving", "models", "pipelines"), [], [entry], set()
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        path = PROJECT_ROOT / (module.replace(".", "/") + ".py")
+        if not path.exists():
+            path = path.with_suffix("") / "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for name in modules:
+                top = name.split(".")[0]
+                if top in ours:
+                    todo.append(name)
+                elif top not in sys.stdlib_module_names:
+                    found.append({d.lower().replace("_", "-") for d in names[top]})
+    return found
+
+
+def test_the_bento_pins_every_distribution_the_service_imports() -> None:
+    imported = _imported_distributions("serving.service")
+    assert {"tensorflow"} in imported and {"faiss-cpu"} in imported  # reaches lazy imports too
+    missing = [sorted(dists) for dists in imported if not dists & set(SERVING_PACKAGES)]
+    assert not missing, f"imported by the service but not pinned in its Bento: {missing}"
