@@ -36,11 +36,11 @@ def explain_check(
     k: int = 10,
     seed: int = 0,
     ground_truth: dict[str, dict[str, str]] | None = None,
-    steps: int = 32,
+    steps: int | None = None,
 ) -> dict[str, Any]:
     import tensorflow as tf
 
-    from models.explain import IntegratedGradients, average_baseline
+    from models.explain import STEPS, IntegratedGradients, average_baseline
 
     rng = np.random.default_rng(seed)
     rec = recommender
@@ -54,6 +54,7 @@ def explain_check(
         raise ValueError("no recommendations to explain for the sampled users")
     reference = typical_pairs(rec, sorted(rec.histories), seed=seed)
     baseline = average_baseline(ranker, reference)
+    steps = steps or STEPS
     ig = IntegratedGradients(ranker, baseline, steps=steps)
 
     complete, deletion_wins, planted_hits, planted_total, latencies = [], [], 0, 0, []

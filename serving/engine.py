@@ -67,7 +67,6 @@ class Engine:
         catalogue: pd.DataFrame,
         info: ModelInfo,
         pseudonymiser: Pseudonymiser,
-        steps: int = 32,
         seed: int = 0,
     ) -> None:
         rec = self.rec = recommender
@@ -80,7 +79,7 @@ class Engine:
         self.title_of = {k: (t if titles is not None and isinstance(t := titles.iloc[i], str)
                              else k) for i, k in enumerate(keys)}
         self.prices = [float(p) if np.isfinite(p) else None for p in rec.price]
-        self.ig = IntegratedGradients(rec.ranker, self._baseline(seed), steps=steps)
+        self.ig = IntegratedGradients(rec.ranker, self._baseline(seed))
         popularity = np.asarray(rec.table.popularity, np.float64)
         self.popularity = popularity
         self.popular_order = np.argsort(-popularity[1:], kind="stable") + 1  # item 0 is [UNK]
