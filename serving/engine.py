@@ -85,8 +85,8 @@ class Engine:
         self.popular_order = np.argsort(-popularity[1:], kind="stable") + 1  # item 0 is [UNK]
         self.embeddings = rec.candidate_embeddings.numpy()
         # Model work runs on these batchers' threads: the event loop only awaits it.
-        self.recommender = MicroBatcher(self._answer_many)
-        self.explainer = MicroBatcher(self._explain_many)
+        self.recommend_batches = MicroBatcher(self._answer_many)
+        self.explain_batches = MicroBatcher(self._explain_many)
         self._warm_up()
 
     # ---- requests ---------------------------------------------------------------------------
@@ -103,14 +103,14 @@ class Engine:
             return Page(raw_user, self._popular(k, explain, filters or Filters()), COLD_START)
         when = pd.Timestamp.now(tz="UTC")
         query = _Query(user, k, exclude_purchased, filters or Filters(), when, explain)
-        return Page(raw_user, await self.recommender.run(query), None)
+        return Page(raw_user, await self.recommend_batches.run(query), None)
 
     async def explain(self, raw_user: str, item_id: str) -> tuple[dict, str | None]:
         """The explanation of one (user, item) pair, scored as the ranker scores it."""
         item = self.index_of(item_id)
         user = self.pseudonymiser.one(raw_user)
         when = pd.Timestamp.now(tz="UTC")
-        [(explanation, score)] = await self.explainer.run((user, np.array([item]), when))
+        [(explanation, score)] = await self.explain_batches.run((user, np.array([item]), when))
         return {"score": score, "explanation": explanation}, \
             None if self.rec.is_known(user) else COLD_START
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
@@ -75,12 +75,18 @@ def test_a_lone_caller_runs_alone_and_at_once() -> None:
     assert square.batches == [[3]]
 
 
-def test_a_failed_batch_fails_its_callers_and_the_batcher_recovers() -> None:
+def _busy() -> tuple[threading.Event, _SlowSquare, MicroBatcher, Future]:
+    """A batcher whose first batch ([1]) is running and held until the gate opens."""
     gate = threading.Event()
     square = _SlowSquare(gate)
     batcher = MicroBatcher(square)
     first = batcher.submit(1)
     time.sleep(0.05)
+    return gate, square, batcher, first
+
+
+def test_a_failed_batch_fails_its_callers_and_the_batcher_recovers() -> None:
+    gate, _, batcher, first = _busy()
     bad, good = batcher.submit(-1), batcher.submit(2)  # queue behind the running batch, together
     gate.set()
     assert first.result() == 1
@@ -92,11 +98,7 @@ def test_a_failed_batch_fails_its_callers_and_the_batcher_recovers() -> None:
 
 
 def test_a_caller_that_gave_up_is_left_out_and_the_rest_are_answered() -> None:
-    gate = threading.Event()
-    square = _SlowSquare(gate)
-    batcher = MicroBatcher(square)
-    first = batcher.submit(1)
-    time.sleep(0.05)
+    gate, square, batcher, first = _busy()
     gone, kept = batcher.submit(5), batcher.submit(6)
     assert gone.cancel()
     gate.set()
