@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 
 async def _call(self: TimeoutMiddleware, scope, receive, send) -> None:
-    """``TimeoutMiddleware.__call__`` as upstream, plus ``timer.cancel()`` once answered."""
+    """``TimeoutMiddleware.__call__`` as upstream, plus ``timer.cancel()`` when it returns."""
     if scope["type"] not in ("http", "websocket"):
         return await self.app(scope, receive, send)
     loop = asyncio.get_running_loop()
@@ -27,7 +27,6 @@ async def _call(self: TimeoutMiddleware, scope, receive, send) -> None:
     async def _send(message) -> None:
         if not answered.done():
             answered.set_result(None)
-            timer.cancel()
         await send(message)
 
     task = asyncio.ensure_future(self.app(scope, receive, _send), loop=loop)
