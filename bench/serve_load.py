@@ -178,6 +178,7 @@ def in_process_times(settings, users: list[str], k: int, calls: int) -> dict:
             "p50": round(float(np.percentile(times, 50)), 2),
             "p99": round(float(np.percentile(times, 99)), 2),
         }
+    loop.close()
     return out
 
 

@@ -76,14 +76,13 @@ def _imported_distributions(entry: str) -> list[set[str]]:
         if module in seen:
             continue
         seen.add(module)
-        path = PROJECT_ROOT / (module.replace(".", "/") + ".py")
-        if not path.exists():
-            path = path.with_suffix("") / "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(_source(module).read_text())):
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                modules = [node.module]
+                # `from pipelines import tracking` imports the module pipelines.tracking
+                modules = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names
+                                          if _source(f"{node.module}.{alias.name}").exists())]
             else:
                 continue
             for name in modules:
@@ -95,8 +94,13 @@ def _imported_distributions(entry: str) -> list[set[str]]:
     return found
 
 
+def _source(module: str) -> Path:
+    path = PROJECT_ROOT / (module.replace(".", "/") + ".py")
+    return path if path.exists() else path.with_suffix("") / "__init__.py"
+
+
 def test_the_bento_pins_every_distribution_the_service_imports() -> None:
     imported = _imported_distributions("serving.service")
     assert {"tensorflow"} in imported and {"faiss-cpu"} in imported  # reaches lazy imports too
-    missing = [sorted(dists) for dists in imported if not dists & set(SERVING_PACKAGES)]
+    missing = sorted({tuple(sorted(d)) for d in imported if not d & set(SERVING_PACKAGES)})
     assert not missing, f"imported by the service but not pinned in its Bento: {missing}"
