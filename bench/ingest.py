@@ -30,8 +30,8 @@ def main() -> int:
         print(json.dumps({"skipped": f"{args.days_dir} is absent"}))
         return 0
 
+    from contracts.settings import Settings
     from pipelines.ingest import Ingestor
-    from pipelines.settings import Settings
     from pipelines.sources import get_source
 
     files = sorted(args.days_dir.glob("*.csv"))[: args.limit]

@@ -41,7 +41,7 @@ def main() -> int:
     parser.add_argument("--in-process-calls", type=int, default=300)
     args = parser.parse_args()
 
-    from pipelines.settings import get_settings
+    from contracts.settings import get_settings
     from serving import launch
 
     settings = get_settings()

@@ -22,7 +22,7 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowSkipException
 
-from pipelines.settings import Settings
+from contracts.settings import Settings
 
 SETTINGS = Settings()
 NEW_BATCHES = Asset(name="shoprec_new_batches", uri=SETTINGS.inbox.as_uri())

@@ -44,7 +44,7 @@ start serve shoprec serve --host "$HOST" --port "$SERVE_PORT"
 wait_http airflow "http://$HOST:$AIRFLOW_PORT/api/v2/monitor/health" 300
 wait_http serve "http://$HOST:$SERVE_PORT/healthz" 180
 
-INBOX=$(python -c "from pipelines.settings import get_settings; print(get_settings().inbox)")
+INBOX=$(python -c "from contracts.settings import get_settings; print(get_settings().inbox)")
 echo "==> Generating 30 days of a synthetic shop (seed 7, with faulty batches) into $INBOX"
 shoprec generate --out "$INBOX" --days 30 --seed 7 --faults
 

@@ -15,9 +15,7 @@ import json
 import os
 from typing import Literal
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 Mode = Literal["auto", "none", "multi_worker"]
 MODES: tuple[str, ...] = ("auto", "none", "multi_worker")

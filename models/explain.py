@@ -13,19 +13,16 @@ forward and one backward pass. Pure computation: no file or network I/O.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from models.feature_spec import PRICE_BANDS, FeatureSpec  # noqa: E402
-from models.inputs import ItemTable  # noqa: E402
-from models.ranking import RANKING_FEATURES  # noqa: E402
+from models.feature_spec import PRICE_BANDS, FeatureSpec
+from models.inputs import ItemTable
+from models.ranking import RANKING_FEATURES
 
 # "zero": all-zero embedded inputs. A mapping: one vector per named feature, e.g. the average
 # shopper / average item (``average_baseline`` over ``models.pairs.typical_pairs``): scores then

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from models import distribute  # noqa: E402
-from models.feature_spec import FeatureSpec  # noqa: E402
-from models.inputs import Interactions, ItemTable  # noqa: E402
-from models.ranking import RankingModel  # noqa: E402
-from models.retrieval import RetrievalModel  # noqa: E402
+from models import distribute
+from models.feature_spec import FeatureSpec
+from models.inputs import Interactions, ItemTable
+from models.ranking import RankingModel
+from models.retrieval import RetrievalModel
 
 EpochCallback = Callable[[str, int, dict[str, float]], None]
 

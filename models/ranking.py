@@ -9,17 +9,13 @@ explicit, so an explanation can name it.
 
 from __future__ import annotations
 
-import os
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import tensorflow as tf  # noqa: E402
-import tensorflow_recommenders as tfrs  # noqa: E402
-
-from models.feature_spec import FeatureSpec  # noqa: E402
-from models.inputs import ItemTable  # noqa: E402
-from models.retrieval import RetrievalModel  # noqa: E402
-from models.towers import ItemAttributes, embedding, masked_mean  # noqa: E402
+from models.feature_spec import FeatureSpec
+from models.inputs import ItemTable
+from models.retrieval import RetrievalModel
+from models.towers import ItemAttributes, embedding, masked_mean
 
 # The ranker's named features, in a fixed order: explanation attributions are reported per name.
 RANKING_FEATURES = (

@@ -8,16 +8,12 @@ popular items as negatives; passing each candidate's sampling probability to
 
 from __future__ import annotations
 
-import os
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import tensorflow as tf  # noqa: E402
-import tensorflow_recommenders as tfrs  # noqa: E402
-
-from models.feature_spec import FeatureSpec  # noqa: E402
-from models.inputs import ItemTable  # noqa: E402
-from models.towers import ItemEncoder, embedding, masked_mean  # noqa: E402
+from models.feature_spec import FeatureSpec
+from models.inputs import ItemTable
+from models.towers import ItemEncoder, embedding, masked_mean
 
 
 class QueryTower(tf.keras.Model):

@@ -7,14 +7,10 @@ evaluation and serving time.
 
 from __future__ import annotations
 
-import os
+import tensorflow as tf
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import tensorflow as tf  # noqa: E402
-
-from models.feature_spec import FeatureSpec  # noqa: E402
-from models.inputs import ItemTable  # noqa: E402
+from models.feature_spec import FeatureSpec
+from models.inputs import ItemTable
 
 
 class ItemAttributes(tf.keras.layers.Layer):

@@ -7,20 +7,17 @@ depend on the request is done once here: candidate embeddings, item attribute ar
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import pandas as pd
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from models.feature_spec import FeatureSpec  # noqa: E402
-from models.index import build_index  # noqa: E402
-from models.inputs import ItemTable  # noqa: E402
-from models.ranking import RankingModel  # noqa: E402
-from models.retrieval import RetrievalModel  # noqa: E402
+from models.feature_spec import FeatureSpec
+from models.index import build_index
+from models.inputs import ItemTable
+from models.ranking import RankingModel
+from models.retrieval import RetrievalModel
 
 
 @dataclass(frozen=True)

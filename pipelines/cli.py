@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipelines.settings import get_settings
+from contracts.settings import get_settings
 from pipelines.sources import SOURCE_NAMES
 from pipelines.sources.base import UsageError
 
@@ -185,13 +185,12 @@ def _settings_for(data_dir: Path | None):
 def _explain_check(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from pipelines import tracking
+    from contracts import registry
     from pipelines.explain_check import explain_check, load_recommender
-    from pipelines.register import champion_uri
 
     settings = _settings_for(args.data_dir)
-    tracking.configure(settings)
-    uri = args.model_uri or champion_uri(settings.model_name)
+    registry.configure(settings)
+    uri = args.model_uri or registry.champion_uri(settings.model_name)
     if uri is None:
         raise UsageError(f"no champion of {settings.model_name!r} yet: run `shoprec train` first")
     with _progress_to_stderr(args.json):
@@ -220,15 +219,14 @@ def _serve(args: argparse.Namespace) -> int:
     """Replace this process with ``bentoml serve`` (foreground; signals reach the server)."""
     import os
 
+    from contracts.settings import PROJECT_ROOT
     from pipelines.package import SERVICE
-    from pipelines.settings import PROJECT_ROOT
 
     settings = _settings_for(args.data_dir)
     host, port = args.host or settings.serve_host, args.port or settings.serve_port
     # Few malloc arenas: glibc otherwise grows one per request thread, and the RSS with them.
     env = {"MALLOC_ARENA_MAX": "2"} | os.environ | {
-        "SHOPREC_DATA_DIR": str(settings.data_dir), "BENTOML_HOME": str(settings.bentoml_store),
-        "TF_USE_LEGACY_KERAS": "1"}
+        "SHOPREC_DATA_DIR": str(settings.data_dir), "BENTOML_HOME": str(settings.bentoml_store)}
     if args.model_uri:
         env["SHOPREC_MODEL_URI"] = args.model_uri
     bentoml = Path(sys.executable).with_name("bentoml")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow.dataset as ds
 
-from pipelines.contract import KEYS
+from contracts.tables import KEYS
 from pipelines.zones import DataDir
 
 

@@ -16,9 +16,9 @@ from urllib.request import url2pathname
 import numpy as np
 import pandas as pd
 
+from contracts.bundle import load_arrays, save_arrays
 from models.feature_spec import FeatureSpec
 from models.inputs import Interactions, ItemTable, interactions, item_table
-from pipelines.artifacts import load_arrays, save_arrays
 from pipelines.curated import read_table
 from pipelines.zones import DataDir, write_json_atomic
 

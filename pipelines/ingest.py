@@ -12,17 +12,18 @@ import datetime as dt
 import logging
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from contracts.pseudonyms import Pseudonymiser
+from contracts.settings import Settings
+from pipelines.batch_result import BatchResult
 from pipelines.curated import item_ids
-from pipelines.pseudonymise import Pseudonymiser
 from pipelines.reports import write_summary
-from pipelines.settings import Settings
 from pipelines.sources import get_source
 from pipelines.sources.base import BatchInput, Conformed, Source, UnreadableBatch
 from pipelines.validate import BatchValidator, Finding, Validation
@@ -30,32 +31,8 @@ from pipelines.zones import DataDir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-Status = Literal["accepted", "quarantined", "duplicate"]
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 _FAR_FUTURE = pd.Timestamp("2200-01-01", tz="UTC")
-
-
-@dataclass
-class BatchResult:
-    """What happened to one batch; the CLI prints it as one JSON line."""
-
-    batch: str
-    source: str
-    status: Status
-    rows_in: int = 0
-    rows_accepted: int = 0
-    rows_rejected: int = 0
-    failed_expectations: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    reason: str | None = None
-    report: str | None = None
-    batch_date: str | None = None
-    content_hash: str = ""
-    rejected_reasons: dict[str, int] = field(default_factory=dict)
-    validation_ids: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

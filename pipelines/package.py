@@ -19,11 +19,13 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
-from pipelines.model_info import describe
-from pipelines.settings import PROJECT_ROOT, Settings
+from contracts import registry
+from contracts.bento_store import BENTOML_SCHEME, INFO_KEY, MLFLOW_DIR, MODEL_ARGUMENT
+from contracts.model_info import describe
+from contracts.settings import PROJECT_ROOT, Settings
 
 SERVICE = "serving.service:Shoprec"
-BENTO_INCLUDE = ["serving/**/*.py", "pipelines/**/*.py", "models/**/*.py", "expectations/**"]
+BENTO_INCLUDE = ["serving/**/*.py", "models/**/*.py", "contracts/**/*.py"]
 TIMEOUT_S = 60.0
 # Distributions the served code imports itself (tests/serving/test_package.py checks the list),
 # pinned in the Bento to the versions this environment runs and was tested with, so
@@ -71,21 +73,12 @@ def package_champion(settings: Settings, model_uri: str | None = None) -> Packag
     import bentoml
     import mlflow
 
-    from pipelines import tracking
-    from pipelines.register import champion_uri
-    from serving.loading import (
-        BENTOML_SCHEME,
-        INFO_KEY,
-        MLFLOW_DIR,
-        MODEL_ARGUMENT,
-        NO_CHAMPION,
-    )
 
     use_bentoml_store(settings)
-    tracking.configure(settings)
-    uri = model_uri or champion_uri(settings.model_name)
+    registry.configure(settings)
+    uri = model_uri or registry.champion_uri(settings.model_name)
     if uri is None:
-        raise LookupError(f"{NO_CHAMPION} for {settings.model_name!r}: train one first")
+        raise LookupError(f"{registry.NO_CHAMPION} for {settings.model_name!r}: train one first")
     info = describe(uri)
     version = f"v{info.version}" if info.version else f"run-{(info.run_id or 'unknown')[:12]}"
     model_tag = f"{settings.model_name}:{version}"

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.settings import Settings
+from contracts.settings import Settings
 
 log = logging.getLogger(__name__)
 

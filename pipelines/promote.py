@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipelines import tracking
+from contracts import registry
+from contracts.settings import Settings
 from pipelines.register import GateDecision, champion_metric, metric_value, register_and_gate
-from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
 RANK_TAG = "shoprec.candidate_rank"
@@ -75,7 +75,7 @@ def evaluate_candidates(
     metric = settings.gate_metric
     ranked = sorted(found, key=lambda c: -math.inf if (v := _value(c, metric)) is None else v,
                     reverse=True)
-    tracking.configure(settings)
+    registry.configure(settings)
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
@@ -103,7 +103,7 @@ def promote(settings: Settings, evaluation: Evaluation | Mapping[str, Any]) -> G
     """Register the best candidate and let the registry gate decide whether it serves."""
     if not isinstance(evaluation, Evaluation):
         evaluation = Evaluation.from_json(evaluation)
-    tracking.configure(settings)
+    registry.configure(settings)
     best = evaluation.best
     return register_and_gate(
         best.model_uri, best.metrics, evaluation.baseline_metrics, metric=settings.gate_metric,

@@ -15,15 +15,10 @@ from typing import Any
 
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
+from contracts.registry import CHALLENGER, CHAMPION, DEFAULT_MODEL_NAME, aliases
 from pipelines.tracking import mlflow_key
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-DEFAULT_MODEL_NAME = "shoprec"
 
 
 @dataclass
@@ -55,17 +50,8 @@ def _beats(candidate: float, other: float | None, margin: float) -> bool:
     return candidate - other > margin
 
 
-def _aliases(client: MlflowClient, name: str) -> dict[str, str]:
-    try:
-        return dict(client.get_registered_model(name).aliases)
-    except MlflowException as err:
-        if err.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-            return {}
-        raise
-
-
 def _champion(client: MlflowClient, name: str) -> ModelVersion | None:
-    if CHAMPION not in _aliases(client, name):
+    if CHAMPION not in aliases(client, name):
         return None
     return client.get_model_version_by_alias(name, CHAMPION)
 
@@ -207,10 +193,3 @@ def champion_metric(name: str, metric: str) -> tuple[str | None, float | None]:
     if current is None:
         return None, None
     return str(current.version), version_metric(client, current, metric)
-
-
-def champion_uri(name: str = DEFAULT_MODEL_NAME) -> str | None:
-    """``models:/<name>@champion`` when a champion exists, for serving and batch scoring."""
-    if CHAMPION not in _aliases(MlflowClient(), name):
-        return None
-    return f"models:/{name}@{CHAMPION}"

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipelines.ingest import BatchResult
+    from pipelines.batch_result import BatchResult
     from pipelines.validate import Finding, Validation
 
 _NEXT_STEPS = {

@@ -22,14 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contracts.tables import INBOX_EVENT_COLUMNS
+
 EVENT_TYPES: tuple[str, ...] = ("view", "add_to_cart", "purchase", "return")
 PRICE_BANDS: tuple[str, ...] = ("low", "mid", "high")
 ITEM_COLUMNS = ["item_id", "title", "category", "brand", "price", "first_seen"]
 USER_COLUMNS = ["customer_id", "country", "signup_date"]
-EVENT_COLUMNS = [
-    "event_id", "customer_id", "item_id", "event_type", "quantity", "unit_price", "timestamp",
-    "order_id",
-]
+EVENT_COLUMNS = list(INBOX_EVENT_COLUMNS)
 
 # category -> (product nouns, lognormal mu, lognormal sigma); the spread gives usable price bands.
 CATEGORIES: dict[str, tuple[tuple[str, ...], float, float]] = {

@@ -13,7 +13,6 @@ import re
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -24,7 +23,8 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_PARAM_VAL_LENGTH
 
-from pipelines.settings import PROJECT_ROOT, Settings
+from contracts import registry
+from contracts.settings import PROJECT_ROOT
 
 EXPERIMENT_PREFIX = "shoprec-"
 DATASET_TAG = "shoprec.dataset"
@@ -33,36 +33,6 @@ _PARAMS_PER_BATCH = 100
 _DIGEST_LENGTH = 36
 # Characters MLflow accepts in metric and param names (POSIX); "@" is not among them.
 _INVALID_KEY_CHARS = re.compile(r"[^/\w.\- :]")
-
-
-def configure(settings: Settings) -> str:
-    """Point tracking and registry at the configured store and return its URI.
-
-    The registry follows the tracking store so a model version always lives next to the run that
-    produced it; a local SQLite store gets its folder created because SQLite will not.
-    """
-    global _local_artifact_root
-    uri = settings.mlflow_tracking_uri
-    _ensure_sqlite_folder(uri)
-    # A local store would otherwise put artifacts in ./mlruns of whatever the working directory
-    # is; they belong in the data directory. Servers keep their own artifact root.
-    local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
-    _local_artifact_root = (settings.data_dir / "mlartifacts").as_uri() if local else None
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return uri
-
-
-_local_artifact_root: str | None = None
-
-
-def _ensure_sqlite_folder(uri: str) -> None:
-    prefix = "sqlite:///"
-    if not uri.startswith(prefix):
-        return
-    path = uri[len(prefix):].split("?", 1)[0]
-    if path and path != ":memory:":
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 def experiment_for(dataset: str) -> str:
@@ -75,9 +45,10 @@ def experiment_for(dataset: str) -> str:
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
+        root = registry.local_artifact_root()
         try:
             return client.create_experiment(
-                name, artifact_location=_local_artifact_root and f"{_local_artifact_root}/{name}",
+                name, artifact_location=root and f"{root}/{name}",
                 tags={DATASET_TAG: dataset},
             )
         except MlflowException as err:  # another process created it meanwhile

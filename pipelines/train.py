@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from contracts import registry
+from contracts.settings import Settings
 from models import distribute
 from models.baselines import EASE, Popularity
 from models.fit import TrainConfig, fit_two_stage
@@ -38,7 +40,6 @@ from pipelines.features import (
 )
 from pipelines.promote import CandidateResult, evaluate_candidates, promote
 from pipelines.register import GateDecision
-from pipelines.settings import Settings
 from pipelines.zones import DataDir, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ def _lineage(features_uri: str) -> tuple[list[dict[str, Any]], str]:
 
 def train_baselines(settings: Settings, features_uri: str) -> dict[str, dict[str, float]]:
     """Fit popularity and EASE on the feature set's split, each logged as its own MLflow run."""
-    tracking.configure(settings)
+    registry.configure(settings)
     features = load_features(features_uri)
     split = validation_split(features)
     batches, data_hash = _lineage(features_uri)
@@ -225,7 +226,7 @@ def train_candidate(
                       strategy=strategy)
         return CandidateResult("", "", {"train_seconds": time.perf_counter() - started},
                                dict(overrides or {}))
-    tracking.configure(settings)
+    registry.configure(settings)
     split = validation_split(features)
     batches, data_hash = _lineage(features_uri)
     tags = {"model_family": "tfrs", "data_hash": data_hash,
@@ -314,8 +315,8 @@ def _model_topk(recommender, split: Split, k: int) -> np.ndarray:
 def _log_artifacts(run_id, features, fitted, config, metrics, baselines, bundle_args) -> str:
     import mlflow
 
-    from pipelines.artifacts import save_bundle
-    from pipelines.pyfunc_model import BUNDLE, SIGNATURE, TwoStagePyfunc
+    from contracts.bundle import save_bundle
+    from contracts.pyfunc import BUNDLE, SIGNATURE, TwoStagePyfunc
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

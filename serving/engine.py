@@ -9,23 +9,20 @@ and concurrent recommend (or explain) requests share one model call on the model
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from models.explain import IntegratedGradients, average_baseline, feature_values  # noqa: E402
-from models.pairs import pair_features, typical_pairs  # noqa: E402
-from models.reasons import reason  # noqa: E402
-from models.two_stage import Filters  # noqa: E402
-from pipelines.model_info import ModelInfo  # noqa: E402
-from pipelines.pseudonymise import Pseudonymiser  # noqa: E402
-from serving.batching import MicroBatcher  # noqa: E402
+from contracts.model_info import ModelInfo
+from contracts.pseudonyms import Pseudonymiser
+from models.explain import IntegratedGradients, average_baseline, feature_values
+from models.pairs import pair_features, typical_pairs
+from models.reasons import reason
+from models.two_stage import Filters
+from serving.batching import MicroBatcher
 
 COLD_START = "cold_start"
 BASELINE_PAIRS = 512

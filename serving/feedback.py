@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.synthetic_shop import EVENT_COLUMNS
+from contracts.tables import INBOX_EVENT_COLUMNS
 
 FOLDER = "feedback"
 
@@ -47,7 +47,8 @@ def write_feedback(
     folder = feedback_folder(inbox)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{moment:%Y-%m-%d}-{now:%H%M%S%f}-{event_id[3:15]}.csv"
-    text = pd.DataFrame([row], columns=EVENT_COLUMNS).to_csv(index=False, lineterminator="\n")
+    frame = pd.DataFrame([row], columns=list(INBOX_EVENT_COLUMNS))
+    text = frame.to_csv(index=False, lineterminator="\n")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -16,17 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.artifacts import CATALOGUE
-from pipelines.model_info import ModelInfo
-from pipelines.settings import Settings
+from contracts import registry
+from contracts.bento_store import BENTOML_SCHEME, INFO_KEY, MLFLOW_DIR
+from contracts.bundle import CATALOGUE
+from contracts.model_info import ModelInfo
+from contracts.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BENTOML_SCHEME = "bentoml:"
-MLFLOW_DIR = "mlflow_model"  # where a BentoML store model keeps the MLflow model it came from
-INFO_KEY = "shoprec"  # BentoML model metadata key holding ``ModelInfo``
-MODEL_ARGUMENT = "model_uri"  # Bento argument by which a built Bento pins its model
-NO_CHAMPION = "no champion model yet"
 
 
 class Unavailable(RuntimeError):
@@ -38,23 +35,20 @@ class NoModel(Unavailable):
 
 
 def served_uri(settings: Settings) -> str | None:
-    from pipelines import tracking
-    from pipelines.register import champion_uri
-
     if settings.model_uri:
         return settings.model_uri
-    tracking.configure(settings)
-    return champion_uri(settings.model_name)
+    registry.configure(settings)
+    return registry.champion_uri(settings.model_name)
 
 
 def describe_served(settings: Settings) -> ModelInfo:
     """Lineage of the model ``served_uri`` names, pinned to a version."""
     uri = served_uri(settings)
     if uri is None:
-        raise NoModel(NO_CHAMPION)
+        raise NoModel(registry.NO_CHAMPION)
     if uri.startswith(BENTOML_SCHEME):
         return _store_model(uri)[1]
-    from pipelines.model_info import describe
+    from contracts.model_info import describe
 
     return describe(uri)
 
@@ -63,7 +57,7 @@ def load_engine(settings: Settings, info: ModelInfo):
     """Load the model ``info`` pins and build its serving engine (seconds: traces graphs)."""
     import mlflow
 
-    from pipelines.pseudonymise import Pseudonymiser
+    from contracts.pseudonyms import Pseudonymiser
     from serving.engine import Engine
 
     with tempfile.TemporaryDirectory(prefix="shoprec-serve-") as tmp:
@@ -96,7 +90,7 @@ class EngineHolder:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = None
-        self.problem: str | None = NO_CHAMPION
+        self.problem: str | None = registry.NO_CHAMPION
         self._lock = threading.Lock()  # one reload at a time; requests never take it
 
     def reload(self) -> tuple[object | None, object]:

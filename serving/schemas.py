@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.contract import EVENT_TYPES
+from contracts.tables import EVENT_TYPES
 
 UserId = Field(min_length=1, max_length=128, pattern=r"\S", description="Raw customer id.")
 ItemId = Field(min_length=1, max_length=128, description="Catalogue item id.")

@@ -10,22 +10,20 @@ and ``POST /admin/reload`` loads the champion once there is one.
 from __future__ import annotations
 
 import logging
-import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import bentoml
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
-import bentoml  # noqa: E402
-from fastapi import FastAPI, Request  # noqa: E402
-from fastapi.responses import JSONResponse  # noqa: E402
-
-from models.two_stage import Filters  # noqa: E402
-from pipelines.settings import Settings, get_settings  # noqa: E402
-from serving import schemas  # noqa: E402
-from serving.access import AccessMiddleware  # noqa: E402
-from serving.engine import Engine, UnknownItem  # noqa: E402
-from serving.feedback import write_feedback  # noqa: E402
-from serving.loading import MODEL_ARGUMENT, EngineHolder, NoModel, Unavailable  # noqa: E402
-from serving.request_timeout import disarm_timers_when_answered  # noqa: E402
+from contracts.bento_store import MODEL_ARGUMENT
+from contracts.settings import Settings, get_settings
+from models.two_stage import Filters
+from serving import schemas
+from serving.access import AccessMiddleware
+from serving.engine import Engine, UnknownItem
+from serving.feedback import write_feedback
+from serving.loading import EngineHolder, NoModel, Unavailable
+from serving.request_timeout import disarm_timers_when_answered
 
 log = logging.getLogger("shoprec.serving")
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from pipelines.settings import Settings  # noqa: E402
-from tests.mlflow_server import mlflow_server  # noqa: E402, F401  (session fixture, one server)
+import models  # noqa: F401  (sets TF_USE_LEGACY_KERAS for the tests and their subprocesses)
+from contracts.settings import Settings
+from tests.mlflow_server import mlflow_server  # noqa: F401  (session fixture, one server)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"

@@ -90,6 +90,6 @@ shoprec production profile is running (stop everything with: make prod-down)
   MLflow UI:   $SHOPREC_TRACKING_URI   backend store $SHOPREC_PROD_MLFLOW_DB on $SHOPREC_PROD_POSTGRES
   Endpoint:    http://$SHOPREC_SERVE_HOST:$SHOPREC_SERVE_PORT   bearer token: SHOPREC_API_TOKEN (environment or $ENV_FILE)
   Executor:    CeleryExecutor, broker $SHOPREC_PROD_REDIS, queue $SHOPREC_PROD_QUEUE
-  New batches: $(python -c "from pipelines.settings import get_settings; print(get_settings().inbox)")
+  New batches: $(python -c "from contracts.settings import get_settings; print(get_settings().inbox)")
   Logs:        $LOGS
 MSG

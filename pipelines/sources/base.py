@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from pipelines.pseudonymise import Pseudonymiser
+from contracts.pseudonyms import Pseudonymiser
 
 
 class UnreadableBatch(Exception):

@@ -21,7 +21,7 @@ file passed as ``--source csv --mapping FILE``, instead of writing an adapter::
       quantity: 1
     timezone: UTC            # how to read naive timestamps (an IANA name, e.g. Europe/Berlin)
 
-Every required column of the table (see ``pipelines.contract.SCHEMAS``) must be mapped or given
+Every required column of the table (see ``contracts.tables.SCHEMAS``) must be mapped or given
 a constant. Quote value-map keys such as ``"yes"``/``"no"``/``"on"``, which YAML otherwise reads
 as booleans. Files are found as ``*.csv``/``*.parquet`` under the given folders, one batch per
 file; a date in the file name (``orders-2024-05-01.csv``) sets the batch's day and time window.
@@ -43,8 +43,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 import yaml
 
-from pipelines.contract import SCHEMAS, TABLES, columns, conform
-from pipelines.pseudonymise import Pseudonymiser
+from contracts.pseudonyms import Pseudonymiser
+from contracts.tables import SCHEMAS, TABLES, columns, conform
 from pipelines.sources.base import (
     BatchInput,
     Conformed,

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.contract import conform
-from pipelines.pseudonymise import Pseudonymiser
+from contracts.pseudonyms import Pseudonymiser
+from contracts.tables import conform
 from pipelines.sources.base import (
     BatchInput,
     Conformed,

@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.contract import columns, conform
-from pipelines.pseudonymise import Pseudonymiser
+from contracts.pseudonyms import Pseudonymiser
+from contracts.tables import columns, conform
 from pipelines.sources.base import BatchInput, Conformed, Source, expand, file_batch
 from pipelines.sources.reading import read_delimited
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.contract import conform
-from pipelines.pseudonymise import Pseudonymiser
+from contracts.pseudonyms import Pseudonymiser
+from contracts.tables import conform
 from pipelines.sources.base import UnreadableBatch
 from pipelines.sources.reading import read_delimited
 

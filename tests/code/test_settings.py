@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.settings import DEV_PSEUDONYM_KEY, Settings
+from contracts.settings import DEV_PSEUDONYM_KEY, Settings
 
 
 @pytest.fixture(autouse=True)

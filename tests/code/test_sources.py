@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.contract import columns
-from pipelines.pseudonymise import Pseudonymiser
+from contracts.pseudonyms import Pseudonymiser
+from contracts.tables import columns
 from pipelines.sources import get_source
 from pipelines.sources.base import Conformed, Source, UnreadableBatch, UsageError
 from pipelines.sources.csv_mapped import CsvMapping, MappedCsvSource

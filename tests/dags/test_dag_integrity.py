@@ -26,7 +26,6 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "TF_USE_LEGACY_KERAS": "1",
         "GX_ANALYTICS_ENABLED": "false",
     }
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from contracts.settings import Settings
 from pipelines.ingest import Ingestor
-from pipelines.settings import Settings
 from pipelines.sources.synthetic import SyntheticSource
 from tests.data.shopfiles import EVENT_HEADER, event_rows, write_catalogue, write_events
 

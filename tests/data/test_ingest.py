@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from contracts.pseudonyms import Pseudonymiser
+from contracts.settings import Settings
 from pipelines.curated import read_table
 from pipelines.ingest import Ingestor
-from pipelines.pseudonymise import Pseudonymiser
-from pipelines.settings import Settings
 from pipelines.sources.synthetic import SyntheticSource
 from tests.data.shopfiles import event_rows, write_catalogue, write_events
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from contracts.settings import Settings
 from pipelines.curated import read_table
 from pipelines.ingest import Ingestor
-from pipelines.settings import Settings
 from pipelines.sources import get_source
 from tests.conftest import shared_dataset
 

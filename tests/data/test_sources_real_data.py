@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines.pseudonymise import Pseudonymiser
+from contracts.pseudonyms import Pseudonymiser
 from pipelines.sources.base import BatchInput, Conformed, Source
 from pipelines.sources.movielens import MovieLensSource
 from pipelines.sources.online_retail import OnlineRetailSource

@@ -3,28 +3,24 @@ real tiny ranker, batch-invariant, and reasons never claim what no positive attr
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import tensorflow as tf  # noqa: E402
-
-from models.explain import (  # noqa: E402
+from models.explain import (
     Explanation,
     IntegratedGradients,
     average_baseline,
     feature_values,
     quadrature,
 )
-from models.fit import fit_two_stage  # noqa: E402
-from models.ranking import RANKING_FEATURES  # noqa: E402
-from models.reasons import FALLBACK, reason, reason_features  # noqa: E402
-from pipelines.features import build_features  # noqa: E402
-from tests.model.tiny import TINY, tiny_shop  # noqa: E402
+from models.fit import fit_two_stage
+from models.ranking import RANKING_FEATURES
+from models.reasons import FALLBACK, reason, reason_features
+from pipelines.features import build_features
+from tests.model.tiny import TINY, tiny_shop
 
 
 # ---- closed form: a head linear in its inputs ---------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "infra"))
 
-import multiworker  # noqa: E402
+import multiworker  # noqa: E402  (lives in infra/, put on the path above)
 
 
 def _can_bind_localhost() -> bool:

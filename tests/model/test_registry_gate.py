@@ -18,9 +18,11 @@ import pytest
 from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
 
+from contracts import registry
+from contracts.registry import champion_uri
+from contracts.settings import PROJECT_ROOT, Settings
 from pipelines import tracking
-from pipelines.register import GateDecision, champion_uri, register_and_gate
-from pipelines.settings import PROJECT_ROOT, Settings
+from pipelines.register import GateDecision, register_and_gate
 
 METRIC = "ndcg@10"
 BASELINE = {METRIC: 0.10}
@@ -45,7 +47,7 @@ def tracking_uri(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     monkeypatch.delenv("SHOPREC_TRACKING_URI", raising=False)
-    uri = tracking.configure(Settings(data_dir=tmp_path / "data"))
+    uri = registry.configure(Settings(data_dir=tmp_path / "data"))
     yield uri
     while mlflow.active_run():
         mlflow.end_run()
@@ -104,7 +106,7 @@ def test_configure_creates_the_sqlite_folder(
 ) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     data_dir = tmp_path / "fresh" / "data"
-    uri = tracking.configure(Settings(data_dir=data_dir))
+    uri = registry.configure(Settings(data_dir=data_dir))
     assert uri == f"sqlite:///{data_dir / 'mlflow.db'}"
     assert data_dir.is_dir()
 

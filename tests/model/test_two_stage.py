@@ -9,16 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from models.feature_spec import FeatureSpec  # noqa: E402
-from models.fit import TrainConfig, fit_two_stage  # noqa: E402
-from models.inputs import interactions, latest_histories  # noqa: E402
-from models.ranking import RANKING_FEATURES, RankingModel  # noqa: E402
-from models.retrieval import RetrievalModel  # noqa: E402
-from models.two_stage import Filters, TwoStageRecommender  # noqa: E402
-from pipelines.features import build_features  # noqa: E402
-from tests.model.tiny import TINY, tiny_shop  # noqa: E402
+from models.feature_spec import FeatureSpec
+from models.fit import TrainConfig, fit_two_stage
+from models.inputs import interactions, latest_histories
+from models.ranking import RANKING_FEATURES, RankingModel
+from models.retrieval import RetrievalModel
+from models.two_stage import Filters, TwoStageRecommender
+from pipelines.features import build_features
+from tests.model.tiny import TINY, tiny_shop
 
 
 def test_spec_vocabularies_and_display() -> None:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from models.fit import TrainConfig  # noqa: E402
+from models.fit import TrainConfig
 
 TINY = TrainConfig(retrieval_epochs=2, ranking_epochs=1, batch_size=16, dim=8, negatives=2,
                    hard_pool=3, retrieve_n=5, history_length=4)

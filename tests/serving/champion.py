@@ -6,26 +6,23 @@ ingestion would, so the endpoint must hash raw ids the same way to recognise the
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
+import mlflow
 import numpy as np
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import mlflow  # noqa: E402
-
-from models.fit import fit_two_stage  # noqa: E402
-from models.inputs import latest_histories  # noqa: E402
-from pipelines import tracking  # noqa: E402
-from pipelines.artifacts import save_bundle  # noqa: E402
-from pipelines.features import build_features  # noqa: E402
-from pipelines.pseudonymise import Pseudonymiser  # noqa: E402
-from pipelines.pyfunc_model import BUNDLE, SIGNATURE, TwoStagePyfunc  # noqa: E402
-from pipelines.register import register_and_gate  # noqa: E402
-from pipelines.settings import Settings  # noqa: E402
-from tests.model.tiny import TINY, tiny_shop  # noqa: E402
+from contracts import registry
+from contracts.bundle import save_bundle
+from contracts.pseudonyms import Pseudonymiser
+from contracts.pyfunc import BUNDLE, SIGNATURE, TwoStagePyfunc
+from contracts.settings import Settings
+from models.fit import fit_two_stage
+from models.inputs import latest_histories
+from pipelines import tracking
+from pipelines.features import build_features
+from pipelines.register import register_and_gate
+from tests.model.tiny import TINY, tiny_shop
 
 RAW_USERS = [f"C{i}" for i in range(10)]
 
@@ -53,7 +50,7 @@ def register_champion(settings: Settings, seed: int = 0) -> str:
     train_events = features.train_events
     purchased = {str(u): np.unique(spec.items.lookup(g["item_id"]))
                  for u, g in train_events.groupby("user_id")}
-    tracking.configure(settings)
+    registry.configure(settings)
     with tracking.start_run("serving-test", "tfrs", {"data_hash": f"tiny-{seed}"}) as run, \
             tempfile.TemporaryDirectory() as tmp:
         tracking.log_params_flat({"data": {"window_start": str(features.window[0]),

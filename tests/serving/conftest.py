@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.settings import Settings
+from contracts.settings import Settings
 from serving import launch
 from tests.serving.champion import register_champion
 

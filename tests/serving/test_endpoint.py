@@ -55,7 +55,7 @@ def test_explain_false_filters_and_purchases(server: Server) -> None:
 
 def test_raw_ids_are_pseudonymised_like_ingestion(server: Server) -> None:
     """A pseudonym itself is not a known raw id: it gets hashed again and is unknown."""
-    from pipelines.pseudonymise import Pseudonymiser
+    from contracts.pseudonyms import Pseudonymiser
     from tests.serving.conftest import KEY
 
     _, known = server.call("/recommend", {"user_id": KNOWN, "k": 2, "explain": False})
@@ -140,7 +140,7 @@ def test_malformed_json_is_4xx(server: Server, raw: bytes) -> None:
 
 
 def test_feedback_lands_a_batch_the_synthetic_source_reads(server: Server) -> None:
-    from pipelines.pseudonymise import Pseudonymiser
+    from contracts.pseudonyms import Pseudonymiser
     from pipelines.sources.synthetic import SyntheticSource
     from tests.serving.conftest import KEY
 

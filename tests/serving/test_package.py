@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from contracts.settings import PROJECT_ROOT
 from pipelines.package import SERVING_PACKAGES, pinned_packages
-from pipelines.settings import PROJECT_ROOT
 from serving import launch
 from tests.serving.conftest import KEY, Server, server_env
 
@@ -52,7 +52,7 @@ def test_package_twice_builds_once_with_lineage_labels(champion_dir: Path, tmp_p
         [str(bentoml), "serve", "shoprec:v1", "--host", "127.0.0.1", "--port", str(port)],
         port, tmp_path / "bento.log",
         {"BENTOML_HOME": str(store), "SHOPREC_DATA_DIR": str(tmp_path / "elsewhere"),
-         "SHOPREC_PSEUDONYM_KEY": KEY, "TF_USE_LEGACY_KERAS": "1"})
+         "SHOPREC_PSEUDONYM_KEY": KEY})
     try:
         bento = Server(f"http://127.0.0.1:{port}", tmp_path / "elsewhere")
         assert bento.call("/readyz", method="GET")[0] == 200

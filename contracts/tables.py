@@ -53,6 +53,13 @@ SCHEMAS: dict[str, tuple[Column, ...]] = {
 
 KEYS: dict[str, str] = {"events": "event_id", "items": "item_id", "users": "user_id"}
 
+# Event files as they arrive in the inbox from the synthetic shop and from ``POST /feedback``:
+# raw customer ids (ingestion pseudonymises them), one event per line.
+INBOX_EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id", "customer_id", "item_id", "event_type", "quantity", "unit_price", "timestamp",
+    "order_id",
+)
+
 # Extra columns a source may add (user demographics, genres, ...) are kept as features.
 _PANDAS_DTYPES = {
     "string": "string",

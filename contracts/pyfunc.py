@@ -7,8 +7,6 @@ recommendation with ``user_id``, ``item_id``, ``score`` and ``rank``.
 
 from __future__ import annotations
 
-import os
-
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.models import ModelSignature
@@ -26,8 +24,7 @@ SIGNATURE = ModelSignature(
 
 class TwoStagePyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-        from pipelines.artifacts import load_bundle
+        from contracts.bundle import load_bundle
 
         self.recommender = load_bundle(context.artifacts[BUNDLE])
 
