@@ -17,6 +17,9 @@ _VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 _RUN = re.compile(r"^runs:/(?P<run_id>[^/]+)/")
 # Evaluation metrics a reader compares models by (the run also logs per-epoch losses etc.).
 HEADLINE_SUFFIX = "_at_10"
+# Run tag naming one shopper (a pseudonym) the model knows: the endpoint's smoke test asks for it,
+# so the check exercises the model and its explanations, not the cold-start fallback.
+PROBE_USER_TAG = "shoprec.probe_user"
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class ModelInfo:
     window_start: str | None = None
     window_end: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    probe_user: str | None = None  # a pseudonym the model knows (``PROBE_USER_TAG``)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +66,7 @@ def describe(uri: str) -> ModelInfo:
         window_end=params.get("data.window_end"),
         metrics={k: float(v) for k, v in sorted(run.data.metrics.items())
                  if k.endswith(HEADLINE_SUFFIX) and "." not in k},
+        probe_user=tags.get(PROBE_USER_TAG),
     )
 
 

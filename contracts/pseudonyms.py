@@ -13,6 +13,7 @@ import hmac
 import pandas as pd
 
 PREFIX = "u_"
+PSEUDONYM_PATTERN = r"^u_[0-9a-f]{16}$"
 
 
 class Pseudonymiser:

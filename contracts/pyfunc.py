@@ -29,11 +29,14 @@ class TwoStagePyfunc(mlflow.pyfunc.PythonModel):
         self.recommender = load_bundle(context.artifacts[BUNDLE])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        rows = []
-        for record in model_input.to_dict("records"):
-            k = record.get("k")
-            k = DEFAULT_K if k is None or pd.isna(k) else int(k)
-            for rec in self.recommender.recommend(str(record["user_id"]), k=k):
-                rows.append({"user_id": str(record["user_id"]), "item_id": rec.item_id,
-                             "score": rec.score, "rank": rec.rank})
+        from models.two_stage import Query
+
+        users = model_input["user_id"].astype(str).tolist()
+        ks = model_input["k"] if "k" in model_input else pd.Series([None] * len(users))
+        queries = [Query(user, DEFAULT_K if k is None or pd.isna(k) else int(k))
+                   for user, k in zip(users, ks, strict=True)]
+        rows = [{"user_id": query.user, **vars(rec)}
+                for query, ranked in zip(queries, self.recommender.recommend_many(queries),
+                                         strict=True)
+                for rec in self.recommender.recommendations(ranked)]
         return pd.DataFrame(rows, columns=["user_id", "item_id", "score", "rank"])

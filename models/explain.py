@@ -20,14 +20,12 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import tensorflow as tf
 
-from models.feature_spec import PRICE_BANDS, FeatureSpec
-from models.inputs import ItemTable
 from models.ranking import RANKING_FEATURES
 
 # "zero": all-zero embedded inputs. A mapping: one vector per named feature, e.g. the average
-# shopper / average item (``average_baseline`` over ``models.pairs.typical_pairs``): scores then
-# read "why this item rather than a typical one", and an all-zero embedding is not a value the
-# model ever sees.
+# shopper / average item (``average_baseline`` over ``TwoStageRecommender.typical_pairs``):
+# scores then read "why this item rather than a typical one", and an all-zero embedding is not a
+# value the model ever sees.
 Baseline = Literal["zero"] | Mapping[str, np.ndarray]
 # How the path integral is approximated, as Captum names them. Gauss-Legendre (Captum's default)
 # is exact for polynomials of degree 2 * steps - 1: on the ranker's smooth (GELU) layers 16 nodes
@@ -179,85 +177,6 @@ def average_baseline(
             chunk = np.asarray(value, np.float64).sum(axis=0)
             totals[name] = totals[name] + chunk if name in totals else chunk
     return {name: (total / n).astype(np.float32) for name, total in totals.items()}
-
-
-# ---- human-readable values ------------------------------------------------------------------
-def feature_values(
-    spec: FeatureSpec,
-    table: ItemTable,
-    features_row: Mapping[str, Any],
-    user_history: Sequence[int] | np.ndarray | None = None,
-    titles: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """What each named feature's value is for one (user, item) pair, as a shopper would read it.
-
-    ``features_row`` holds the pair's raw ids (scalars or length-1 arrays; ``history`` a row of
-    item ids, 0 = padding). ``user_history`` defaults to that row: pass it only if it is the same
-    history the model saw, or the values will not match what was explained. ``titles`` maps item
-    keys to catalogue titles. Besides one value per feature the dict carries counts reasons need:
-    ``history_count`` and ``<category|brand|price_band>_count`` (history items sharing the item's
-    attribute), ``brand_times`` and ``popularity_share``.
-    """
-    item = _scalar(features_row["item_id"])
-    history = np.asarray(features_row["history"] if user_history is None else user_history)
-    history = history.reshape(-1).astype(np.int64)
-    history = history[history != 0]
-    n_history = len(history)
-
-    category_id, brand_id, band_id = (
-        int(table.category[item]), int(table.brand[item]), int(table.price_band[item])
-    )
-    category = spec.categories.values[category_id] if category_id else None
-    brand = spec.brands.values[brand_id] if brand_id else None
-    band = PRICE_BANDS[band_id - 1] if band_id else None
-    key = spec.items.values[item]
-    price = float(np.expm1(table.log_price[item]))
-    share = float(table.popularity[item])
-
-    def shared(column: np.ndarray, value: int) -> int:
-        return int(np.sum(column[history] == value)) if value else 0
-
-    counts = {
-        "category": shared(table.category, category_id),
-        "brand": shared(table.brand, brand_id),
-        "price_band": shared(table.price_band, band_id),
-    }
-
-    def affinity(count: int) -> str:
-        return f"{count} of your {n_history} recent purchases" if n_history else "no purchases yet"
-
-    values = {
-        "user_id": spec.display("user_id", spec.users.values[_scalar(features_row["user_id"])]),
-        "history": spec.display("history", n_history),
-        "item_id": key,
-        "category": spec.display("category", category),
-        "brand": spec.display("brand", brand),
-        "price_band": f"{band} ({spec.price_range(category, band)})" if band and category
-        else "unknown",
-        "title": (titles or {}).get(key) or key,
-        "price": spec.display("price", price if price > 0 else None),
-        "hour": spec.display("hour", _scalar(features_row["hour"])),
-        "day_of_week": spec.display("day_of_week", _scalar(features_row["day_of_week"])),
-        "category_affinity": affinity(counts["category"]),
-        "brand_affinity": affinity(counts["brand"]),
-        "price_band_affinity": affinity(counts["price_band"]),
-        "popularity": f"{_percent(share)} of purchases",
-        "retrieval_score": "similar to what you bought" if n_history
-        else "matches your context",
-    }
-    values |= {f"{name}_count": str(count) for name, count in counts.items()}
-    values["history_count"] = str(n_history)
-    values["brand_times"] = {1: "once", 2: "twice"}.get(counts["brand"], f"{counts['brand']} times")
-    values["popularity_share"] = _percent(share)
-    return values
-
-
-def _percent(share: float) -> str:
-    return "0%" if share <= 0 else f"{share * 100:.2g}%"
-
-
-def _scalar(value: Any) -> int:
-    return int(np.asarray(value).reshape(-1)[0])
 
 
 def _as_tensor(value: Any) -> tf.Tensor:

@@ -107,7 +107,7 @@ def interactions(
         item=items,
         history=history,
         hour=ts.dt.hour.to_numpy(np.int32),
-        day_of_week=ts.dt.dayofweek.to_numpy(np.int32),
+        day_of_week=ts.dt.day_of_week.to_numpy(np.int32),
         timestamp=ts.dt.tz_localize(None).to_numpy(),
         user_key=users,
     )

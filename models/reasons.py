@@ -1,18 +1,23 @@
-"""Plain-language reasons for a recommendation, backed by its integrated-gradients attributions.
+"""Everything a shopper reads: reasons backed by attributions, and the values they state.
 
 A sentence is only ever said for a feature that pushed this item's score *up* (positive
 attribution), strongest first, and only when the fact it states is true for this shopper and item
 (its values are known and its counts are not zero). Nothing qualifying means a neutral line, never
-a guess. All wording lives in ``TEMPLATES`` so it can be reviewed (and translated) in one place.
+a guess. All shopper-facing wording lives in this module (``TEMPLATES``, the fallbacks and the
+feature values) so it can be reviewed, and translated, in one place.
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from models.explain import Explanation
+from models.feature_spec import PRICE_BANDS, FeatureSpec
+from models.inputs import ItemTable
 
 
 class Template(NamedTuple):
@@ -33,6 +38,7 @@ TEMPLATES: dict[str, Template] = {
     "day_of_week": Template("Often bought on {day_of_week}"),
 }
 FALLBACK = "Recommended for you."
+SIMILAR_LABELS = {"category": "category", "brand": "brand", "price_band": "price band"}
 
 _EMPTY = {"", "unknown", "none"}
 
@@ -92,3 +98,98 @@ def _known(value: str | None) -> bool:
         return float(value.strip().rstrip("%")) != 0.0
     except ValueError:
         return True
+
+
+def popular_reason(share: float, category: str | None = None) -> str:
+    """Why an unknown shopper sees a best seller: there is no history to attribute a score to."""
+    segment = f"in {category}" if category else "in the shop"
+    return (f"Popular with shoppers {segment} ({percent(share)} of purchases). We do not know "
+            "your purchases yet, so these are best sellers.")
+
+
+def similar_reason(shared: Sequence[tuple[str, str]]) -> str:
+    """Why an item is shown beside another: the attributes they share, and co-purchase."""
+    if not shared:
+        return "Often chosen by the same shoppers."
+    parts = [f"{SIMILAR_LABELS[name]} ({value})" for name, value in shared]
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"Same {listed}; often chosen by the same shoppers."
+
+
+def percent(share: float) -> str:
+    """A share as shoppers read it: ``0.0123`` -> ``1.2%``."""
+    return "0%" if share <= 0 else f"{share * 100:.2g}%"
+
+
+def feature_values(
+    spec: FeatureSpec,
+    table: ItemTable,
+    features_row: Mapping[str, Any],
+    user_history: Sequence[int] | np.ndarray | None = None,
+    titles: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """What each named feature's value is for one (user, item) pair, as a shopper would read it.
+
+    ``features_row`` holds the pair's raw ids (scalars or length-1 arrays; ``history`` a row of
+    item ids, 0 = padding). ``user_history`` defaults to that row: pass it only if it is the same
+    history the model saw, or the values will not match what was explained. ``titles`` maps item
+    keys to catalogue titles. Besides one value per feature the dict carries counts reasons need:
+    ``history_count`` and ``<category|brand|price_band>_count`` (history items sharing the item's
+    attribute), ``brand_times`` and ``popularity_share``.
+    """
+    item = _scalar(features_row["item_id"])
+    history = np.asarray(features_row["history"] if user_history is None else user_history)
+    history = history.reshape(-1).astype(np.int64)
+    history = history[history != 0]
+    n_history = len(history)
+
+    category_id, brand_id, band_id = (
+        int(table.category[item]), int(table.brand[item]), int(table.price_band[item])
+    )
+    category = spec.categories.values[category_id] if category_id else None
+    brand = spec.brands.values[brand_id] if brand_id else None
+    band = PRICE_BANDS[band_id - 1] if band_id else None
+    key = spec.items.values[item]
+    price = float(np.expm1(table.log_price[item]))
+    share = float(table.popularity[item])
+
+    def shared(column: np.ndarray, value: int) -> int:
+        return int(np.sum(column[history] == value)) if value else 0
+
+    counts = {
+        "category": shared(table.category, category_id),
+        "brand": shared(table.brand, brand_id),
+        "price_band": shared(table.price_band, band_id),
+    }
+
+    def affinity(count: int) -> str:
+        return f"{count} of your {n_history} recent purchases" if n_history else "no purchases yet"
+
+    values = {
+        "user_id": spec.display("user_id", spec.users.values[_scalar(features_row["user_id"])]),
+        "history": spec.display("history", n_history),
+        "item_id": key,
+        "category": spec.display("category", category),
+        "brand": spec.display("brand", brand),
+        "price_band": f"{band} ({spec.price_range(category, band)})" if band and category
+        else "unknown",
+        "title": (titles or {}).get(key) or key,
+        "price": spec.display("price", price if price > 0 else None),
+        "hour": spec.display("hour", _scalar(features_row["hour"])),
+        "day_of_week": spec.display("day_of_week", _scalar(features_row["day_of_week"])),
+        "category_affinity": affinity(counts["category"]),
+        "brand_affinity": affinity(counts["brand"]),
+        "price_band_affinity": affinity(counts["price_band"]),
+        "popularity": f"{percent(share)} of purchases",
+        "retrieval_score": "similar to what you bought" if n_history
+        else "matches your context",
+    }
+    values |= {f"{name}_count": str(count) for name, count in counts.items()}
+    values["history_count"] = str(n_history)
+    values["brand_times"] = {1: "once", 2: "twice"}.get(counts["brand"], f"{counts['brand']} times")
+    values["popularity_share"] = percent(share)
+    return values
+
+
+def _scalar(value: Any) -> int:
+    return int(np.asarray(value).reshape(-1)[0])

@@ -1,23 +1,63 @@
-"""Two-stage inference: retrieve N candidates, rank them, return the top k.
+"""Two-stage inference for many shoppers at once: retrieve N candidates, rank them, explain them.
 
-One object serves evaluation, the MLflow pyfunc and the HTTP endpoint. Everything that does not
-depend on the request is done once here: candidate embeddings, item attribute arrays, and traced
-``tf.function``s with fixed signatures.
+One object serves evaluation, the benchmark, explain-check, the MLflow pyfunc and the HTTP
+endpoint, through one batch API: ``features_for_many`` is the only place per-shopper features are
+built, ``recommend_many`` answers a batch of queries (grouped by filter, one model call per
+group) and ``explain_many`` explains a batch of pages in one integrated-gradients call.
+Everything that does not depend on the request is done once here: candidate embeddings, item
+attribute arrays, the IG baseline and traced ``tf.function``s with fixed signatures.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from models.feature_spec import FeatureSpec
+from models.explain import Explanation, IntegratedGradients, average_baseline
+from models.feature_spec import PRICE_BANDS, FeatureSpec
 from models.index import build_index
 from models.inputs import ItemTable
 from models.ranking import RankingModel
+from models.reasons import feature_values, reason
 from models.retrieval import RetrievalModel
+
+BASELINE_PAIRS = 512  # (shopper, item) pairs averaged into IG's reference point
+SHARED_ATTRIBUTES = ("category", "brand", "price_band")
+_NONE = np.zeros(0, np.int64)
+
+
+@dataclass(frozen=True)
+class Filters:
+    category: str | None = None
+    max_price: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.category is not None or self.max_price is not None
+
+
+@dataclass(frozen=True)
+class Query:
+    """One known shopper's request: top ``k`` items, optionally filtered, at moment ``when``."""
+
+    user: str  # pseudonymised user id, as in curated data
+    k: int = 10
+    exclude_purchased: bool = True
+    filters: Filters = field(default_factory=Filters)
+    when: pd.Timestamp | None = None  # default: now
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One query's answer: vocabulary ids and ranker scores, best first (only real items)."""
+
+    items: np.ndarray
+    scores: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -28,9 +68,12 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
-class Filters:
-    category: str | None = None
-    max_price: float | None = None
+class ExplainedItem:
+    """One recommended item's integrated-gradients explanation, its values and its reason."""
+
+    explanation: Explanation
+    values: dict[str, str]  # feature -> the value a shopper reads (``feature_values``)
+    reason: str
 
 
 class TwoStageRecommender:
@@ -49,17 +92,25 @@ class TwoStageRecommender:
         self.retrieve_n = min(retrieve_n, spec.items.size - 1)
         self.histories, self.purchased = histories, purchased
         self.user_index = spec.users.index()
+        self.item_index = spec.items.index()
         length = spec.history_length
         ids = tf.range(spec.items.size)
         candidates = retrieval.candidate_tower(ids).numpy()
         candidates[0] = 0.0  # the unknown item is never recommended
         self.candidate_embeddings = tf.constant(candidates)
+        self.embeddings = candidates
         self.index = build_index(candidates)
         frame = catalogue.drop_duplicates("item_id", keep="last").set_index("item_id")
         frame = frame.reindex(list(spec.items.values))
         self.category = frame["category"].astype("string").fillna("").to_numpy(dtype=object)
         self.price = pd.to_numeric(frame["price"], errors="coerce").to_numpy(dtype=float)
         self.item_ids = np.array(spec.items.values, dtype=object)
+        titles = frame["title"].astype("string") if "title" in frame else None
+        self.titles = {key: (str(titles.iloc[i]) if titles is not None
+                             and isinstance(titles.iloc[i], str) else str(key))
+                       for i, key in enumerate(self.item_ids)}
+        popularity = np.asarray(table.popularity, np.float64)
+        self.popular_order = np.argsort(-popularity[1:], kind="stable") + 1  # 0 is [UNK]
 
         query_spec = {
             "user_id": tf.TensorSpec([None], tf.int32),
@@ -78,7 +129,74 @@ class TwoStageRecommender:
         ).get_concrete_function()
         self.ranker = ranker
 
-    # ---- batch scoring (evaluation) ---------------------------------------------------------
+    # ---- shoppers ---------------------------------------------------------------------------
+    @property
+    def known_users(self) -> list[str]:
+        """Pseudonyms the model has a history for, sorted (a stable sample order)."""
+        return sorted(self.histories)
+
+    def is_known(self, user_key: str) -> bool:
+        return user_key in self.histories
+
+    def features_for_many(
+        self,
+        users: Sequence[str],
+        when: pd.Timestamp | Sequence[pd.Timestamp | None] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Query features, one row per shopper: the only place they are built.
+
+        Unknown shoppers get an empty history and the unknown user id. ``when`` (one moment for
+        all, or one per shopper; default now) gives the hour and weekday.
+        """
+        moments = list(when) if isinstance(when, Sequence) else [when] * len(users)
+        if len(moments) != len(users):
+            raise ValueError(f"{len(moments)} moments for {len(users)} shoppers")
+        now = pd.Timestamp.now(tz="UTC")
+        moments = [now if m is None else m for m in moments]
+        empty = np.zeros(self.spec.history_length, np.int32)
+        histories = [self.histories.get(u, empty) for u in users]
+        return {
+            "user_id": np.array([self.user_index.get(u, 0) for u in users], np.int32),
+            "history": np.stack(histories).astype(np.int32) if users
+            else np.zeros((0, self.spec.history_length), np.int32),
+            "hour": np.array([m.hour for m in moments], np.int32),
+            "day_of_week": np.array([m.day_of_week for m in moments], np.int32),
+        }
+
+    def pair_features(
+        self,
+        users: Sequence[str],
+        items: Sequence[np.ndarray],
+        when: pd.Timestamp | Sequence[pd.Timestamp | None] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Each shopper's features repeated once per item of theirs, with ``item_id`` added: the
+        rows the ranker scores and integrated gradients explain."""
+        base = self.features_for_many(users, when)
+        counts = [len(i) for i in items]
+        pairs = {k: np.repeat(v, counts, axis=0) for k, v in base.items()}
+        pairs["item_id"] = (np.concatenate([np.asarray(i) for i in items]) if items
+                            else _NONE).astype(np.int32)
+        return pairs
+
+    def typical_pairs(self, size: int = BASELINE_PAIRS, seed: int = 0) -> dict[str, np.ndarray]:
+        """Known shoppers at any hour and weekday, each paired with a uniformly drawn item.
+
+        Averaged (``average_baseline``) this is the "typical shopper looking at a typical item"
+        reference point of integrated gradients. Averaging over recommended items instead would
+        cancel what they all share: often the very preference that got them picked.
+        """
+        users = self.known_users
+        if not users:
+            raise ValueError("the model knows no users: nothing to average a baseline over")
+        rng = np.random.default_rng(seed)
+        picked = rng.choice(len(users), size=size, replace=len(users) < size)
+        pairs = self.features_for_many([users[i] for i in picked])
+        pairs["hour"] = rng.integers(0, 24, size).astype(np.int32)
+        pairs["day_of_week"] = rng.integers(0, 7, size).astype(np.int32)
+        pairs["item_id"] = rng.integers(1, self.spec.items.size, size).astype(np.int32)
+        return pairs
+
+    # ---- scoring arrays ---------------------------------------------------------------------
     def retrieval_scores(self, features: dict[str, np.ndarray]) -> np.ndarray:
         query = self._query({k: tf.constant(v, tf.int32) for k, v in features.items()})
         return tf.matmul(query, self.candidate_embeddings, transpose_b=True).numpy()
@@ -94,15 +212,16 @@ class TwoStageRecommender:
     def top_k(
         self,
         features: dict[str, np.ndarray],
-        exclude: list[np.ndarray] | None,
+        exclude: Sequence[np.ndarray] | None,
         k: int,
         filters: Filters | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k item ids and ranker scores per row of ``features``: retrieve, filter, rank."""
+        """Top-k item ids and ranker scores per row of ``features``: retrieve, filter, rank.
+        Rows with fewer than k allowed items are padded with score -inf."""
         query = self._query({k: tf.constant(v, tf.int32) for k, v in features.items()}).numpy()
         always = np.array([0], np.int64)  # the unknown item
-        if filters is not None:
-            always = np.union1d(always, np.flatnonzero(~self._allowed(filters)))
+        if filters is not None and filters.active:
+            always = np.union1d(always, np.flatnonzero(~self.allowed(filters)))
         banned = [np.union1d(always, e) for e in exclude] if exclude is not None \
             else [always] * len(query)
         candidates, scores = self.index.search(query, self.retrieve_n, banned)
@@ -112,7 +231,8 @@ class TwoStageRecommender:
         order = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(candidates, order, 1), np.take_along_axis(ranked, order, 1)
 
-    def _allowed(self, filters: Filters) -> np.ndarray:
+    def allowed(self, filters: Filters) -> np.ndarray:
+        """Mask over vocabulary ids of the items a filter lets through."""
         allowed = np.ones(len(self.item_ids), bool)
         if filters.category is not None:
             allowed &= self.category == filters.category
@@ -120,23 +240,24 @@ class TwoStageRecommender:
             allowed &= np.nan_to_num(self.price, nan=np.inf) <= filters.max_price
         return allowed
 
-    # ---- one user (serving) -----------------------------------------------------------------
-    def features_for(
-        self, user_key: str, when: pd.Timestamp | None = None
-    ) -> dict[str, np.ndarray]:
-        when = when or pd.Timestamp.now(tz="UTC")
-        history = self.histories.get(user_key)
-        if history is None:
-            history = np.zeros(self.spec.history_length, np.int32)
-        return {
-            "user_id": np.array([self.user_index.get(user_key, 0)], np.int32),
-            "history": history[None, :].astype(np.int32),
-            "hour": np.array([when.hour], np.int32),
-            "day_of_week": np.array([when.dayofweek], np.int32),
-        }
-
-    def is_known(self, user_key: str) -> bool:
-        return user_key in self.histories
+    # ---- recommending -----------------------------------------------------------------------
+    def recommend_many(self, queries: Sequence[Query]) -> list[Ranked]:
+        """Answer a batch of queries: one retrieve-and-rank call per distinct filter."""
+        found = [Ranked(_NONE, np.zeros(0))] * len(queries)
+        groups: dict[Filters, list[int]] = {}
+        for i, query in enumerate(queries):
+            groups.setdefault(query.filters, []).append(i)
+        for filters, rows in groups.items():
+            batch = [queries[i] for i in rows]
+            features = self.features_for_many([q.user for q in batch], [q.when for q in batch])
+            exclude = [self.purchased.get(q.user, _NONE) if q.exclude_purchased else _NONE
+                       for q in batch]
+            items, scores = self.top_k(features, exclude, max(q.k for q in batch), filters)
+            for row, (i, query) in enumerate(zip(rows, batch, strict=True)):
+                keep = np.isfinite(scores[row, : query.k])
+                found[i] = Ranked(items[row, : query.k][keep].astype(np.int64),
+                                  scores[row, : query.k][keep].astype(np.float64))
+        return found
 
     def recommend(
         self,
@@ -146,12 +267,73 @@ class TwoStageRecommender:
         filters: Filters | None = None,
         when: pd.Timestamp | None = None,
     ) -> list[Recommendation]:
-        features = self.features_for(user_key, when)
-        exclude = [self.purchased.get(user_key, np.zeros(0, np.int64))] if exclude_purchased \
-            else None
-        items, scores = self.top_k(features, exclude, k, filters)
-        return [
-            Recommendation(str(self.item_ids[i]), float(s), rank + 1)
-            for rank, (i, s) in enumerate(zip(items[0], scores[0], strict=True))
-            if np.isfinite(s)
-        ]
+        """One shopper's top k as item keys (a convenience over ``recommend_many``)."""
+        [ranked] = self.recommend_many([Query(user_key, k, exclude_purchased,
+                                              filters or Filters(), when)])
+        return self.recommendations(ranked)
+
+    def recommendations(self, ranked: Ranked) -> list[Recommendation]:
+        return [Recommendation(str(self.item_ids[i]), float(s), rank)
+                for rank, (i, s) in enumerate(zip(ranked.items, ranked.scores, strict=True),
+                                              start=1)]
+
+    def popular(self, k: int, filters: Filters | None = None) -> np.ndarray:
+        """Best sellers within a filter's segment: what an unknown shopper is shown."""
+        order = self.popular_order
+        if filters is not None and filters.active:
+            order = order[self.allowed(filters)[order]]
+        return order[:k]
+
+    def similar(self, item: int, k: int = 10) -> Ranked:
+        """Nearest items by candidate-tower embedding (cosine), the item itself left out."""
+        ids, scores = self.index.search(self.embeddings[item][None, :], k,
+                                        [np.array([0, item])])
+        order = np.argsort(-scores[0], kind="stable")
+        ids, scores = ids[0][order], scores[0][order]
+        keep = np.isfinite(scores)
+        return Ranked(ids[keep].astype(np.int64), scores[keep].astype(np.float64))
+
+    def shared_attributes(self, a: int, b: int) -> list[tuple[str, str]]:
+        """(attribute, value) pairs items ``a`` and ``b`` have in common."""
+        names = {"category": self.spec.categories.values, "brand": self.spec.brands.values,
+                 "price_band": ("unknown", *PRICE_BANDS)}
+        found = []
+        for attribute in SHARED_ATTRIBUTES:
+            column = getattr(self.table, attribute)
+            if column[a] and column[a] == column[b]:
+                found.append((attribute, str(names[attribute][column[a]])))
+        return found
+
+    # ---- explaining -------------------------------------------------------------------------
+    @cached_property
+    def ig_baseline(self) -> dict[str, np.ndarray]:
+        """The typical (shopper, item, moment) pair, embedded: IG's reference point."""
+        return average_baseline(self.ranker, self.typical_pairs())
+
+    @cached_property
+    def explainer(self) -> IntegratedGradients:
+        return IntegratedGradients(self.ranker, self.ig_baseline)
+
+    def explain_many(
+        self,
+        pages: Sequence[tuple[str, np.ndarray]],
+        when: pd.Timestamp | Sequence[pd.Timestamp | None] | None = None,
+    ) -> list[list[ExplainedItem]]:
+        """Explain each (shopper, item ids) page with one IG call for all of them."""
+        if not pages:
+            return []
+        users, items = [u for u, _ in pages], [np.asarray(i) for _, i in pages]
+        pairs = self.pair_features(users, items, when)
+        explanations = iter(self.explainer.explain(pairs) if len(pairs["item_id"]) else [])
+        out, row = [], 0
+        for page in items:
+            explained = []
+            for _ in page:
+                explanation = next(explanations)
+                values = feature_values(self.spec, self.table,
+                                        {k: v[row] for k, v in pairs.items()},
+                                        titles=self.titles)
+                explained.append(ExplainedItem(explanation, values, reason(explanation, values)))
+                row += 1
+            out.append(explained)
+        return out

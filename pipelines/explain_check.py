@@ -8,12 +8,13 @@ the time to explain 10 items.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from models.pairs import pair_features, typical_pairs
 from models.ranking import RANKING_FEATURES
 
 PLANTED_FEATURES = {
@@ -21,6 +22,13 @@ PLANTED_FEATURES = {
     "brand": ("brand", "brand_affinity"),
     "price_band": ("price_band", "price_band_affinity"),
 }
+
+
+def load_ground_truth(data_dir: Path) -> dict[str, dict[str, str]] | None:
+    """The synthetic shop's planted preferences per pseudonymised shopper, when the data
+    directory holds them (``reference/ground_truth.json``); ``None`` for real data."""
+    path = Path(data_dir) / "reference" / "ground_truth.json"
+    return json.loads(path.read_text(encoding="utf-8"))["users"] if path.is_file() else None
 
 
 def load_recommender(model_uri: str):
@@ -41,18 +49,16 @@ def explain_check(
     import tensorflow as tf
 
     from models.explain import STEPS, IntegratedGradients, average_baseline
+    from models.two_stage import Query
 
     rng = np.random.default_rng(seed)
     rec = recommender
     ranker = rec.ranker
-    samples = []
-    for user in users:
-        items = np.array([rec.spec.items.index()[r.item_id] for r in rec.recommend(user, k=k)])
-        if len(items):
-            samples.append((user, items))
+    ranked = rec.recommend_many([Query(user, k) for user in users])
+    samples = [(user, r.items) for user, r in zip(users, ranked, strict=True) if len(r.items)]
     if not samples:
         raise ValueError("no recommendations to explain for the sampled users")
-    reference = typical_pairs(rec, sorted(rec.histories), seed=seed)
+    reference = rec.typical_pairs(seed=seed)
     baseline = average_baseline(ranker, reference)
     steps = steps or STEPS
     ig = IntegratedGradients(ranker, baseline, steps=steps)
@@ -60,7 +66,7 @@ def explain_check(
     complete, deletion_wins, planted_hits, planted_total, latencies = [], [], 0, 0, []
     attributions = []
     for user, items in samples:
-        features = pair_features(rec, user, items)
+        features = rec.pair_features([user], [items])
         started = time.perf_counter()
         explanations = ig.explain(features)
         latencies.append((time.perf_counter() - started) * 1000)
@@ -137,7 +143,7 @@ def _randomisation(ranker, samples, rec, reference, steps, trained: np.ndarray) 
         ig = IntegratedGradients(ranker, average_baseline(ranker, reference), steps=steps)
         random = np.array([[e.attributions[n] for n in RANKING_FEATURES]
                            for user, items in samples
-                           for e in ig.explain(pair_features(rec, user, items))])
+                           for e in ig.explain(rec.pair_features([user], [items]))])
     finally:
         for weight, value in zip(ranker.trainable_weights, saved, strict=True):
             weight.assign(value)

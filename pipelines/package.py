@@ -21,7 +21,7 @@ from typing import Any
 
 from contracts import registry
 from contracts.bento_store import BENTOML_SCHEME, INFO_KEY, MLFLOW_DIR, MODEL_ARGUMENT
-from contracts.model_info import describe
+from contracts.model_info import PROBE_USER_TAG, describe
 from contracts.settings import PROJECT_ROOT, Settings
 
 SERVICE = "serving.service:Shoprec"
@@ -121,18 +121,35 @@ def reload_endpoint(settings: Settings) -> dict[str, Any]:
     return _call(settings, "/admin/reload", {})
 
 
-def smoke_call(settings: Settings, user_id: str | None = None) -> dict[str, Any]:
-    """One real ``/recommend`` over HTTP; raises unless items come back explained and complete."""
-    answer = _call(settings, "/recommend", {"user_id": user_id or "smoke-test", "k": 5})
+def smoke_call(settings: Settings, pseudonym: str | None = None) -> dict[str, Any]:
+    """One real ``/recommend`` over HTTP for a shopper the served model knows; raises unless the
+    items come back from the model (no fallback), explained by integrated gradients, complete.
+
+    The shopper is ``pseudonym``, else the one the champion's training run names
+    (``PROBE_USER_TAG``): an unknown shopper would only exercise the popularity fallback.
+    """
+    if pseudonym is None:
+        registry.configure(settings)
+        uri = registry.champion_uri(settings.model_name)
+        if uri is None:
+            raise LookupError(f"{registry.NO_CHAMPION} for {settings.model_name!r}")
+        pseudonym = describe(uri).probe_user
+        if pseudonym is None:
+            raise LookupError(f"the champion's run has no {PROBE_USER_TAG} tag: no known shopper "
+                              "to smoke-test with")
+    answer = _call(settings, "/recommend", {"pseudonym": pseudonym, "k": 5})
     problems = check_recommendation(answer)
+    if answer.get("fallback") is not None:
+        problems.append(f"a known shopper got the {answer['fallback']} fallback")
     if problems:
         raise AssertionError("smoke call failed: " + "; ".join(problems))
     return answer
 
 
 def check_recommendation(answer: dict[str, Any], tolerance: float = 0.01) -> list[str]:
-    """What is wrong with a ``/recommend`` answer: shape, model identity, and completeness
-    (attributions add up to score - baseline score, from the answer's own numbers)."""
+    """What is wrong with a ``/recommend`` answer: shape, model identity, and for items the model
+    ranked, completeness (attributions add up to score - baseline score, from the answer's own
+    numbers). Popularity notes of a cold-start answer carry no attributions to check."""
     problems = [f"missing {key}" for key in ("user_id", "items", "fallback", "model")
                 if key not in answer]
     if problems:
@@ -145,6 +162,11 @@ def check_recommendation(answer: dict[str, Any], tolerance: float = 0.01) -> lis
         explanation = item.get("explanation")
         if explanation is None:
             problems.append(f"{item.get('item_id')}: no explanation")
+            continue
+        if explanation.get("kind") != "integrated_gradients":
+            if answer["fallback"] is None:
+                problems.append(f"{item['item_id']}: a {explanation.get('kind')} note on an "
+                                "item the model ranked")
             continue
         total = sum(a["attribution"] for a in explanation["attributions"])
         gap = item["score"] - explanation["baseline_score"]

@@ -14,11 +14,8 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
-
 from contracts import registry
 from contracts.bento_store import BENTOML_SCHEME, INFO_KEY, MLFLOW_DIR
-from contracts.bundle import CATALOGUE
 from contracts.model_info import ModelInfo
 from contracts.settings import Settings
 
@@ -66,10 +63,9 @@ def load_engine(settings: Settings, info: ModelInfo):
         else:
             folder = Path(mlflow.artifacts.download_artifacts(info.uri, dst_path=tmp))
         model = mlflow.pyfunc.load_model(str(folder))
-        catalogue = pd.read_parquet(next(folder.rglob(CATALOGUE)))
     recommender = model.unwrap_python_model().recommender
     pseudonymiser = Pseudonymiser(settings.pseudonym_key.get_secret_value())
-    return Engine(recommender, catalogue, info, pseudonymiser)
+    return Engine(recommender, info, pseudonymiser)
 
 
 def _store_model(uri: str) -> tuple[Path, ModelInfo]:

@@ -7,10 +7,11 @@ Strict types with bounds, so a bad request is refused with the field and the pro
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contracts.pseudonyms import PSEUDONYM_PATTERN
 from contracts.tables import EVENT_TYPES
 
 UserId = Field(min_length=1, max_length=128, pattern=r"\S", description="Raw customer id.")
@@ -28,11 +29,24 @@ class Filters(_Body):
 
 
 class RecommendRequest(_Body):
-    user_id: str = UserId
+    user_id: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"\S",
+        description="Raw customer id. Give this or `pseudonym`, not both.")
+    pseudonym: str | None = Field(
+        default=None, pattern=PSEUDONYM_PATTERN,
+        description="The shopper's pseudonym as curated data and the model's metadata hold it "
+        "(`u_` + 16 hex digits), for callers that never see raw ids, such as the pipeline's "
+        "smoke test.")
     k: int = Field(default=10, ge=1, le=100)
     explain: bool = True
     exclude_purchased: bool = True
     filters: Filters = Field(default_factory=Filters)
+
+    @model_validator(mode="after")
+    def _one_shopper(self) -> RecommendRequest:
+        if (self.user_id is None) == (self.pseudonym is None):
+            raise ValueError("give exactly one of user_id and pseudonym")
+        return self
 
 
 class ExplainRequest(_Body):
@@ -61,6 +75,9 @@ class Attribution(BaseModel):
 
 
 class Explanation(BaseModel):
+    """Why the model scored this item as it did: integrated gradients over its features."""
+
+    kind: Literal["integrated_gradients"] = "integrated_gradients"
     reason: str
     attributions: list[Attribution] = Field(
         description="Per-feature share of score - baseline_score (integrated gradients)."
@@ -69,6 +86,15 @@ class Explanation(BaseModel):
     completeness_delta: float = Field(
         description="sum(attributions) - (score - baseline_score): the numerical error."
     )
+
+
+class PopularityNote(BaseModel):
+    """Why a shopper the model does not know sees a best seller: no model scored it, so there
+    are no attributions, only the item's share of purchases (which is also its score)."""
+
+    kind: Literal["popularity"] = "popularity"
+    reason: str
+    share_of_purchases: float
 
 
 class ModelRef(BaseModel):
@@ -84,11 +110,14 @@ class Item(BaseModel):
     price: float | None
     score: float
     rank: int
-    explanation: Explanation | None = None
+    explanation: Annotated[Explanation | PopularityNote, Field(discriminator="kind")] | None = (
+        Field(default=None, description="`integrated_gradients` for items the model ranked; "
+              "`popularity` for the best sellers a cold-start shopper gets; null when "
+              "`explain` is false."))
 
 
 class RecommendResponse(BaseModel):
-    user_id: str
+    user_id: str = Field(description="The id as given: raw, or the pseudonym.")
     items: list[Item]
     fallback: Literal["cold_start"] | None
     model: ModelRef

@@ -96,8 +96,9 @@ class Shoprec:
     async def recommend(self, body: schemas.RecommendRequest) -> dict:
         engine = _engine()
         filters = Filters(body.filters.category, body.filters.max_price)
-        page = await engine.recommend(body.user_id, body.k, body.explain, body.exclude_purchased,
-                                filters)
+        shopper = body.pseudonym if body.pseudonym is not None else body.user_id
+        page = await engine.recommend(shopper, body.k, body.explain, body.exclude_purchased,
+                                      filters, pseudonymised=body.pseudonym is not None)
         return {"user_id": page.user_id, "items": page.items, "fallback": page.fallback,
                 "model": _model(engine)}
 
@@ -127,10 +128,6 @@ class Shoprec:
 
     @app.get("/metadata", response_model=schemas.Metadata, responses=ERRORS)
     def metadata(self) -> dict:
-        return _metadata(_engine())
-
-    @app.post("/metadata", response_model=schemas.Metadata, responses=ERRORS)
-    def metadata_post(self) -> dict:
         return _metadata(_engine())
 
     @app.post("/admin/reload", response_model=schemas.ReloadResponse, responses=ERRORS)

@@ -3,22 +3,14 @@ real tiny ranker, batch-invariant, and reasons never claim what no positive attr
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.explain import (
-    Explanation,
-    IntegratedGradients,
-    average_baseline,
-    feature_values,
-    quadrature,
-)
+from models.explain import Explanation, IntegratedGradients, average_baseline, quadrature
 from models.fit import fit_two_stage
 from models.ranking import RANKING_FEATURES
-from models.reasons import FALLBACK, reason, reason_features
+from models.reasons import FALLBACK, feature_values, reason, reason_features
 from pipelines.features import build_features
 from tests.model.tiny import TINY, tiny_shop
 
@@ -203,22 +195,6 @@ def test_reasons_on_the_real_ranker_only_use_positive_features(tiny) -> None:
         assert len(used) <= 2
         stated += bool(used)
     assert stated > 0, "some pair gets a real reason"
-
-
-def test_time_to_explain_ten_items(tiny, capsys: pytest.CaptureFixture[str]) -> None:
-    _, ranker, pairs, average, _ = tiny
-    ig = IntegratedGradients(ranker, average)
-    ten = {k: v[:10] for k, v in pairs.items()}
-    for _ in range(3):
-        ig.explain(ten)  # warm-up: tracing
-    times = []
-    for _ in range(30):
-        start = time.perf_counter()
-        ig.explain(ten)
-        times.append(time.perf_counter() - start)
-    with capsys.disabled():
-        print(f"\nexplain 10 items (16 Gauss-Legendre nodes, tiny ranker): "
-              f"median {1000 * np.median(times):.2f} ms")
 
 
 # ---- reasons ----------------------------------------------------------------------------------

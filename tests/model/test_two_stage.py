@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from models.feature_spec import FeatureSpec
@@ -14,7 +15,7 @@ from models.fit import TrainConfig, fit_two_stage
 from models.inputs import interactions, latest_histories
 from models.ranking import RANKING_FEATURES, RankingModel
 from models.retrieval import RetrievalModel
-from models.two_stage import Filters, TwoStageRecommender
+from models.two_stage import Filters, Query, TwoStageRecommender
 from pipelines.features import build_features
 from tests.model.tiny import TINY, tiny_shop
 
@@ -58,7 +59,9 @@ def test_models_build_and_train_a_step_on_tiny_data() -> None:
     assert tuple(embedded) == RANKING_FEATURES
 
 
-def test_recommendations_respect_exclusions_and_filters() -> None:
+@pytest.fixture(scope="module")
+def tiny_recommender():
+    """The tiny shop's two-stage model, trained once for this module, and its inputs."""
     events, items, users = tiny_shop()
     features = build_features(events, items, users, history_length=4)
     fitted = fit_two_stage(features.spec, features.table, features.train, features.valid, TINY)
@@ -67,6 +70,12 @@ def test_recommendations_respect_exclusions_and_filters() -> None:
     bought = spec.items.lookup(events.loc[events["user_id"] == user, "item_id"])
     rec = TwoStageRecommender(spec, features.table, fitted.retrieval, fitted.ranker, items,
                               latest_histories(spec, events), {user: bought}, retrieve_n=5)
+    return rec, events, items, user, bought
+
+
+def test_recommendations_respect_exclusions_and_filters(tiny_recommender) -> None:
+    rec, events, items, user, bought = tiny_recommender
+    spec = rec.spec
 
     plain = rec.recommend(user, k=3)
     filtered = rec.recommend(user, k=3, exclude_purchased=False,
@@ -79,6 +88,89 @@ def test_recommendations_respect_exclusions_and_filters() -> None:
     kitchen = set(items.loc[(items["category"] == "kitchen") & (items["price"] <= 12), "item_id"])
     assert filtered and {r.item_id for r in filtered} <= kitchen
     assert len(cold) == 2
+
+
+def test_features_for_many_is_one_row_per_shopper(tiny_recommender) -> None:
+    rec, events, *_ = tiny_recommender
+    known = rec.known_users[:2]
+    monday_9, sunday_23 = pd.Timestamp("2026-03-02 09:10", tz="UTC"), pd.Timestamp(
+        "2026-03-08 23:59", tz="UTC")
+
+    features = rec.features_for_many([*known, "u_never_seen"], [monday_9, sunday_23, None])
+
+    assert features["history"].shape == (3, rec.spec.history_length)
+    assert (features["history"][0] == rec.histories[known[0]]).all()
+    assert (features["history"][2] == 0).all() and features["user_id"][2] == 0, "unknown: empty"
+    assert features["hour"][:2].tolist() == [9, 23]
+    assert features["day_of_week"][:2].tolist() == [0, 6]
+    pairs = rec.pair_features(known, [np.array([1, 2, 3]), np.array([4])], monday_9)
+    assert pairs["item_id"].tolist() == [1, 2, 3, 4]
+    assert (pairs["history"][:3] == rec.histories[known[0]]).all()
+    assert (pairs["history"][3] == rec.histories[known[1]]).all()
+    with pytest.raises(ValueError, match="moments"):
+        rec.features_for_many(known, [monday_9])
+
+
+def test_recommend_many_runs_one_model_call_per_filter_and_matches_one_by_one(
+    tiny_recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec, *_ = tiny_recommender
+    when = pd.Timestamp("2026-03-02 12:00", tz="UTC")
+    kitchen, cheap = Filters(category="kitchen"), Filters(max_price=9.0)
+    users = rec.known_users
+    queries = [Query(users[0], 3, when=when), Query(users[1], 2, filters=kitchen, when=when),
+               Query(users[2], 4, when=when), Query(users[3], 1, filters=cheap, when=when),
+               Query(users[4], 5, exclude_purchased=False, filters=kitchen, when=when)]
+    calls = []
+    top_k = rec.top_k
+    monkeypatch.setattr(rec, "top_k", lambda f, e, k, filters=None: calls.append(filters)
+                        or top_k(f, e, k, filters))
+
+    together = rec.recommend_many(queries)
+
+    assert sorted(map(repr, calls)) == sorted(map(repr, {Filters(), kitchen, cheap})), \
+        "one retrieve-and-rank call per distinct filter"
+    calls.clear()
+    for query, answer in zip(queries, together, strict=True):
+        [alone] = rec.recommend_many([query])
+        assert alone.items.tolist() == answer.items.tolist()
+        assert np.allclose(alone.scores, answer.scores, atol=1e-5)
+        assert len(answer.items) <= query.k
+    allowed = rec.allowed(kitchen)
+    assert all(allowed[i] for i in together[1].items)
+    assert all(rec.price[i] <= 9.0 for i in together[3].items)
+
+
+def test_explain_many_is_complete_and_matches_the_ranker(tiny_recommender) -> None:
+    rec, *_ = tiny_recommender
+    when = pd.Timestamp("2026-03-02 12:00", tz="UTC")
+    users = rec.known_users[:3]
+    pages = [(u, r.items) for u, r in zip(users, rec.recommend_many(
+        [Query(u, 3, when=when) for u in users]), strict=True)]
+
+    explained = rec.explain_many(pages, when)
+
+    assert [len(e) for e in explained] == [len(items) for _, items in pages]
+    for (user, items), page in zip(pages, explained, strict=True):
+        scores = rec.rank_pairs(rec.features_for_many([user], when), items[None, :])[0]
+        for item, score, one in zip(items, scores, page, strict=True):
+            exp = one.explanation
+            assert exp.score == pytest.approx(float(score), abs=1e-4)
+            gap = exp.score - exp.baseline_score
+            assert abs(exp.completeness_delta) <= 0.01 * max(abs(gap), 1e-3)
+            assert one.values["item_id"] == rec.item_ids[item]
+            assert one.reason.endswith(".")
+    assert rec.explain_many([]) == []
+
+
+def test_popular_items_follow_the_filter(tiny_recommender) -> None:
+    rec, *_ = tiny_recommender
+    best = rec.popular(3)
+    lighting = rec.popular(20, Filters(category="lighting"))
+
+    shares = rec.table.popularity[best]
+    assert list(shares) == sorted(shares, reverse=True) and 0 not in best
+    assert len(lighting) and all(rec.category[i] == "lighting" for i in lighting)
 
 
 @pytest.mark.slow

@@ -20,8 +20,19 @@ def test_probes_and_metadata_name_the_model(server: Server) -> None:
     assert status == 200
     assert meta["name"] == "shoprec" and meta["version"] == "1" and meta["run_id"]
     assert meta["data_hash"] == "tiny-0" and meta["window_start"] < meta["window_end"]
-    assert meta["metrics"]["ndcg_at_10"] == pytest.approx(0.5)
-    assert server.call("/metadata")[1] == meta, "POST answers the same as GET"
+    logged = _run_metrics(server, meta["run_id"])
+    assert meta["metrics"] == {k: v for k, v in logged.items() if k.endswith("_at_10")}
+    assert 0.0 <= meta["metrics"]["ndcg_at_10"] <= 1.0
+    assert "probe_user" not in meta, "the metadata names no shopper"
+    assert server.call("/metadata")[0] == 405, "metadata is read with GET only"
+
+
+def _run_metrics(server: Server, run_id: str) -> dict[str, float]:
+    """The training run's metrics as its own MLflow store holds them."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{server.data_dir / 'mlflow.db'}")
+    return client.get_run(run_id).data.metrics
 
 
 def test_recommend_explains_each_item_and_attributions_add_up(server: Server) -> None:
@@ -37,6 +48,7 @@ def test_recommend_explains_each_item_and_attributions_add_up(server: Server) ->
     for item in answer["items"]:
         assert item["title"] and item["category"] in ("kitchen", "lighting")
         explanation = item["explanation"]
+        assert explanation["kind"] == "integrated_gradients"
         assert explanation["reason"].endswith(".")
         assert {"feature", "value", "attribution"} <= set(explanation["attributions"][0])
     # completeness from the response's own numbers: sum(attributions) == score - baseline
@@ -71,9 +83,25 @@ def test_unknown_user_gets_popular_items_in_segment_with_a_reason(server: Server
     assert answer["items"] and all(i["category"] == "lighting" for i in answer["items"])
     scores = [i["score"] for i in answer["items"]]
     assert scores == sorted(scores, reverse=True)
-    assert all("do not know your purchases" in i["explanation"]["reason"]
-               for i in answer["items"])
+    for item in answer["items"]:
+        note = item["explanation"]
+        assert note["kind"] == "popularity" and "do not know your purchases" in note["reason"]
+        assert note["share_of_purchases"] == pytest.approx(item["score"])
+        assert not {"attributions", "baseline_score", "completeness_delta"} & set(note), \
+            "no attribution method produced a best seller: no attribution fields"
     assert check_recommendation(answer) == []
+
+
+def test_a_pseudonym_reaches_the_same_shopper_as_the_raw_id(server: Server) -> None:
+    from contracts.pseudonyms import Pseudonymiser
+    from tests.serving.conftest import KEY
+
+    body = {"k": 3, "explain": False}
+    _, by_raw = server.call("/recommend", body | {"user_id": KNOWN})
+    status, by_pseudonym = server.call("/recommend",
+                                       body | {"pseudonym": Pseudonymiser(KEY).one(KNOWN)})
+    assert status == 200 and by_pseudonym["fallback"] is None
+    assert [i["item_id"] for i in by_pseudonym["items"]] == [i["item_id"] for i in by_raw["items"]]
 
 
 def test_explain_one_pair_matches_the_recommendation(server: Server) -> None:
@@ -124,6 +152,8 @@ def test_unknown_items_are_404_with_a_message(server: Server, path: str, body: d
     ({"user_id": KNOWN, "k": 101}, "k"),
     ({"user_id": KNOWN, "k": "ten"}, "k"),
     ({"k": 3}, "user_id"),
+    ({"user_id": KNOWN, "pseudonym": "u_0123456789abcdef"}, "pseudonym"),
+    ({"pseudonym": "C1"}, "pseudonym"),
     ({"user_id": ""}, "user_id"),
     ({"user_id": KNOWN, "filters": {"max_price": -1}}, "max_price"),
     ({"user_id": KNOWN, "colour": "red"}, "colour"),
@@ -131,7 +161,8 @@ def test_unknown_items_are_404_with_a_message(server: Server, path: str, body: d
 def test_invalid_bodies_name_the_field(server: Server, body: dict, field: str) -> None:
     status, answer = server.call("/recommend", body)
     assert status == 422
-    assert any(field in map(str, error["loc"]) for error in answer["detail"]), answer
+    assert any(field in map(str, error["loc"]) or field in error["msg"]
+               for error in answer["detail"]), answer
 
 
 @pytest.mark.parametrize("raw", [b"{", b"not json", b"[]", b"null", b'{"user_id": "\xff"}'])

@@ -56,7 +56,8 @@ def test_reload_swaps_champions_without_failing_requests(guarded: Server) -> Non
     assert answer["changed"] and answer["previous"] is None
     assert answer["current"]["version"] == first
     assert guarded.call("/readyz", method="GET", token=None)[0] == 200
-    assert smoke_call(settings, RAW_USERS[2])["model"]["version"] == first
+    smoked = smoke_call(settings)  # the champion's own probe shopper, not a cold start
+    assert smoked["model"]["version"] == first and smoked["fallback"] is None
 
     second = register_champion(settings_for(guarded.data_dir), seed=1)
     seen: list[tuple[int, str | None]] = []
