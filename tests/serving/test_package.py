@@ -10,6 +10,7 @@ import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+import pytest
 import yaml
 
 from contracts.settings import PROJECT_ROOT
@@ -43,7 +44,8 @@ def test_package_twice_builds_once_with_lineage_labels(champion_dir: Path, tmp_p
     meta = server.call("/metadata", method="GET")[1]
     assert labels["mlflow_run_id"] == first["run_id"] == meta["run_id"]
     assert labels["model_version"] == "1" and labels["data_hash"] == meta["data_hash"]
-    assert float(labels["metric.ndcg_at_10"]) == meta["metrics"]["ndcg_at_10"]
+    logged = meta["metrics"]["ndcg_at_10"]
+    assert float(labels["metric.ndcg_at_10"]) == pytest.approx(logged, rel=1e-5)
 
     # `bentoml serve` on the built Bento, away from any registry: it serves the pinned model.
     port = launch.free_port()
@@ -70,7 +72,7 @@ def _imported_distributions(entry: str) -> list[set[str]]:
     """For each third-party module imported (at any depth, lazily too) by ``entry`` and every
     project module it reaches: the distributions that provide it (normalised names)."""
     names = packages_distributions()
-    ours, found, todo, seen = ("serving", "models", "pipelines"), [], [entry], set()
+    ours, found, todo, seen = ("serving", "models", "contracts"), [], [entry], set()
     while todo:
         module = todo.pop()
         if module in seen:
@@ -80,7 +82,7 @@ def _imported_distributions(entry: str) -> list[set[str]]:
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                # `from pipelines import tracking` imports the module pipelines.tracking
+                # `from contracts import registry` imports the module contracts.registry
                 modules = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names
                                           if _source(f"{node.module}.{alias.name}").exists())]
             else:
