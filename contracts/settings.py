@@ -133,6 +133,10 @@ class Settings(BaseSettings):
         default_factory=lambda: [{}, {"dim": 32}], min_length=1,
         description="One candidate per entry: TrainConfig overrides on top of train_config.",
     )
+    ease_lambda: float = Field(
+        default=100.0, gt=0, description="L2 regularisation (λ) of the EASE baseline the gate's "
+        "candidates are compared with; larger values shrink item-item weights more.",
+    )
     distribute: Literal["auto", "none", "multi_worker"] = Field(
         default="auto", description="Training strategy: multi-worker (MultiWorkerMirroredStrategy) "
         "when TF_CONFIG names several workers (auto) or always, or one process (none).",

@@ -90,14 +90,14 @@ def shoprec_pipeline() -> None:
     @task(doc_md="Build the feature set from the curated zone once per data version; returns "
           "its URI.")
     def build_features() -> str:
-        from pipelines.train import build_features_step
+        from pipelines.features import build_features_step
 
         return build_features_step(_settings())
 
     @task(doc_md="Fit popularity and EASE on the same split, each as its own MLflow run: the "
           "floor every candidate must beat.")
     def train_baselines(features_uri: str) -> dict[str, dict[str, float]]:
-        from pipelines.train import train_baselines
+        from pipelines.baselines import train_baselines
 
         return train_baselines(_settings(), features_uri)
 
@@ -106,7 +106,7 @@ def shoprec_pipeline() -> None:
           map_index_template="{{ candidate }}", execution_timeout=120 * MINUTES)
     def train_candidate(features_uri: str, baselines: dict[str, Any],
                         overrides: dict[str, Any]) -> dict[str, Any]:
-        from pipelines.train import train_candidate
+        from pipelines.candidate import train_candidate
 
         get_current_context()["candidate"] = (  # type: ignore[typeddict-unknown-key]
             ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "defaults")

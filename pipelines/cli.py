@@ -45,12 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
     ing.add_argument("--json", action="store_true", help="one JSON object per batch per line")
 
-    trn = commands.add_parser("train", help="train, evaluate, log and gate the two-stage model")
+    trn = commands.add_parser("train", help="train the candidate grid, log, evaluate and gate "
+                              "the best, as the pipeline DAG does")
     trn.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
-    trn.add_argument("--dataset", default="synthetic", help="names the MLflow experiment")
-    trn.add_argument("--retrieval-epochs", type=int)
-    trn.add_argument("--ranking-epochs", type=int)
-    trn.add_argument("--no-register", action="store_true", help="log the run, skip the gate")
+    trn.add_argument("--dataset", help="names the MLflow experiment (default from settings: "
+                     "synthetic)")
+    trn.add_argument("--retrieval-epochs", type=int, help="over settings.train_config, for every "
+                     "candidate")
+    trn.add_argument("--ranking-epochs", type=int, help="over settings.train_config, for every "
+                     "candidate")
+    trn.add_argument("--no-register", action="store_true", help="log the runs, skip the gate")
     trn.add_argument("--json", action="store_true", help="print the result as JSON")
 
     exp = commands.add_parser("explain-check", help="faithfulness suite for explanations")
@@ -142,23 +146,19 @@ def _progress_to_stderr(active: bool):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from models.fit import TrainConfig
-    from pipelines.train import train
-
-    config = TrainConfig()
-    if args.retrieval_epochs is not None:
-        config = replace(config, retrieval_epochs=args.retrieval_epochs)
-    if args.ranking_epochs is not None:
-        config = replace(config, ranking_epochs=args.ranking_epochs)
     settings = _settings_for(args.data_dir)
+    epochs = {"retrieval_epochs": args.retrieval_epochs, "ranking_epochs": args.ranking_epochs}
+    # The flags override settings.train_config, as SHOPREC_TRAIN_CONFIG would: every grid entry
+    # trains on top of them, as in the DAG.
+    train_config = settings.train_config | {k: v for k, v in epochs.items() if v is not None}
+    settings = settings.model_copy(update={"train_config": train_config})
     data_dir = settings.data_dir
     if not (data_dir / "curated" / "events").is_dir():
         raise UsageError(f"no curated events under {data_dir}: run `shoprec ingest` first")
+    from pipelines.train import train  # TensorFlow: only once there is something to train
+
     with _progress_to_stderr(args.json):
-        result = train(settings, data_dir, config, dataset=args.dataset,
-                       register=not args.no_register)
+        result = train(settings, dataset=args.dataset, register=not args.no_register)
     if not result.run_id:  # a non-chief worker of a multi-worker run: the chief reports
         print(f"worker done: trained in step with the chief in {result.train_seconds:.0f}s",
               file=sys.stderr)
@@ -186,7 +186,7 @@ def _explain_check(args: argparse.Namespace) -> int:
     import numpy as np
 
     from contracts import registry
-    from pipelines.explain_check import explain_check, load_recommender
+    from pipelines.explain_check import explain_check, load_ground_truth, load_recommender
 
     settings = _settings_for(args.data_dir)
     registry.configure(settings)
@@ -195,12 +195,10 @@ def _explain_check(args: argparse.Namespace) -> int:
         raise UsageError(f"no champion of {settings.model_name!r} yet: run `shoprec train` first")
     with _progress_to_stderr(args.json):
         recommender = load_recommender(uri)
-        users = sorted(recommender.histories)
+        users = recommender.known_users
         picked = np.random.default_rng(0).permutation(len(users))[: args.users]
-        truth_file = settings.data_dir / "reference" / "ground_truth.json"
-        truth = json.loads(truth_file.read_text())["users"] if truth_file.is_file() else None
         figures = explain_check(recommender, [users[i] for i in picked], k=args.k,
-                                ground_truth=truth)
+                                ground_truth=load_ground_truth(settings.data_dir))
     figures["model_uri"] = uri
     print(json.dumps(figures) if args.json else json.dumps(figures, indent=2))
     return EXIT_OK

@@ -10,12 +10,10 @@ diversity, novelty) show whether a model wins by recommending the same blockbust
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import rankdata
 
 TopK = np.ndarray  # int array, n_users x >= k, best first
 
@@ -123,23 +121,6 @@ def novelty(topk: np.ndarray, item_popularity: np.ndarray) -> float:
     return _mean(info[top[top >= 0]])
 
 
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC via the Mann-Whitney rank statistic (ties count one half)."""
-    y = np.asarray(labels).astype(bool).ravel()
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("AUC needs at least one positive and one negative label")
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def rmse(y: np.ndarray, yhat: np.ndarray) -> float:
-    """Root mean squared error of the ranker's rating or score predictions."""
-    diff = np.asarray(y, dtype=np.float64).ravel() - np.asarray(yhat, dtype=np.float64).ravel()
-    return float(np.sqrt(np.mean(diff**2)))
-
-
 def evaluate_topk(
     topk: np.ndarray,
     test_sets: Sequence[np.ndarray],
@@ -169,38 +150,3 @@ def evaluate_topk(
             out[f"diversity@{k}"] = intra_list_diversity(judged[:, :k], item_features)
         out[f"novelty@{k}"] = novelty(judged[:, :k], item_popularity)
     return out
-
-
-def plot_metric_at_k(
-    results: Mapping[str, Mapping[str, float]], metric: str, path: Path | str
-) -> Path:
-    """Line plot of ``metric@k`` against k, one line per model, written to ``path`` only.
-
-    Uses the object-oriented Agg canvas rather than pyplot, so it never touches global backend
-    state that a notebook or another thread relies on.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 4))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    prefix = f"{metric}@"
-    for model, metrics in results.items():
-        points = sorted(
-            (int(key[len(prefix) :]), value)
-            for key, value in metrics.items()
-            if key.startswith(prefix) and key[len(prefix) :].isdigit()
-        )
-        if points:
-            ks, values = zip(*points, strict=True)
-            ax.plot(ks, values, marker="o", label=model)
-    ax.set_xlabel("k")
-    ax.set_ylabel(f"{metric}@k")
-    ax.set_title(f"{metric}@k")
-    ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-    path = Path(path)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path

@@ -1,15 +1,20 @@
 """Build features: curated tables -> feature spec, item table and time-split interactions.
 
 The validation window is the most recent slice of time, never a random sample: a model is judged
-on what happened after the data it learned from, as it will be in production.
+on what happened after the data it learned from, as it will be in production. The pipeline's
+features step (``build_features_step``) builds a feature set once per data version and saves it
+with the batches it came from, so every later step (baselines, each candidate) trains on the same
+split and logs the same lineage.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -17,12 +22,16 @@ import numpy as np
 import pandas as pd
 
 from contracts.bundle import load_arrays, save_arrays
+from contracts.settings import Settings
 from models.feature_spec import FeatureSpec
 from models.inputs import Interactions, ItemTable, interactions, item_table
 from pipelines.curated import read_table
+from pipelines.tracking import data_hash
 from pipelines.zones import DataDir, write_json_atomic
 
+log = logging.getLogger(__name__)
 POSITIVE_EVENTS = ("purchase", "add_to_cart")
+BATCHES = "batches.json"  # the accepted batch manifests a feature set was built from
 
 
 @dataclass
@@ -120,3 +129,36 @@ def load_features(uri: str) -> FeatureSet:
         split_time=pd.Timestamp(meta["split_time"]),
         window=tuple(pd.Timestamp(t) for t in meta["window"]),
     )
+
+
+def build_features_step(settings: Settings, history_length: int | None = None) -> str:
+    """Build the feature set from the curated zone and return its URI.
+
+    The folder is named after the accepted batches' data hash, so a retry or re-run on the same
+    data reuses it, and every candidate of a run trains on exactly the same split. The history
+    length is ``settings.train_config``'s unless given: the features are built for it.
+    """
+    if history_length is None:
+        from models.fit import TrainConfig  # TensorFlow: only when the config must be read
+
+        history_length = TrainConfig(**settings.train_config).history_length
+    data = DataDir(settings.data_dir)
+    batches = [m for m in data.read_manifests() if m["status"] == "accepted"]
+    if not batches:
+        raise ValueError(f"no accepted batches under {data.root}: ingest some first")
+    version = data_hash([m["content_hash"] for m in batches])
+    folder = data.features / f"{version[:16]}-h{history_length}"
+    if (folder / BATCHES).is_file():
+        log.info("features for data %s already built: %s", version[:16], folder)
+        return folder.as_uri()
+    events, items, users = load_positive_events(data.root)
+    features = build_features(events, items, users, history_length=history_length)
+    uri = save_features(features, folder)
+    write_json_atomic(folder / BATCHES, batches)  # last: marks the feature set complete
+    return uri
+
+
+def lineage(features_uri: str) -> tuple[list[dict[str, Any]], str]:
+    """The batch manifests a feature set was built from, and their data hash."""
+    batches = json.loads((features_path(features_uri) / BATCHES).read_text(encoding="utf-8"))
+    return batches, data_hash([m["content_hash"] for m in batches])

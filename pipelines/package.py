@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -105,9 +106,15 @@ def package_champion(settings: Settings, model_uri: str | None = None) -> Packag
                          version=str(info.version), run_id=str(info.run_id))
 
 
+def pinned(names: Sequence[str]) -> list[str]:
+    """``name==version`` for each distribution at the version installed here: what this
+    environment runs and was tested with (no resolver run, nothing fetched)."""
+    return [f"{name}=={installed_version(name)}" for name in names]
+
+
 def pinned_packages() -> list[str]:
-    """``SERVING_PACKAGES`` at the versions installed here (no resolver run, nothing fetched)."""
-    return [f"{name}=={installed_version(name)}" for name in SERVING_PACKAGES]
+    """``SERVING_PACKAGES`` at the versions installed here."""
+    return pinned(SERVING_PACKAGES)
 
 
 def endpoint_url(settings: Settings) -> str:

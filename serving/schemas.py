@@ -1,35 +1,52 @@
 """Request and response bodies of the HTTP API: the contract shop pages code against.
 
 Strict types with bounds, so a bad request is refused with the field and the problem named
-(422) before any model work, and the OpenAPI document says exactly what is accepted.
+(422) before any model work, and the OpenAPI document says exactly what is accepted. Strict means
+no coercion a client would not mean: ``"k": true`` or ``"k": "5"`` is not 1 or 5, ``"explain":
+"yes"`` is not true, and non-finite numbers (``NaN``, ``Infinity``, ``1e309``) are refused.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.pseudonyms import PSEUDONYM_PATTERN
 from contracts.tables import EVENT_TYPES
 
+
+def _utf8(value: str) -> str:
+    """JSON lets a string carry a lone surrogate (``"\\ud800"``), which no id can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError("not valid Unicode (an unpaired surrogate)") from err
+    return value
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
 UserId = Field(min_length=1, max_length=128, pattern=r"\S", description="Raw customer id.")
 ItemId = Field(min_length=1, max_length=128, description="Catalogue item id.")
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 
 
+FEEDBACK_FUTURE_SLACK = timedelta(minutes=5)  # clock skew a shop page may have
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt option is an error, not ignored
+    # A misspelt option is an error, not ignored; types are not coerced.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Filters(_Body):
-    category: str | None = Field(default=None, max_length=128)
+    category: Text | None = Field(default=None, max_length=128)
     max_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 class RecommendRequest(_Body):
-    user_id: str | None = Field(
+    user_id: Text | None = Field(
         default=None, min_length=1, max_length=128, pattern=r"\S",
         description="Raw customer id. Give this or `pseudonym`, not both.")
     pseudonym: str | None = Field(
@@ -50,22 +67,35 @@ class RecommendRequest(_Body):
 
 
 class ExplainRequest(_Body):
-    user_id: str = UserId
-    item_id: str = ItemId
+    user_id: Text = UserId
+    item_id: Text = ItemId
 
 
 class SimilarRequest(_Body):
-    item_id: str = ItemId
+    item_id: Text = ItemId
     k: int = Field(default=10, ge=1, le=100)
 
 
 class FeedbackRequest(_Body):
-    user_id: str = UserId
-    item_id: str = ItemId
+    user_id: Text = UserId
+    item_id: Text = ItemId
     event_type: EventType
     quantity: int = Field(default=1, ge=1, le=10_000)
     unit_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    timestamp: datetime | None = Field(default=None, description="Default: now (UTC).")
+    timestamp: datetime | None = Field(
+        default=None, strict=False,  # an ISO 8601 string, as JSON carries times
+        description="When it happened, with a time zone; default now. Not in the future.")
+
+    @field_validator("timestamp")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamp needs a time zone, e.g. 2026-01-31T12:00:00Z")
+        if value > datetime.now(UTC) + FEEDBACK_FUTURE_SLACK:
+            raise ValueError("timestamp is in the future")
+        return value
 
 
 class Attribution(BaseModel):

@@ -10,9 +10,11 @@ and ``POST /admin/reload`` loads the champion once there is one.
 from __future__ import annotations
 
 import logging
+import math
 
 import bentoml
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from contracts.bento_store import MODEL_ARGUMENT
@@ -48,6 +50,36 @@ app = FastAPI(
     version="1",
     description="Explainable shop recommendations. Every answer names the model that gave it.",
 )
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+    """422 naming each bad field. The offending input is echoed only as JSON can carry it:
+    FastAPI's own handler fails with a 500 on a ``NaN`` or ``Infinity`` it tries to echo."""
+    return JSONResponse({"detail": [_problem(e) for e in err.errors()]}, status_code=422)
+
+
+def _problem(error: dict) -> dict:
+    return {"type": error.get("type"), "loc": [_json_safe(str(p)) for p in error.get("loc", ())],
+            "msg": _json_safe(str(error.get("msg", ""))), "input": _json_safe(error.get("input"))}
+
+
+def _json_safe(value, depth: int = 0):
+    """``value`` as JSON can carry it: non-finite floats and lone surrogates as text, and cut
+    short when deeply nested or long."""
+    if depth > 8:
+        return "..."
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {_json_safe(str(k)): _json_safe(v, depth + 1) for k, v in list(value.items())[:50]}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v, depth + 1) for v in value[:50]]
+    if isinstance(value, str):
+        return value[:200].encode("utf-8", "replace").decode("utf-8")
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return _json_safe(str(value))
 
 
 @app.exception_handler(UnknownItem)

@@ -35,9 +35,12 @@ RAW_COLUMNS = [
     "CustomerID", "Country",
 ]
 
-# Products have a 5-digit stock code, optionally with a letter suffix (85123A); the rest are
-# postage, manual adjustments, bank charges, fees, gift vouchers, samples...
-_PRODUCT_CODE = r"^\d{5}"
+# The data set's rules, shared with the fixed benchmark protocol (``pipelines.benchmark``):
+# products have a 5-digit stock code, optionally with a letter suffix (85123A); the rest are
+# postage, manual adjustments, bank charges, fees, gift vouchers, samples... Invoice numbers
+# starting with C are cancellations.
+PRODUCT_CODE = r"^\d{5}"
+CANCELLATION_PREFIX = "C"
 
 # Reasons a raw line is set aside, checked in this order; the first that applies is recorded.
 REJECT_REASONS: tuple[str, ...] = (
@@ -101,7 +104,7 @@ class OnlineRetailSource(Source):
         # Exported through a float column, so 17850 arrives as "17850.0".
         customer = _text(raw["CustomerID"]).str.replace(r"\.0$", "", regex=True)
         user_id = pseudonymiser.series(customer)
-        cancellation = _flag(invoice.str.upper().str.startswith("C"))
+        cancellation = is_cancellation(invoice)
         quantity = _number(raw["Quantity"], whole=True)
         price = _number(raw["UnitPrice"])
         timestamp = pd.to_datetime(
@@ -112,7 +115,7 @@ class OnlineRetailSource(Source):
             "missing_customer_id": customer.isna(),
             "missing_invoice_no": invoice.isna(),
             "missing_stock_code": stock.isna(),
-            "non_product_stock_code": ~_flag(stock.str.match(_PRODUCT_CODE)),
+            "non_product_stock_code": ~is_product(stock),
             "non_positive_price": _flag(price <= 0),
             "non_positive_quantity": _flag((quantity == 0) | ((quantity < 0) & ~cancellation)),
             "unparseable_quantity": quantity.isna(),
@@ -146,6 +149,16 @@ class OnlineRetailSource(Source):
             },
             rejected=rejected.reset_index(drop=True),
         )
+
+
+def is_cancellation(invoice: pd.Series) -> pd.Series:
+    """Lines of cancelled invoices (the invoice number starts with C, in either case)."""
+    return _flag(invoice.str.upper().str.startswith(CANCELLATION_PREFIX))
+
+
+def is_product(stock_code: pd.Series) -> pd.Series:
+    """Lines of real products (``PRODUCT_CODE``), not postage, fees or adjustments."""
+    return _flag(stock_code.str.match(PRODUCT_CODE))
 
 
 def _items(lines: pd.DataFrame) -> pd.DataFrame:

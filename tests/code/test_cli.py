@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
+
+from contracts.settings import get_settings
+from pipelines.cli import main
 from tests.conftest import REPO
 from tests.data.shopfiles import event_rows, write_catalogue, write_events
 
@@ -63,3 +70,76 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
         assert words in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
+
+
+# --- train: the DAG's settings, config and grid ---------------------------------------------
+
+RESULT = SimpleNamespace(
+    run_id="r1", model_uri="runs:/r1/model", metrics={"ndcg@10": 0.3}, train_seconds=2.0,
+    baselines={"popularity": {"ndcg@10": 0.1}, "ease": {"ndcg@10": 0.2}}, gate=None,
+)
+
+
+@pytest.fixture
+def trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    """``shoprec train`` in process, with the SHOPREC_* training settings a DAG would see and
+    ``pipelines.train`` replaced by a recorder (no TensorFlow, no MLflow): what it was given."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("SHOPREC_CONFIG", "SHOPREC_DATA_DIR", "SHOPREC_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SHOPREC_TRAIN_CONFIG", json.dumps({"dim": 16, "retrieval_epochs": 5}))
+    monkeypatch.setenv("SHOPREC_TRAIN_GRID", json.dumps([{}, {"dim": 8}]))
+    monkeypatch.setenv("SHOPREC_DATASET", "from-settings")
+    calls: dict = {}
+
+    def train(settings, data_dir=None, config=None, dataset=None, register=True):
+        calls.update(settings=settings, data_dir=data_dir, config=config, dataset=dataset,
+                     register=register)
+        return SimpleNamespace(**vars(RESULT), to_json=lambda: {"run_id": RESULT.run_id})
+
+    monkeypatch.setitem(sys.modules, "pipelines.train", SimpleNamespace(train=train))
+    get_settings.cache_clear()
+    yield calls
+    get_settings.cache_clear()
+
+
+def test_train_trains_the_settings_grid_with_flags_over_train_config(
+    trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "data"
+    (data_dir / "curated" / "events").mkdir(parents=True)
+
+    code = main(["train", "--data-dir", str(data_dir), "--retrieval-epochs", "1",
+                 "--ranking-epochs", "2", "--no-register"])
+
+    assert code == 0
+    settings = trained["settings"]
+    assert settings.train_config == {"dim": 16, "retrieval_epochs": 1, "ranking_epochs": 2}
+    assert settings.train_grid == [{}, {"dim": 8}], "one candidate per grid entry, as the DAG"
+    assert settings.data_dir == data_dir and trained["config"] is None
+    assert trained["dataset"] is None and settings.dataset == "from-settings"
+    assert trained["register"] is False
+    assert capsys.readouterr().out.splitlines() == [
+        "run r1: ndcg@10 0.3000 (popularity 0.1000, EASE 0.2000); model runs:/r1/model"]
+
+
+def test_train_flags_absent_leave_train_config_and_dataset_flag_wins(
+    trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "data"
+    (data_dir / "curated" / "events").mkdir(parents=True)
+
+    code = main(["train", "--data-dir", str(data_dir), "--dataset", "mine", "--json"])
+
+    assert code == 0
+    assert trained["settings"].train_config == {"dim": 16, "retrieval_epochs": 5}
+    assert trained["dataset"] == "mine" and trained["register"] is True
+    assert json.loads(capsys.readouterr().out) == {"run_id": "r1"}
+
+
+def test_train_without_curated_events_is_a_usage_error(
+    trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", "--data-dir", str(tmp_path / "empty")]) == 2
+    assert "run `shoprec ingest` first" in capsys.readouterr().err
+    assert trained == {}, "nothing trained"

@@ -58,3 +58,12 @@ def test_invalid_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOPREC_DATA_DOCS", "sometimes")
     with pytest.raises(ValueError, match="data_docs"):
         Settings()
+
+
+def test_ease_lambda_is_a_positive_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().ease_lambda == 100.0
+    monkeypatch.setenv("SHOPREC_EASE_LAMBDA", "250")
+    assert Settings().ease_lambda == 250.0
+    monkeypatch.setenv("SHOPREC_EASE_LAMBDA", "0")
+    with pytest.raises(ValueError, match="ease_lambda"):
+        Settings()

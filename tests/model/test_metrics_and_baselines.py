@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ import scipy.sparse as sp
 
 from models.baselines import EASE, Popularity, Recommender, top_k
 from pipelines.evaluate import (
-    auc,
     catalogue_coverage,
     evaluate_topk,
     hit_rate_at_k,
@@ -19,9 +17,7 @@ from pipelines.evaluate import (
     map_at_k,
     ndcg_at_k,
     novelty,
-    plot_metric_at_k,
     recall_at_k,
-    rmse,
 )
 
 L2 = math.log2
@@ -101,15 +97,6 @@ def test_novelty_hand_case() -> None:
     assert novelty(np.array([[3]]), p) == pytest.approx(3.0)
 
 
-def test_auc_and_rmse_hand_cases() -> None:
-    # positives 0.9, 0.4 vs negatives 0.1, 0.5: 3 of 4 pairs ordered correctly
-    assert auc(np.array([1, 0, 1, 0]), np.array([0.9, 0.1, 0.4, 0.5])) == pytest.approx(0.75)
-    assert auc(np.array([1, 0]), np.array([0.5, 0.5])) == pytest.approx(0.5)  # tie counts half
-    with pytest.raises(ValueError):
-        auc(np.array([1, 1]), np.array([0.1, 0.2]))
-    assert rmse(np.array([1, 2, 3]), np.array([1, 2, 5])) == pytest.approx(math.sqrt(4 / 3))
-
-
 def test_evaluate_topk_keys_and_values() -> None:
     features = np.eye(10)
     out = evaluate_topk(
@@ -131,16 +118,6 @@ def test_evaluate_topk_keys_and_values() -> None:
     )
     with pytest.raises(ValueError):
         evaluate_topk(TOPK, TESTS, (5,), n_items=10, item_popularity=np.full(10, 0.5))
-
-
-def test_plot_writes_only_the_given_file(tmp_path: Path) -> None:
-    results = {
-        "popularity": {"ndcg@5": 0.2, "ndcg@10": 0.21, "recall@10": 0.3},
-        "ease": {"ndcg@5": 0.4, "ndcg@10": 0.44},
-    }
-    path = plot_metric_at_k(results, "ndcg", tmp_path / "ndcg.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["ndcg.png"]
 
 
 # --- baselines ---------------------------------------------------------------------------------

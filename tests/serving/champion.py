@@ -2,8 +2,8 @@
 
 The tiny shop's customers get raw ids (``C0``..``C9``) pseudonymised with the settings' key, as
 ingestion would, so the endpoint must hash raw ids the same way to recognise them. The run's
-metrics are the model's own, evaluated on the tiny shop's validation window as training
-evaluates; the alias is set directly (these tests are about serving, not about the gate).
+metrics are the model's own, evaluated on the tiny shop's validation window exactly as a
+candidate is; the alias is set directly (these tests are about serving, not about the gate).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import mlflow
-import numpy as np
 from mlflow.tracking import MlflowClient
 
 from contracts import registry
@@ -23,15 +22,13 @@ from contracts.pseudonyms import Pseudonymiser
 from contracts.pyfunc import BUNDLE, SIGNATURE, TwoStagePyfunc
 from contracts.settings import Settings
 from models.fit import fit_two_stage
-from models.inputs import latest_histories
-from models.two_stage import Query, TwoStageRecommender
 from pipelines import tracking
-from pipelines.evaluate import evaluate_topk
-from pipelines.features import FeatureSet, build_features
+from pipelines.candidate import model_topk, recommender_for
+from pipelines.features import build_features
+from pipelines.validation import K_VALUES, evaluate_on_split, validation_split
 from tests.model.tiny import TINY, tiny_shop
 
 RAW_USERS = [f"C{i}" for i in range(10)]
-K_VALUES = (5, 10)
 
 
 def shop(settings: Settings):
@@ -45,24 +42,6 @@ def shop(settings: Settings):
     return events, items, users
 
 
-def evaluate(recommender: TwoStageRecommender, features: FeatureSet) -> dict[str, float]:
-    """NDCG/recall@k of the recommender on the validation window: items each shopper first
-    bought after the split, with everything bought before excluded."""
-    spec = features.spec
-    bought_before = {u: set(recommender.purchased.get(u, ())) for u in recommender.known_users}
-    truth: dict[str, set[int]] = {}
-    for user, item in zip(features.valid.user_key, features.valid.item, strict=True):
-        if user in bought_before and item and item not in bought_before[user]:
-            truth.setdefault(str(user), set()).add(int(item))
-    users = sorted(truth)
-    ranked = recommender.recommend_many([Query(u, max(K_VALUES)) for u in users])
-    topk = np.zeros((len(users), max(K_VALUES)), np.int64)  # 0: the unknown item, never a hit
-    for row, answer in enumerate(ranked):
-        topk[row, : len(answer.items)] = answer.items
-    return evaluate_topk(topk, [np.array(sorted(truth[u])) for u in users], K_VALUES,
-                         n_items=spec.items.size, item_popularity=features.table.popularity)
-
-
 def register_champion(settings: Settings, seed: int = 0) -> str:
     """Train the tiny two-stage model, log it like training does, make it champion; the
     version."""
@@ -70,13 +49,9 @@ def register_champion(settings: Settings, seed: int = 0) -> str:
     features = build_features(events, items, users, history_length=TINY.history_length)
     config = replace(TINY, seed=seed)
     fitted = fit_two_stage(features.spec, features.table, features.train, features.valid, config)
-    spec, train_events = features.spec, features.train_events
-    purchased = {str(u): np.unique(spec.items.lookup(g["item_id"]))
-                 for u, g in train_events.groupby("user_id")}
-    histories = latest_histories(spec, train_events)
-    recommender = TwoStageRecommender(spec, features.table, fitted.retrieval, fitted.ranker,
-                                      items, histories, purchased, retrieve_n=config.retrieve_n)
-    metrics = evaluate(recommender, features)
+    recommender = recommender_for(features, fitted, config)
+    split = validation_split(features)
+    metrics = evaluate_on_split(model_topk(recommender, split, max(K_VALUES)), split, features)
     registry.configure(settings)
     tags = {"data_hash": f"tiny-{seed}", PROBE_USER_TAG: recommender.known_users[0]}
     with tracking.start_run("serving-test", "tfrs", tags) as run, \
@@ -84,8 +59,9 @@ def register_champion(settings: Settings, seed: int = 0) -> str:
         tracking.log_params_flat({"data": {"window_start": str(features.window[0]),
                                            "window_end": str(features.window[1])}})
         tracking.log_metrics(metrics)
-        bundle = save_bundle(Path(tmp) / "bundle", spec, config.to_dict(), features.table, items,
-                             histories, purchased, fitted.retrieval, fitted.ranker)
+        bundle = save_bundle(Path(tmp) / "bundle", features.spec, config.to_dict(),
+                             features.table, items, recommender.histories, recommender.purchased,
+                             fitted.retrieval, fitted.ranker)
         info = mlflow.pyfunc.log_model(name="model", python_model=TwoStagePyfunc(),
                                        artifacts={BUNDLE: str(bundle)}, signature=SIGNATURE)
     version = mlflow.register_model(info.model_uri or f"runs:/{run.info.run_id}/model",

@@ -26,10 +26,11 @@ class Server:
     token: str | None = None
 
     def call(self, path: str, body: Any = None, token: str | None = "default",
-             method: str = "POST", raw: bytes | None = None) -> tuple[int, Any]:
+             method: str = "POST", raw: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, Any]:
         """(status, decoded JSON or text); ``token="default"`` sends the server's own token."""
         token = self.token if token == "default" else token
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json"} | (headers or {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
