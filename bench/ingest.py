@@ -37,7 +37,7 @@ def main() -> int:
     files = sorted(args.days_dir.glob("*.csv"))[: args.limit]
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        ingestor = Ingestor(Settings(data_dir=Path(tmp) / "data"))
+        ingestor = Ingestor(Settings(data_dir=Path(tmp) / "data", pseudonym_key="bench-key"))
         setup = time.perf_counter() - started
         source = get_source("online-retail")
         per_batch, results = [], []

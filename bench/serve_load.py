@@ -51,7 +51,9 @@ def main() -> int:
     port = launch.free_port()
     log = Path(tempfile.mkdtemp(prefix="serve-load-")) / "server.log"
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    server = launch.start(settings.data_dir, port, log)
+    # The server needs the key the champion's data was pseudonymised with (fails closed).
+    server = launch.start(settings.data_dir, port, log,
+                          {"SHOPREC_PSEUDONYM_KEY": settings.require_pseudonym_key()})
     try:
         ready = launch.status(f"http://127.0.0.1:{port}/readyz")
         if ready != 200:

@@ -2,7 +2,9 @@
 
 A bundle is a folder: the feature spec and training config as JSON, the item table and user
 histories as NumPy archives, the catalogue snapshot as Parquet and both models' weights. The
-MLflow pyfunc, the benchmark and the BentoML service all load it through ``load_bundle``.
+MLflow pyfunc, the benchmark and the BentoML service all load it through ``load_bundle``, which
+reads only JSON, Parquet, NumPy archives (``allow_pickle=False``) and HDF5 weights: loading a
+bundle never runs code that came with it.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def load_bundle(folder: Path, retrieve_n: int | None = None):
     config = TrainConfig(**{k: v for k, v in raw.items() if k in TrainConfig.__dataclass_fields__})
     table = load_arrays(folder / TABLE, ItemTable)
     catalogue = pd.read_parquet(folder / CATALOGUE)
-    with np.load(folder / USERS) as arrays:
+    with np.load(folder / USERS, allow_pickle=False) as arrays:
         keys = [str(k) for k in arrays["keys"]]
         histories = dict(zip(keys, arrays["histories"], strict=True))
         offsets, values = arrays["offsets"], arrays["purchased"]
@@ -92,7 +94,7 @@ def save_arrays(path: Path, record) -> None:
 
 
 def load_arrays(path: Path, cls: type[_T]) -> _T:
-    with np.load(path) as arrays:
+    with np.load(path, allow_pickle=False) as arrays:
         return cls(**{f.name: arrays[f.name] for f in fields(cls)})
 
 

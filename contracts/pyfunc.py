@@ -1,5 +1,9 @@
 """The MLflow pyfunc flavour of the two-stage model: ``mlflow.pyfunc.load_model`` recommends.
 
+The pyfunc is for ``mlflow.pyfunc.load_model`` users. The endpoint never loads it (that would
+unpickle ``python_model.pkl`` from the registry): it finds the bundle folder inside the downloaded
+model with ``bundle_folder``, which reads only the ``MLmodel`` YAML, and loads the bundle's files.
+
 Input rows carry pseudonymised ``user_id`` values (as in curated data; the pseudonymisation key is
 a secret and never travels with a model) and an optional ``k``. Output: one row per
 recommendation with ``user_id``, ``item_id``, ``score`` and ``rank``.
@@ -7,8 +11,11 @@ recommendation with ``user_id``, ``item_id``, ``score`` and ``rank``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow.pyfunc
 import pandas as pd
+import yaml
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
@@ -20,6 +27,26 @@ SIGNATURE = ModelSignature(
     outputs=Schema([ColSpec("string", "user_id"), ColSpec("string", "item_id"),
                     ColSpec("double", "score"), ColSpec("long", "rank")]),
 )
+
+
+def bundle_folder(model_dir: Path | str) -> Path:
+    """The bundle folder of a downloaded MLflow model (or of a BentoML store copy of one): the
+    path the ``MLmodel`` file names for the ``bundle`` artifact, which must stay inside
+    ``model_dir``; ``artifacts/bundle`` when the file names none. Nothing is unpickled."""
+    root = Path(model_dir).resolve()
+    named = f"artifacts/{BUNDLE}"
+    mlmodel = root / "MLmodel"
+    if mlmodel.is_file():
+        meta = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+        flavor = (meta.get("flavors") or {}).get("python_function") or {}
+        artifact = (flavor.get("artifacts") or {}).get(BUNDLE) or {}
+        named = str(artifact.get("path") or named)
+    folder = (root / named).resolve()
+    if root not in folder.parents:
+        raise ValueError(f"the model's {BUNDLE} artifact path {named!r} leaves its folder")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no {BUNDLE} folder in the model at {root}")
+    return folder
 
 
 class TwoStagePyfunc(mlflow.pyfunc.PythonModel):

@@ -8,6 +8,7 @@ so tests and DAGs can pass their own.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from functools import lru_cache
@@ -19,7 +20,15 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEV_PSEUDONYM_KEY = "shoprec-development-key-change-me"
+MISSING_KEY = ("SHOPREC_PSEUDONYM_KEY is not set: set it to a long random secret shared by every "
+               "component, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+
+
+class MissingPseudonymKey(RuntimeError):
+    """No pseudonymisation key configured: nothing that reads or serves shoppers may start."""
+
+    def __init__(self) -> None:
+        super().__init__(MISSING_KEY)
 
 
 class _FileSource(PydanticBaseSettingsSource):
@@ -76,13 +85,22 @@ class Settings(BaseSettings):
     airflow_port: int = 8080
     serve_host: str = "127.0.0.1"
     serve_port: int = 3000
-    pseudonym_key: SecretStr = Field(
-        default=SecretStr(DEV_PSEUDONYM_KEY),
-        description="Key of the keyed hash that pseudonymises customer identifiers.",
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the keyed hash that pseudonymises customer identifiers. No default: "
+        "ingest, train, serve and the DAG refuse to run without it (``require_pseudonym_key``).",
     )
     api_token: SecretStr | None = Field(
         default=None, description="When set, every API but the health probes needs it as a "
-        "bearer token.",
+        "bearer token. Required to listen on any address but loopback.",
+    )
+    serve_insecure: bool = Field(
+        default=False, description="Let the endpoint listen on a non-loopback address without "
+        "an API token (``shoprec serve --insecure``); it warns.",
+    )
+    feedback_max_age_hours: float = Field(
+        default=168.0, gt=0, description="POST /feedback refuses events whose timestamp is "
+        "older than this many hours.",
     )
     model_uri: str | None = Field(
         default=None, description="Model the endpoint serves (MLflow URI or bentoml:<tag>); "
@@ -106,6 +124,10 @@ class Settings(BaseSettings):
     unseen_items_max_share: float = Field(
         default=0.5, ge=0, le=1, description="Warn when more than this share of a batch's events "
         "are on items never seen before.",
+    )
+    max_batch_bytes: int = Field(
+        default=512 * 1024**2, gt=0, description="Largest batch (all its files) ingestion reads; "
+        "a larger one is quarantined unread.",
     )
     outlier_factor: float = Field(
         default=10.0, gt=1, description="Warn on prices or quantities above this multiple of the "
@@ -135,7 +157,17 @@ class Settings(BaseSettings):
     )
     ease_lambda: float = Field(
         default=100.0, gt=0, description="L2 regularisation (λ) of the EASE baseline the gate's "
-        "candidates are compared with; larger values shrink item-item weights more.",
+        "candidates are compared with; larger values shrink item-item weights more. Used only "
+        "when ease_lambda_grid is empty (an explicit override).",
+    )
+    ease_lambda_grid: list[float] = Field(
+        default_factory=lambda: [10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 3000.0],
+        description="EASE's λ is chosen among these on an inner time split of the training "
+        "window (the floor must be as strong as it honestly can be); empty: ease_lambda.",
+    )
+    ease_max_items: int = Field(
+        default=20_000, gt=0, description="EASE costs O(items^3): above this many items it is "
+        "restricted to the most popular ones (said in its params and the benchmark output).",
     )
     distribute: Literal["auto", "none", "multi_worker"] = Field(
         default="auto", description="Training strategy: multi-worker (MultiWorkerMirroredStrategy) "
@@ -160,6 +192,23 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    def require_pseudonym_key(self) -> str:
+        """The pseudonymisation key; ``MissingPseudonymKey`` (one line) when unset or empty."""
+        key = self.pseudonym_key.get_secret_value() if self.pseudonym_key is not None else ""
+        if not key.strip():
+            raise MissingPseudonymKey()
+        return key
+
+    def open_access_problem(self, host: str) -> str | None:
+        """Why listening on ``host`` is refused: a non-loopback address without an API token
+        (unless ``serve_insecure``); None when it is fine."""
+        token = self.api_token.get_secret_value() if self.api_token is not None else ""
+        if is_loopback(host) or token.strip() or self.serve_insecure:
+            return None
+        return (f"refusing to listen on {host} without an API token: set SHOPREC_API_TOKEN "
+                "(clients send `Authorization: Bearer <token>`), listen on 127.0.0.1, or pass "
+                "--insecure (SHOPREC_SERVE_INSECURE=true) to serve every route unauthenticated")
+
     @property
     def bentoml_store(self) -> Path:
         """BentoML's home: project-local, so models and Bentos live next to the data."""
@@ -177,6 +226,16 @@ class Settings(BaseSettings):
             or os.environ.get("MLFLOW_TRACKING_URI")
             or f"sqlite:///{self.data_dir / 'mlflow.db'}"
         )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) only accepts connections from this machine."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name or an address we cannot judge: not loopback
 
 
 @lru_cache(maxsize=1)

@@ -3,7 +3,10 @@
 Runs daily and whenever new batches land (the ``shoprec_new_batches`` asset). The file stays
 thin and cheap to parse: each task calls one function in ``pipelines/`` and passes on URIs and
 ids only; TensorFlow, Great Expectations and MLflow load inside the tasks. Settings come from
-``SHOPREC_*`` variables or the ``SHOPREC_CONFIG`` file, as for the CLI.
+``SHOPREC_*`` variables or the ``SHOPREC_CONFIG`` file, as for the CLI. Without
+``SHOPREC_PSEUDONYM_KEY`` every task fails at once, without retries, saying so in one line.
+Besides the configured source's batches, every run lands the endpoint's feedback hours
+(``<inbox>/feedback/``, ``pipelines.feedback``).
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from airflow.sdk import (
     get_current_context,
     task,
 )
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from contracts.settings import Settings
+from contracts.settings import MissingPseudonymKey, Settings
 
 SETTINGS = Settings()
 NEW_BATCHES = Asset(name="shoprec_new_batches", uri=SETTINGS.inbox.as_uri())
@@ -30,8 +33,14 @@ MINUTES = dt.timedelta(minutes=1)
 
 
 def _settings() -> Settings:
-    """Fresh settings in the task: a worker's environment is the one that counts."""
-    return Settings()
+    """Fresh settings in the task: a worker's environment is the one that counts. No key, no
+    run: a configuration error fails the task outright (retrying would not set it)."""
+    settings = Settings()
+    try:
+        settings.require_pseudonym_key()
+    except MissingPseudonymKey as err:
+        raise AirflowFailException(str(err)) from None
+    return settings
 
 
 @dag(
@@ -56,19 +65,20 @@ def _settings() -> Settings:
     doc_md=__doc__,
 )
 def shoprec_pipeline() -> None:
-    @task(doc_md="Copy new batches from the inbox into the landing zone; returns the landed "
-          "folders still waiting for validation (none when everything was seen before).")
+    @task(doc_md="Copy new batches from the inbox into the landing zone, the endpoint's closed "
+          "feedback hours included; returns the landed folders still waiting for validation "
+          "(none when everything was seen before).")
     def land() -> list[str]:
-        from pipelines.ingest import land
+        from pipelines.feedback import land_with_feedback
 
-        return [str(p) for p in land(_settings())]
+        return [str(p) for p in land_with_feedback(_settings())]
 
     @task(doc_md="Validate each landed batch with Great Expectations: curate it, or quarantine "
           "it whole with a summary. Returns batch ids, statuses, reasons and report paths.")
     def validate(folders: list[str]) -> list[dict[str, Any]]:
-        from pipelines.pipeline import validate_step
+        from pipelines.feedback import validate_with_feedback
 
-        return validate_step(_settings(), folders)
+        return validate_with_feedback(_settings(), folders)
 
     @task.branch(doc_md="Train when new data was accepted (or `force_train`), and report "
                  "quarantined batches; otherwise training is skipped, not failed.")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: the whole product on the embedded defaults, from a fresh clone, with no manual step.
+# `make demo`: the whole product on the embedded defaults (and a pseudonymisation key it generates
+# into .demo/ once), from a fresh clone, with no manual step.
 # Starts an MLflow server, Airflow standalone (LocalExecutor on SQLite) and the BentoML endpoint,
 # all under a project-local home; generates 30 days of a synthetic shop with faulty batches into
 # the pipeline's inbox; triggers the shoprec_pipeline DAG and follows it; shows the quarantined
@@ -32,6 +33,19 @@ PIDS=$DEMO_HOME/pids LOGS=$DEMO_HOME/logs
 source infra/lib.sh
 stop_recorded "$PIDS" --quiet  # a second `make demo` replaces the first one's servers
 mkdir -p "$PIDS" "$LOGS" "$DEMO_HOME/mlflow" "$SHOPREC_DATA_DIR"
+
+# No built-in pseudonymisation key: the demo makes its own on the first run, keeps it private
+# in $DEMO_HOME and reuses it, so every component (and every later run) agrees on pseudonyms.
+# An explicit SHOPREC_PSEUDONYM_KEY in the environment wins.
+KEY_FILE=$DEMO_HOME/pseudonym.key
+if [ -z "${SHOPREC_PSEUDONYM_KEY:-}" ]; then
+  if [ ! -s "$KEY_FILE" ]; then
+    (umask 077 && python -c "import secrets; print(secrets.token_urlsafe(32))" >"$KEY_FILE")
+    echo "==> Generated the demo's pseudonymisation key in $KEY_FILE"
+  fi
+  SHOPREC_PSEUDONYM_KEY=$(cat "$KEY_FILE")
+fi
+export SHOPREC_PSEUDONYM_KEY
 
 echo "==> Starting MLflow ($HOST:$MLFLOW_PORT), Airflow standalone ($HOST:$AIRFLOW_PORT) and the endpoint ($HOST:$SERVE_PORT); logs in $LOGS"
 start mlflow mlflow server --host "$HOST" --port "$MLFLOW_PORT" \
@@ -73,6 +87,8 @@ shoprec demo is running (stop everything with: make demo-stop)
   Airflow UI:  http://$HOST:$AIRFLOW_PORT   user admin, password in $PASSWORDS
   MLflow UI:   http://$HOST:$MLFLOW_PORT   experiment shoprec-synthetic, model shoprec@champion
   Endpoint:    http://$HOST:$SERVE_PORT    Swagger UI at /, e.g. POST /recommend
+  Explore:     http://$HOST:$SERVE_PORT/explore   what a shopper sees and why (try a customer_id
+               from $INBOX/users.csv)
 Data zones:    $SHOPREC_DATA_DIR/{inbox,landing,curated,rejected,quarantine}
 Logs:          $LOGS
 MSG

@@ -166,7 +166,7 @@ def feature_values(
         return f"{count} of your {n_history} recent purchases" if n_history else "no purchases yet"
 
     values = {
-        "user_id": spec.display("user_id", spec.users.values[_scalar(features_row["user_id"])]),
+        "user_id": "you",  # never the shopper's pseudonym: an answer must not echo an id
         "history": spec.display("history", n_history),
         "item_id": key,
         "category": spec.display("category", category),

@@ -26,6 +26,7 @@ class BatchResult:
     content_hash: str = ""
     rejected_reasons: dict[str, int] = field(default_factory=dict)
     validation_ids: list[str] = field(default_factory=list)
+    dropped_columns: list[str] = field(default_factory=list)  # source columns not kept
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

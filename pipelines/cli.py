@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from contracts.settings import get_settings
+from contracts.settings import MissingPseudonymKey, get_settings
 from pipelines.sources import SOURCE_NAMES
 from pipelines.sources.base import UsageError
 
@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--port", type=int, help="port (default from settings: 3000)")
     srv.add_argument("--model-uri", help="serve this model (default: the registry's champion)")
     srv.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    srv.add_argument("--insecure", action="store_true", help="listen on a non-loopback address "
+                     "without SHOPREC_API_TOKEN: every route open to the network (warns)")
 
     pkg = commands.add_parser("package", help="champion into the BentoML store, and its Bento")
     pkg.add_argument("--model-uri", help="MLflow model URI (default: the registry's champion)")
@@ -102,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "package":
             return _package(args)
-    except UsageError as err:
+    except (UsageError, MissingPseudonymKey) as err:
         print(f"shoprec: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     raise AssertionError(f"unhandled command {args.command}")
@@ -127,6 +129,7 @@ def _ingest(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
     settings = get_settings()
+    settings.require_pseudonym_key()  # fail closed: no silent development key
     results = ingest(args.paths, args.source, settings, mapping=args.mapping,
                      data_dir=args.data_dir)
     for result in results:
@@ -147,6 +150,7 @@ def _progress_to_stderr(active: bool):
 
 def _train(args: argparse.Namespace) -> int:
     settings = _settings_for(args.data_dir)
+    settings.require_pseudonym_key()
     epochs = {"retrieval_epochs": args.retrieval_epochs, "ranking_epochs": args.ranking_epochs}
     # The flags override settings.train_config, as SHOPREC_TRAIN_CONFIG would: every grid entry
     # trains on top of them, as in the DAG.
@@ -221,10 +225,19 @@ def _serve(args: argparse.Namespace) -> int:
     from pipelines.package import SERVICE
 
     settings = _settings_for(args.data_dir)
+    settings.require_pseudonym_key()
     host, port = args.host or settings.serve_host, args.port or settings.serve_port
+    problem = settings.model_copy(update={"serve_insecure": False}).open_access_problem(host)
+    if problem and not (args.insecure or settings.serve_insecure):
+        raise UsageError(problem)
     # Few malloc arenas: glibc otherwise grows one per request thread, and the RSS with them.
     env = {"MALLOC_ARENA_MAX": "2"} | os.environ | {
         "SHOPREC_DATA_DIR": str(settings.data_dir), "BENTOML_HOME": str(settings.bentoml_store)}
+    if problem:  # --insecure: the operator chose an open endpoint; say what that means
+        print(f"shoprec serve: WARNING: listening on {host} without an API token: every route, "
+              "/admin/reload included, is open to anyone who can reach it", file=sys.stderr,
+              flush=True)
+        env["SHOPREC_SERVE_INSECURE"] = "true"
     if args.model_uri:
         env["SHOPREC_MODEL_URI"] = args.model_uri
     bentoml = Path(sys.executable).with_name("bentoml")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pyarrow.dataset as ds
 
@@ -14,10 +16,11 @@ def read_table(data_dir: DataDir, table: str, columns: list[str] | None = None) 
 
     Catalogue and customer tables arrive again and again (Online Retail derives them per day),
     so a key's most recent batch carries its current title, price or country, while ``first_seen``
-    keeps the earliest value ever seen.
+    keeps the earliest value ever seen. Most recent means the latest batch date, then, within a
+    date (undated batches share their ingestion day), the batch ingested last.
     """
     root = data_dir.curated / table
-    files = sorted(root.glob("batch_date=*/*.parquet")) if root.is_dir() else []
+    files = _in_order(data_dir, list(root.glob("batch_date=*/*.parquet"))) if root.is_dir() else []
     if not files:
         return pd.DataFrame(columns=columns or [])
     frames = [
@@ -38,3 +41,12 @@ def item_ids(data_dir: DataDir, table: str) -> set[str]:
     """Distinct item ids in a curated table (the catalogue, or items that had events)."""
     frame = read_table(data_dir, table, columns=["item_id"])
     return set(frame["item_id"].astype(str)) if len(frame) else set()
+
+
+def _in_order(data_dir: DataDir, files: list[Path]) -> list[Path]:
+    """Partition files by batch date, then by when their batch was ingested (from the
+    manifests; a batch id says nothing about order, being partly a content hash)."""
+    if not files:
+        return files
+    ingested = {m["batch"]: m["ingested_at"] for m in data_dir.read_manifests()}
+    return sorted(files, key=lambda f: (f.parent.name, ingested.get(f.stem, "~"), f.name))

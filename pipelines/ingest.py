@@ -4,14 +4,26 @@ Every landed row ends up accepted into ``curated/`` or set aside in ``rejected/`
 a batch that fails a critical check goes to ``quarantine/`` untouched with a readable summary. A
 batch's manifest is written last, so a crash half way leaves no batch half-loaded: re-running
 overwrites the same files and then records the batch.
+
+Nothing is counted twice. A batch's identity is its content (``BatchInput.content_hash``): the
+same bytes again, under any name, are a ``duplicate``. An event already curated from the same
+source (same ``event_id``) is never added again, even from a re-export with other bytes: such rows
+are set aside as ``duplicate_event``, and a batch that would add nothing else is a ``duplicate``.
+
+Inputs are screened before anything is read: symbolic links and paths outside the folders given
+are refused (never followed), and a batch over ``Settings.max_batch_bytes`` is refused unread;
+both are quarantined with the reason, without a copy of their content.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import logging
+import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +39,18 @@ from pipelines.reports import write_summary
 from pipelines.sources import get_source
 from pipelines.sources.base import BatchInput, Conformed, Source, UnreadableBatch
 from pipelines.validate import BatchValidator, Finding, Validation
-from pipelines.zones import DataDir, write_json_atomic
+from pipelines.zones import DataDir, private_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 _FAR_FUTURE = pd.Timestamp("2200-01-01", tz="UTC")
+DUPLICATE_EVENT = "duplicate_event"
+# What ``land`` leaves in a landing folder for a refused batch instead of its (unread) files.
+REFUSED_MARKER = "refused.json"
+# Cells a spreadsheet would run as a formula (OWASP CSV injection); plain numbers are left alone.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 @dataclass
@@ -43,6 +61,7 @@ class _History:
     seen_items: set[str]  # items that already had events: new ones are cold for the model
     recent: dict[str, list[dict[str, float]]]  # source -> stats of recent accepted event batches
     size: int
+    events: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # source -> curated ids
 
     def parameters(self, source: str, settings: Settings, batch: BatchInput) -> dict[str, Any]:
         stats = self.recent.get(source, [])[-self.size :]
@@ -72,8 +91,14 @@ class Ingestor:
         self.settings = settings
         self.data = DataDir(data_dir or settings.data_dir).create()
         self.validator = BatchValidator(settings.expectations_dir, self.data, settings.data_docs)
-        self.pseudonymiser = Pseudonymiser(settings.pseudonym_key.get_secret_value())
-        self._manifests = {m["content_hash"]: m for m in self.data.read_manifests()}
+        self.pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
+        manifests = self.data.read_manifests()
+        self._manifests: dict[str, dict[str, Any]] = {}  # content hash -> the first batch of it
+        for manifest in manifests:
+            known = self._manifests.get(manifest["content_hash"])
+            if known is None or (known["status"] == "duplicate" != manifest["status"]):
+                self._manifests[manifest["content_hash"]] = manifest
+        self._recorded = {m["batch"] for m in manifests}
         recent: dict[str, list[dict[str, float]]] = {}
         for manifest in self._manifests.values():
             if manifest["status"] == "accepted" and manifest.get("stats"):
@@ -83,12 +108,16 @@ class Ingestor:
             seen_items=item_ids(self.data, "events"),
             recent=recent,
             size=settings.history_batches,
+            events=_curated_event_ids(self.data, manifests),
         )
 
     def ingest(self, paths: Sequence[Path], source: Source | str) -> list[BatchResult]:
         adapter = get_source(source) if isinstance(source, str) else source
+        refused = [_from_marker(adapter, p) for p in paths if (p / REFUSED_MARKER).is_file()]
+        paths = [p for p in paths if not (p / REFUSED_MARKER).is_file()]
         write_reference(self.data, adapter, paths, self.pseudonymiser)
-        return [self.ingest_batch(adapter, batch) for batch in adapter.discover(paths)]
+        batches = screen(adapter.discover(paths), paths, self.settings) if paths else []
+        return [self.ingest_batch(adapter, batch) for batch in [*refused, *batches]]
 
     def ingest_batch(self, source: Source, batch: BatchInput) -> BatchResult:
         result = BatchResult(
@@ -106,7 +135,12 @@ class Ingestor:
                 f"{previous['ingested_at']} ({previous['status']}); nothing added"
             )
             result.report = previous.get("report")
+            if batch.batch_id not in self._recorded:  # same bytes under another name
+                self._record(batch, result)
             return result
+        if batch.refused is not None:
+            return self._quarantine(batch, result, Validation(), f"refused: {batch.refused}",
+                                    ["refused"])
         landed = land_batch(self.data, batch)
         try:
             raw = source.read_raw(landed)
@@ -140,6 +174,10 @@ class Ingestor:
                 f"row accounting failed: {result.rows_in} rows in, {accepted} accepted, "
                 f"{len(conformed.rejected)} rejected", ["row_accounting"],
             )
+        result.dropped_columns = list(conformed.dropped_columns)
+        conformed, earlier = self._without_curated_events(source.name, conformed)
+        if earlier and len(conformed.tables[conformed.primary]) == 0:
+            return self._duplicate_events(landed, result, conformed, earlier)
         frames = dict(conformed.tables)
         if "events" in frames:
             frames["events"] = self._with_reference_checks(frames["events"], conformed)
@@ -147,6 +185,52 @@ class Ingestor:
         if not validation.passed:
             return self._quarantine(landed, result, validation)
         return self._accept(landed, result, validation, conformed)
+
+    def _without_curated_events(
+        self, source: str, conformed: Conformed
+    ) -> tuple[Conformed, str | None]:
+        """Set aside events already curated from ``source`` as ``duplicate_event`` rows.
+
+        Returns the conformed batch without them and the batch that curated the first of them
+        (None when there were none). Duplicates within the batch itself are left for the
+        ``event_id`` uniqueness check, which quarantines the batch: which copy is right is for a
+        person to decide.
+        """
+        seen = self.history.events.get(source)
+        events = conformed.tables.get("events")
+        if not seen or events is None or conformed.primary != "events" or not len(events):
+            return conformed, None
+        repeated = pd.Series([e in seen for e in events["event_id"]], index=events.index)
+        if not repeated.any():
+            return conformed, None
+        earlier = _who_curated(self.data, self._manifests.values(), source,
+                               str(events.loc[repeated, "event_id"].iloc[0]))
+        duplicates = events.loc[repeated].reset_index(drop=True)
+        duplicates.insert(0, "reason", DUPLICATE_EVENT)
+        rejected = pd.concat([conformed.rejected, duplicates], ignore_index=True)
+        tables = dict(conformed.tables, events=events.loc[~repeated].reset_index(drop=True))
+        return dataclasses.replace(conformed, tables=tables, rejected=rejected), earlier
+
+    def _duplicate_events(
+        self, batch: BatchInput, result: BatchResult, conformed: Conformed, earlier: str
+    ) -> BatchResult:
+        """A batch whose every new-looking row is an event already curated: nothing is added."""
+        rejected = conformed.rejected
+        result.status = "duplicate"
+        result.rows_accepted, result.rows_rejected = 0, len(rejected)
+        result.rejected_reasons = _reason_counts(rejected)
+        repeated = result.rejected_reasons.get(DUPLICATE_EVENT, 0)
+        others = result.rows_rejected - repeated
+        result.reason = (
+            f"all {repeated} events already curated from this source (e.g. by batch {earlier})"
+            + (f"; the other {others} rows set aside by the source's checks" if others else "")
+            + "; nothing added"
+        )
+        result.report = str(write_summary(
+            self.data.reports / "batches" / f"{batch.batch_id}.md", result, Validation(), None
+        ))
+        self._record(batch, result)
+        return result
 
     def _with_reference_checks(self, events: pd.DataFrame, conformed: Conformed) -> pd.DataFrame:
         """Add validation-only columns naming items missing from the catalogue or never seen.
@@ -169,10 +253,10 @@ class Ingestor:
         reason: str | None = None,
         failed: list[str] | None = None,
     ) -> BatchResult:
-        folder = self.data.quarantine / batch.batch_id
-        folder.mkdir(parents=True, exist_ok=True)
-        for path in batch.files:
-            shutil.copy2(path, folder / path.name)
+        folder = private_dir(self.data.quarantine / batch.batch_id)
+        if batch.refused is None:
+            for path in batch.files:
+                shutil.copy2(path, folder / path.name)
         result.status = "quarantined"
         result.failed_expectations = failed or [f.label for f in validation.critical]
         result.warnings = [f.label for f in validation.warnings]
@@ -196,12 +280,10 @@ class Ingestor:
         rejected = conformed.rejected
         result.rows_accepted = len(conformed.tables[conformed.primary])
         result.rows_rejected = len(rejected)
-        result.rejected_reasons = {str(k): int(v) for k, v in
-                                   rejected["reason"].value_counts().items()}
+        result.rejected_reasons = _reason_counts(rejected)
         if len(rejected):
-            folder = self.data.rejected / f"batch_date={partition}"
-            folder.mkdir(parents=True, exist_ok=True)
-            rejected.to_csv(folder / f"{batch.batch_id}.csv", index=False)
+            folder = private_dir(self.data.rejected / f"batch_date={partition}")
+            neutralise_formulas(rejected).to_csv(folder / f"{batch.batch_id}.csv", index=False)
         result.warnings = [f.label for f in validation.warnings]
         docs = self.validator.build_docs(validation) if validation.warnings else None
         report_dir = self.data.reports / "batches"
@@ -215,7 +297,10 @@ class Ingestor:
         result.validation_ids = validation.ids
         self.history.known_items |= _batch_items(conformed)
         if "events" in conformed.tables:
-            self.history.seen_items |= set(conformed.tables["events"]["item_id"].astype(str))
+            events = conformed.tables["events"]
+            self.history.seen_items |= set(events["item_id"].astype(str))
+            self.history.events.setdefault(batch.source, set()).update(
+                events["event_id"].dropna().astype(str))
         if stats:
             self.history.recent.setdefault(batch.source, []).append(stats)
         self._record(batch, result, stats)
@@ -230,8 +315,13 @@ class Ingestor:
             "window": [str(t) for t in batch.window] if batch.window else None,
             "stats": stats,
         }
-        write_json_atomic(self.data.manifest_path(batch.content_hash), manifest)
-        self._manifests[batch.content_hash] = manifest
+        if batch.content_hash in self._manifests:  # same bytes as an earlier batch, other name
+            path = self.data.manifests / f"{batch.content_hash}.{batch.batch_id}.json"
+        else:
+            path = self.data.manifest_path(batch.content_hash)
+            self._manifests[batch.content_hash] = manifest
+        write_json_atomic(path, manifest)
+        self._recorded.add(batch.batch_id)
 
 
 def ingest(
@@ -256,18 +346,65 @@ def write_reference(
 
 
 def land_batch(data: DataDir, batch: BatchInput) -> BatchInput:
-    """Copy the batch into ``landing/`` as received, unless it already lies there."""
+    """Copy the batch into ``landing/`` as received, unless it already lies there.
+
+    A refused batch is not copied (its files are never read): its landing folder holds only a
+    ``refused.json`` marker, so the validate step still reports it.
+    """
+    target = data.landing / batch.source / batch.batch_id
+    if batch.refused is not None:
+        write_json_atomic(target / REFUSED_MARKER, {
+            "source": batch.source, "name": batch.name, "files": [p.name for p in batch.files],
+            "reason": batch.refused, "content_hash": batch.content_hash,
+            "batch_date": batch.batch_date.isoformat() if batch.batch_date else None,
+        })
+        return batch
     if all(data.landing in f.resolve().parents for f in batch.files):
         return batch
-    target = data.landing / batch.source / batch.batch_id
-    target.mkdir(parents=True, exist_ok=True)
+    private_dir(target)
     files = []
     for path in batch.files:
-        shutil.copy2(path, target / path.name)
+        shutil.copy2(path, target / path.name, follow_symlinks=False)
         files.append(target / path.name)
     landed = BatchInput(batch.source, batch.name, tuple(files), batch.batch_date, batch.window)
     landed.__dict__["content_hash"] = batch.content_hash
     return landed
+
+
+def _from_marker(source: Source, folder: Path) -> BatchInput:
+    """The refused batch whose landing folder holds only its marker (see ``land_batch``)."""
+    marker = json.loads((folder / REFUSED_MARKER).read_text(encoding="utf-8"))
+    day = dt.date.fromisoformat(marker["batch_date"]) if marker.get("batch_date") else None
+    batch = BatchInput(source.name, marker["name"], tuple(Path(n) for n in marker["files"]),
+                       day, refused=marker["reason"])
+    batch.__dict__["content_hash"] = marker["content_hash"]
+    return batch
+
+
+def screen(batches: Iterable[BatchInput], paths: Sequence[Path],
+           settings: Settings) -> list[BatchInput]:
+    """Refuse what must not be read: files whose real path lies outside the folders given (or,
+    for a file given, outside its folder), and batches over ``settings.max_batch_bytes``.
+
+    Symbolic links are already refused by the source's ``discover``; a refused batch is
+    quarantined with its reason and never read or copied.
+    """
+    roots = [(p if p.is_dir() else p.parent).resolve() for p in paths]
+    screened = []
+    for batch in batches:
+        if batch.refused is None:
+            outside = [f for f in batch.files if not any(
+                r == f.resolve() or r in f.resolve().parents for r in roots)]
+            if outside:
+                batch = dataclasses.replace(
+                    batch, refused=f"{outside[0].name}: lies outside the folder given "
+                    "(not followed)")
+        if batch.refused is None and batch.size > settings.max_batch_bytes:
+            batch = dataclasses.replace(
+                batch, refused=f"too large: {batch.size} bytes, over max_batch_bytes "
+                f"({settings.max_batch_bytes}); split the export or raise the limit")
+        screened.append(batch)
+    return screened
 
 
 def land(settings: Settings, paths: Sequence[Path] | None = None) -> list[Path]:
@@ -284,13 +421,65 @@ def land(settings: Settings, paths: Sequence[Path] | None = None) -> list[Path]:
     recorded = {m["batch"] for m in data.read_manifests()}
     if paths:
         write_reference(data, adapter, paths,
-                        Pseudonymiser(settings.pseudonym_key.get_secret_value()))
-        for batch in adapter.discover(paths):
+                        Pseudonymiser(settings.require_pseudonym_key()))
+        for batch in screen(adapter.discover(paths), paths, settings):
             if batch.batch_id not in recorded:
                 land_batch(data, batch)
     folder = data.landing / adapter.name
     pending = folder.iterdir() if folder.is_dir() else []
     return sorted(p for p in pending if p.is_dir() and p.name not in recorded)
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy safe to open in a spreadsheet: text cells starting with ``=``, ``+``, ``-``, ``@``,
+    a tab or a carriage return get a leading ``'`` (OWASP CSV injection), except plain numbers
+    such as ``-3``, which no spreadsheet runs."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(_neutralise, na_action="ignore")
+    return out
+
+
+def _neutralise(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START) \
+            and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+def _reason_counts(rejected: pd.DataFrame) -> dict[str, int]:
+    return {str(k): int(v) for k, v in rejected["reason"].value_counts().items()}
+
+
+def _curated_event_ids(data: DataDir, manifests: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
+    """The event ids curated so far, by source: what event-level idempotency compares with.
+
+    Only batches with an ``accepted`` manifest count, so the files of a batch whose run stopped
+    before recording it (and that a re-run overwrites) are not mistaken for curated events.
+    """
+    sources = {m["batch"]: m.get("source") for m in manifests if m["status"] == "accepted"}
+    root = data.curated / "events"
+    seen: dict[str, set[str]] = {}
+    for path in sorted(root.glob("batch_date=*/*.parquet")) if root.is_dir() else []:
+        source = sources.get(path.stem)
+        if source is not None:
+            ids = pd.read_parquet(path, columns=["event_id"])["event_id"].dropna()
+            seen.setdefault(source, set()).update(ids.astype(str))
+    return seen
+
+
+def _who_curated(data: DataDir, manifests: Iterable[dict[str, Any]], source: str,
+                 event_id: str) -> str:
+    """The accepted batch of ``source`` that curated ``event_id``, for a duplicate's reason."""
+    batches = {m["batch"] for m in manifests if m["status"] == "accepted" and
+               m.get("source") == source}
+    root = data.curated / "events"
+    for path in sorted(root.glob("batch_date=*/*.parquet")) if root.is_dir() else []:
+        if path.stem in batches and (
+                pd.read_parquet(path, columns=["event_id"])["event_id"] == event_id).any():
+            return path.stem
+    return "an earlier batch"
 
 
 def _batch_items(conformed: Conformed) -> set[str]:
@@ -311,7 +500,7 @@ def _stats(events: pd.DataFrame | None) -> dict[str, float] | None:
 
 
 def _write_parquet(frame: pd.DataFrame, folder: Path, batch_id: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     tmp = folder / f".{batch_id}.parquet.tmp"
     frame.to_parquet(tmp, index=False)
     tmp.replace(folder / f"{batch_id}.parquet")

@@ -26,14 +26,14 @@ from contracts.model_info import PROBE_USER_TAG, describe
 from contracts.settings import PROJECT_ROOT, Settings
 
 SERVICE = "serving.service:Shoprec"
-BENTO_INCLUDE = ["serving/**/*.py", "models/**/*.py", "contracts/**/*.py"]
+BENTO_INCLUDE = ["serving/**/*.py", "serving/**/*.html", "models/**/*.py", "contracts/**/*.py"]
 TIMEOUT_S = 60.0
 # Distributions the served code imports itself (tests/serving/test_package.py checks the list),
 # pinned in the Bento to the versions this environment runs and was tested with, so
 # `bentoml containerize` rebuilds it; what they need in turn resolves from their own metadata.
 SERVING_PACKAGES = ("bentoml", "fastapi", "mlflow", "tensorflow", "tf-keras",
                     "tensorflow-recommenders", "numpy", "pandas", "pyarrow", "scipy", "faiss-cpu",
-                    "pydantic", "pydantic-settings", "pyyaml")
+                    "pydantic", "pydantic-settings", "pyyaml", "click")
 
 
 class EndpointUnavailable(RuntimeError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipelines.zones import private_dir
+
 if TYPE_CHECKING:
     from pipelines.batch_result import BatchResult
     from pipelines.validate import Finding, Validation
@@ -16,6 +18,10 @@ _NEXT_STEPS = {
         "here, untouched, for comparison."
     ),
     "accepted": "The batch was loaded. Warnings, if any, are worth a look but blocked nothing.",
+    "duplicate": (
+        "Nothing from this batch was loaded: every event in it was already curated. Nothing to "
+        "do unless the export was meant to carry new events."
+    ),
 }
 
 
@@ -37,10 +43,14 @@ def write_summary(
     if result.rejected_reasons:
         lines += ["", "## Rejected rows by reason", "", "| reason | rows |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in sorted(result.rejected_reasons.items())]
+    if result.dropped_columns:
+        lines += ["", "## Columns not kept", "",
+                  "Not listed under the mapping's `keep`, so dropped at ingestion: "
+                  + ", ".join(f"`{c}`" for c in result.dropped_columns)]
     lines += ["", "## What next", "", _NEXT_STEPS.get(result.status, "")]
     if data_docs:
         lines += ["", f"Great Expectations Data Docs: {data_docs}"]
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

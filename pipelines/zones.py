@@ -4,6 +4,9 @@
 (untouched, with their validation result and a summary), ``curated/`` validated Parquet partitioned
 by batch date, ``rejected/`` the rows each accepted batch set aside with their reason, and
 ``batches/`` one manifest per batch keyed by content hash, which makes re-landing idempotent.
+
+Landing and quarantine hold raw customer ids, so every folder the platform creates under the data
+directory (the directory itself too, when it creates it) is private to its owner: mode 0700.
 """
 
 from __future__ import annotations
@@ -59,9 +62,11 @@ class DataDir:
         return self.reports / "data_docs"
 
     def create(self) -> DataDir:
+        private_dir(self.root)
         for zone in (self.landing, self.quarantine, self.curated, self.rejected, self.manifests,
-                     self.reports):
-            zone.mkdir(parents=True, exist_ok=True)
+                     self.reports, self.reference, self.features):
+            private_dir(zone)
+            zone.chmod(0o700)  # also a zone an older version created with the default umask
         return self
 
     def manifest_path(self, content_hash: str) -> Path:
@@ -78,9 +83,22 @@ class DataDir:
         return self.curated / table / f"batch_date={batch_date}"
 
 
+def private_dir(path: Path) -> Path:
+    """``mkdir -p`` whose every newly created folder is 0700, whatever the umask."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        folder.chmod(0o700)
+    return path
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON via a temporary file and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(payload, handle, indent=2, default=str, sort_keys=True)

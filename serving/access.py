@@ -3,15 +3,26 @@
 Pure ASGI (no per-request Request object) because it runs on every call of a latency-bound
 endpoint. Health probes and the API documentation stay open so orchestrators and humans can
 check the service without the secret.
+
+``refuse_unsafe_start`` is the start-up gate of every way to run the service (``shoprec serve``
+checks the same first, with a friendlier exit): no pseudonymisation key, or a non-loopback
+address without a token, and the server does not start.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
+import sys
 from collections.abc import Callable
 
-OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/docs", "/docs.json",
+from contracts.settings import MissingPseudonymKey, Settings
+
+log = logging.getLogger(__name__)
+DEFAULT_HOST = "127.0.0.1"  # the service's own default bind address (``bentoml serve`` too)
+
+OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/docs", "/docs.json", "/explore",
                         "/openapi.json", "/", "/schema.json"})
 OPEN_PREFIXES = ("/static_content/", "/assets/", "/docs/")
 
@@ -49,3 +60,36 @@ async def _json(send, status: int, body: dict, headers: list | None = None) -> N
         *(headers or []),
     ]})
     await send({"type": "http.response.body", "body": payload})
+
+
+def serve_host() -> str | None:
+    """The address ``bentoml serve`` was asked to listen on, read from its command line (the
+    click context of ``serve`` that imports this service); None inside a worker process."""
+    import click
+
+    context = click.get_current_context(silent=True)
+    if context is None or "host" not in context.params:
+        return None
+    return context.params["host"] or DEFAULT_HOST
+
+
+def refuse_unsafe_start(settings: Settings, host: str | None) -> None:
+    """Exit (status 2, one line on stderr) without a pseudonymisation key, or when ``host`` is
+    not loopback and no API token is set (unless ``serve_insecure``, which warns)."""
+    try:
+        settings.require_pseudonym_key()
+    except MissingPseudonymKey as err:
+        _refuse(str(err))
+    if host is None:
+        return
+    problem = settings.open_access_problem(host)
+    if problem:
+        _refuse(problem)
+    if settings.model_copy(update={"serve_insecure": False}).open_access_problem(host):
+        log.warning("listening on %s without an API token (SHOPREC_SERVE_INSECURE): every "
+                    "route, /admin/reload included, is open to anyone who can reach it", host)
+
+
+def _refuse(message: str) -> None:
+    print(f"shoprec: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)

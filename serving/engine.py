@@ -99,6 +99,13 @@ class Engine:
                           "reason": similar_reason(shared)})
         return out
 
+    def history(self, raw_user: str, k: int = 10) -> list[dict]:
+        """The shopper's most recent purchases as the model sees them, most recent first."""
+        items = self.rec.histories.get(self.pseudonymiser.one(raw_user), ())
+        recent = [int(i) for i in items if i][::-1][:k]
+        return [{key: value for key, value in self._item(i, 0.0, 0).items()
+                 if key in ("item_id", "title", "category", "price")} for i in recent]
+
     def index_of(self, item_id: str) -> int:
         index = self.rec.item_index.get(item_id, 0)
         if index == 0:

@@ -1,56 +1,86 @@
-"""Feedback from shop pages, landed as event batches: the loop from serving back to training.
+"""Feedback from shop pages, appended to the inbox as events: the loop from serving to training.
 
-Each call writes one small events file in the synthetic shop's format (raw customer id, as every
-incoming batch holds it; ingestion pseudonymises it) into ``<inbox>/feedback/``. The pipeline's
-next run lands and validates it like any other batch, so feedback can never skip the data checks.
-Files appear atomically (written aside, then renamed), so a run never lands half a file.
+Each accepted event becomes one line of the current hour's file, ``<inbox>/feedback/
+YYYY-MM-DDTHH.csv`` (``contracts.feedback``), with the events table's columns. The shopper's raw
+id is pseudonymised here with the ingestion key, so no raw id reaches the disk; ingestion checks
+the rest like any batch. Appends are serialised by one lock per server process and each is a
+single write of whole lines on an ``O_APPEND`` descriptor (the header with the first line), so
+concurrent requests never interleave or lose a line. The pipeline ingests an hour file only once
+the hour is closed, so it never reads one that is still growing.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
-import tempfile
+import threading
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
-
-from contracts.tables import INBOX_EVENT_COLUMNS
-
-FOLDER = "feedback"
+from contracts.feedback import COLUMNS, FOLDER, hour_file
 
 
 def feedback_folder(inbox: Path) -> Path:
     return inbox / FOLDER
 
 
-def write_feedback(
-    inbox: Path,
-    user_id: str,
-    item_id: str,
-    event_type: str,
-    quantity: int = 1,
-    unit_price: float | None = None,
-    timestamp: datetime | None = None,
-) -> tuple[str, Path]:
-    """Land one event as a dated batch file; returns the event id and the file."""
-    now = datetime.now(UTC)
-    moment = (timestamp or now).astimezone(UTC)
-    event_id = f"fb-{uuid.uuid4().hex}"
-    row = {
-        "event_id": event_id, "customer_id": user_id, "item_id": item_id,
-        "event_type": event_type, "quantity": quantity,
-        "unit_price": "" if unit_price is None else f"{unit_price:.2f}",
-        "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"), "order_id": "",
-    }
-    folder = feedback_folder(inbox)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{moment:%Y-%m-%d}-{now:%H%M%S%f}-{event_id[3:15]}.csv"
-    frame = pd.DataFrame([row], columns=list(INBOX_EVENT_COLUMNS))
-    text = frame.to_csv(index=False, lineterminator="\n")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, target)
-    return event_id, target
+class FeedbackInbox:
+    """Appends events to the hour files of one inbox; safe for concurrent callers."""
+
+    def __init__(self, inbox: Path) -> None:
+        self.folder = feedback_folder(inbox)
+        self._lock = threading.Lock()
+
+    def append(
+        self,
+        user_id: str,
+        item_id: str,
+        event_type: str,
+        quantity: int = 1,
+        unit_price: float | None = None,
+        timestamp: datetime | None = None,
+    ) -> tuple[str, str]:
+        """Append one event (``user_id`` already pseudonymised); returns its id and the hour
+        file as a path relative to the inbox, e.g. ``feedback/2026-11-30T14.csv``."""
+        event_id = f"fb-{uuid.uuid4().hex}"
+        with self._lock:  # the hour is taken inside the lock: no line lands in a closed hour
+            now = datetime.now(UTC)
+            moment = (timestamp or now).astimezone(UTC)
+            row = {"event_id": event_id, "user_id": user_id, "item_id": item_id,
+                   "event_type": event_type, "quantity": str(quantity),
+                   "unit_price": "" if unit_price is None else repr(float(unit_price)),
+                   "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+            line = _csv([row.get(column, "") for column in COLUMNS])
+            name = hour_file(now)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _append(self.folder / name, line)
+        return event_id, f"{FOLDER}/{name}"
+
+
+def _csv(values: Sequence[str]) -> bytes:
+    if len(values) != len(COLUMNS):
+        raise ValueError(f"{len(values)} values for {len(COLUMNS)} columns")
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue().encode("utf-8")
+
+
+def _append(path: Path, line: bytes) -> None:
+    """One write per event on an append-only descriptor; the header comes with the first line.
+    Symlinks are refused (``O_NOFOLLOW``): the file is ours, not something planted there."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags | os.O_EXCL, 0o600)
+        data = _csv(list(COLUMNS)) + line
+    except FileExistsError:
+        fd = os.open(path, flags, 0o600)
+        data = line
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)

@@ -4,6 +4,11 @@ The served model is ``settings.model_uri`` when pinned (an MLflow URI, or ``bent
 model in the BentoML store, as a built Bento pins it), else the registry's champion. Requests take
 ``holder.engine`` once and use that object to the end, so a reload never changes a model under a
 request in flight: the old engine lives until its last request drops it.
+
+Models load from their bundle files (JSON metadata, NumPy and Parquet tables, weights) with
+``contracts.bundle.load_bundle``: nothing fetched from the registry is ever unpickled, so moving
+``@champion`` cannot run code in the endpoint. What clients read when the endpoint cannot answer
+is a generic reason; the details (URIs, exception text) go to the server log only.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from contracts.settings import Settings
 
 log = logging.getLogger(__name__)
 
+REGISTRY_DOWN = "the model registry could not be read; details in the server log"
+LOAD_FAILED = "the served model could not be loaded; details in the server log"
+NOT_IN_STORE = "the pinned model is not in the BentoML store; details in the server log"
 
 
 class Unavailable(RuntimeError):
@@ -51,20 +59,23 @@ def describe_served(settings: Settings) -> ModelInfo:
 
 
 def load_engine(settings: Settings, info: ModelInfo):
-    """Load the model ``info`` pins and build its serving engine (seconds: traces graphs)."""
+    """Load the model ``info`` pins from its bundle files and build its serving engine
+    (seconds: traces graphs). The MLflow model's pickled pyfunc is downloaded with it but never
+    loaded."""
     import mlflow
 
+    from contracts.bundle import load_bundle
     from contracts.pseudonyms import Pseudonymiser
+    from contracts.pyfunc import bundle_folder
     from serving.engine import Engine
 
+    pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
     with tempfile.TemporaryDirectory(prefix="shoprec-serve-") as tmp:
         if info.uri.startswith(BENTOML_SCHEME):
             folder = _store_model(info.uri)[0]
         else:
             folder = Path(mlflow.artifacts.download_artifacts(info.uri, dst_path=tmp))
-        model = mlflow.pyfunc.load_model(str(folder))
-    recommender = model.unwrap_python_model().recommender
-    pseudonymiser = Pseudonymiser(settings.pseudonym_key.get_secret_value())
+        recommender = load_bundle(bundle_folder(folder))
     return Engine(recommender, info, pseudonymiser)
 
 
@@ -75,7 +86,8 @@ def _store_model(uri: str) -> tuple[Path, ModelInfo]:
     try:
         model = bentoml.models.get(tag)
     except bentoml.exceptions.NotFound as err:
-        raise NoModel(f"model {tag} is not in the BentoML store") from err
+        log.error("model %s is not in the BentoML store", tag)
+        raise NoModel(NOT_IN_STORE) from err
     info = ModelInfo.from_json(model.info.metadata[INFO_KEY])  # lineage as packaged
     return Path(model.path) / MLFLOW_DIR, replace(info, uri=uri)
 
@@ -98,9 +110,9 @@ class EngineHolder:
                 if self.engine is None:
                     self.problem = str(err)
                 raise
-            except Exception as err:  # registry unreachable
-                raise Unavailable(f"could not read the registry: {type(err).__name__}: {err}") \
-                    from err
+            except Exception as err:  # registry unreachable: the details are for operators
+                log.warning("could not read the registry: %s: %s", type(err).__name__, err)
+                raise Unavailable(REGISTRY_DOWN) from err
             previous = self.engine
             if previous is not None and previous.info.uri == info.uri:
                 return previous, previous
@@ -109,8 +121,8 @@ class EngineHolder:
                 engine = load_engine(self.settings, info)
             except Exception as err:  # a broken artefact must not take the endpoint down
                 log.exception("could not load %s", info.uri)
-                raise Unavailable(f"could not load {info.uri}: {type(err).__name__}: {err}; "
-                                  "still serving the previous model") from err
+                kept = "; still serving the previous model" if previous is not None else ""
+                raise Unavailable(LOAD_FAILED + kept) from err
             self.engine = engine  # the atomic swap
             self.problem = None
             log.info("serving model %s version %s", info.name, info.version)

@@ -76,6 +76,11 @@ class SimilarRequest(_Body):
     k: int = Field(default=10, ge=1, le=100)
 
 
+class HistoryRequest(_Body):
+    user_id: Text = UserId
+    k: int = Field(default=10, ge=1, le=100)
+
+
 class FeedbackRequest(_Body):
     user_id: Text = UserId
     item_id: Text = ItemId
@@ -84,7 +89,8 @@ class FeedbackRequest(_Body):
     unit_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     timestamp: datetime | None = Field(
         default=None, strict=False,  # an ISO 8601 string, as JSON carries times
-        description="When it happened, with a time zone; default now. Not in the future.")
+        description="When it happened, with a time zone; default now. Not in the future, nor "
+        "older than the server's `feedback_max_age_hours` (default a week).")
 
     @field_validator("timestamp")
     @classmethod
@@ -179,9 +185,26 @@ class SimilarResponse(BaseModel):
     model: ModelRef
 
 
+class HistoryItem(BaseModel):
+    item_id: str
+    title: str
+    category: str
+    price: float | None
+
+
+class HistoryResponse(BaseModel):
+    user_id: str
+    items: list[HistoryItem] = Field(
+        description="The purchases the served model starts from, most recent first; empty for "
+        "a shopper it does not know.")
+    model: ModelRef
+
+
 class FeedbackResponse(BaseModel):
     feedback_id: str
-    batch: str = Field(description="Inbox file the next pipeline run lands and validates.")
+    batch: str = Field(description="The hour file the event joined, relative to the inbox "
+                       "(e.g. `feedback/2026-11-30T14.csv`): the first pipeline run after that "
+                       "hour closes lands and validates it as one batch.")
 
 
 class Metadata(BaseModel):

@@ -3,27 +3,33 @@
 A FastAPI app mounted on a ``@bentoml.service`` gives typed pydantic bodies, 422s naming the bad
 field, and routes that BentoML merges into its OpenAPI page. All model work lives in
 ``serving.engine`` (built once per model); handlers only validate, look up and shape JSON.
-Start-up never fails for want of a model: ``/readyz`` and every API then answer 503 saying why,
-and ``POST /admin/reload`` loads the champion once there is one.
+Start-up never fails for want of a model: ``/readyz`` and every API then answer 503 with a
+generic reason (details in the server log), and ``POST /admin/reload`` loads the champion once
+there is one. Start-up does fail, with one line and status 2, without a pseudonymisation key or
+when asked to listen on a non-loopback address without an API token (``serving.access``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import bentoml
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from contracts.bento_store import MODEL_ARGUMENT
+from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings, get_settings
 from models.two_stage import Filters
 from serving import schemas
-from serving.access import AccessMiddleware
+from serving.access import DEFAULT_HOST, AccessMiddleware, refuse_unsafe_start, serve_host
 from serving.engine import Engine, UnknownItem
-from serving.feedback import write_feedback
+from serving.feedback import FeedbackInbox
 from serving.loading import EngineHolder, NoModel, Unavailable
 from serving.request_timeout import disarm_timers_when_answered
 
@@ -42,7 +48,11 @@ def _settings() -> Settings:
 
 disarm_timers_when_answered()
 SETTINGS = _settings()
+refuse_unsafe_start(SETTINGS, serve_host())  # exits here: no key, or an open public address
+PSEUDONYMISER = Pseudonymiser(SETTINGS.require_pseudonym_key())
+FEEDBACK = FeedbackInbox(SETTINGS.inbox)
 HOLDER = EngineHolder(SETTINGS)  # one per server process, shared with the access middleware
+EXPLORE_PAGE = (Path(__file__).with_name("explore.html")).read_text(encoding="utf-8")
 ERRORS = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
 
 app = FastAPI(
@@ -110,8 +120,10 @@ def _metadata(engine: Engine) -> dict:
 
 # One worker: on two cores a second TF process only competes with the first. No per-request
 # access log line: at hundreds of requests a second it costs more CPU than the model call.
+# Loopback unless told otherwise, also for `bentoml serve` of a built Bento (BentoML's own
+# default is every interface).
 @bentoml.service(name="shoprec", workers=1, traffic={"timeout": 60},
-                 logging={"access": {"enabled": False}})
+                 logging={"access": {"enabled": False}}, http={"host": DEFAULT_HOST})
 @bentoml.asgi_app(app, path="/")
 class Shoprec:
     """Loads the served model once at start-up (if there is one) and answers from memory."""
@@ -147,16 +159,34 @@ class Shoprec:
         return {"item_id": body.item_id, "items": engine.similar(body.item_id, body.k),
                 "model": _model(engine)}
 
+    @app.post("/history", response_model=schemas.HistoryResponse, responses=ERRORS)
+    def history(self, body: schemas.HistoryRequest) -> dict:
+        engine = _engine()
+        return {"user_id": body.user_id, "items": engine.history(body.user_id, body.k),
+                "model": _model(engine)}
+
+    @app.get("/explore", response_class=HTMLResponse, include_in_schema=False)
+    def explore(self) -> HTMLResponse:
+        """A page showing what a shopper would see and why; its data comes from the APIs above,
+        with the same token, so the page itself holds nothing."""
+        return HTMLResponse(EXPLORE_PAGE)
+
     @app.post("/feedback", response_model=schemas.FeedbackResponse, responses=ERRORS)
-    def feedback(self, body: schemas.FeedbackRequest) -> dict:
+    async def feedback(self, body: schemas.FeedbackRequest) -> dict:
         """Works without a model too (ingestion validates the item); with one, unknown items
-        are refused at once."""
+        are refused at once. The event joins the current hour's file in the inbox."""
         if HOLDER.engine is not None:
             HOLDER.engine.index_of(body.item_id)
-        event_id, path = write_feedback(SETTINGS.inbox, body.user_id, body.item_id,
-                                        body.event_type, body.quantity, body.unit_price,
-                                        body.timestamp)
-        return {"feedback_id": event_id, "batch": str(path)}
+        max_age = timedelta(hours=SETTINGS.feedback_max_age_hours)
+        if body.timestamp is not None and body.timestamp < datetime.now(UTC) - max_age:
+            raise RequestValidationError([{
+                "type": "value_error", "loc": ("body", "timestamp"), "input": None,
+                "msg": f"timestamp is older than {SETTINGS.feedback_max_age_hours:g} hours "
+                       "(SHOPREC_FEEDBACK_MAX_AGE_HOURS)"}])
+        event_id, batch = await asyncio.to_thread(
+            FEEDBACK.append, PSEUDONYMISER.one(body.user_id), body.item_id, body.event_type,
+            body.quantity, body.unit_price, body.timestamp)
+        return {"feedback_id": event_id, "batch": batch}
 
     @app.get("/metadata", response_model=schemas.Metadata, responses=ERRORS)
     def metadata(self) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -38,15 +39,34 @@ class BatchInput:
     files: tuple[Path, ...]
     batch_date: dt.date | None = None
     window: tuple[pd.Timestamp, pd.Timestamp] | None = None  # [start, end), UTC
+    refused: str | None = None  # why the batch is not read at all (a symbolic link, ...)
 
     @cached_property
     def content_hash(self) -> str:
-        """Batch identity: the same bytes landed twice are the same batch, whatever the name."""
-        digest = hashlib.sha256(self.source.encode())
+        """Batch identity from content alone: the same bytes from the same source are the same
+        batch whatever the files are called or where they lie.
+
+        Each file's length goes in before its bytes, so a multi-file batch (MovieLens) cannot
+        collide with another split of the same bytes. A refused batch is never read: its identity
+        is its names and the refusal (which names an oversized batch's size), so a link left in
+        the inbox is reported once, then as a duplicate.
+        """
+        digest = hashlib.sha256(self.source.encode() + b"\0")
+        if self.refused is not None:
+            names = "\0".join(p.name for p in self.files)
+            digest.update(f"refused\0{names}\0{self.refused}".encode())
+            return digest.hexdigest()
         for path in self.files:
-            digest.update(b"\0" + path.name.encode() + b"\0")
-            digest.update(path.read_bytes())
+            digest.update(str(path.stat().st_size).encode() + b"\0")
+            with path.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
         return digest.hexdigest()
+
+    @property
+    def size(self) -> int:
+        """Bytes in the batch's files (0 for a refused batch, whose files are not looked at)."""
+        return 0 if self.refused is not None else sum(p.stat().st_size for p in self.files)
 
     @property
     def batch_id(self) -> str:
@@ -69,6 +89,7 @@ class Conformed:
     primary: str
     tables: dict[str, pd.DataFrame]
     rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"reason": []}))
+    dropped_columns: list[str] = field(default_factory=list)  # source columns not kept, by name
 
 
 class Source(ABC):
@@ -101,16 +122,41 @@ class Source(ABC):
 
 
 def expand(paths: Iterable[Path], pattern: str) -> list[Path]:
-    """Files given directly, plus files matching ``pattern`` under given folders, sorted."""
+    """Files given directly, plus files matching ``pattern`` under given folders, sorted.
+
+    Inside a folder nothing is followed: a symbolic link (to a file or a folder, whatever its
+    name) is returned as it is, unresolved, for ``refusal`` to refuse. A folder the caller names
+    is walked even when it is itself a link.
+    """
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob(pattern) if p.is_file()))
+            found.extend(_walk(path, pattern))
         elif path.is_file():
             found.append(path)
         else:
             raise UsageError(f"no such file or folder: {path}")
     return found
+
+
+def _walk(folder: Path, pattern: str) -> list[Path]:
+    found: list[Path] = []
+    for parent, dirs, files in os.walk(folder, followlinks=False):
+        here = Path(parent)
+        found.extend(here / d for d in dirs if (here / d).is_symlink())
+        for name in files:
+            path = here / name
+            if path.is_symlink() or (path.match(pattern) and path.is_file()):
+                found.append(path)
+    return sorted(found)
+
+
+def refusal(files: Iterable[Path]) -> str | None:
+    """Why a batch's files must not be read: a symbolic link is reported, never followed."""
+    for path in files:
+        if path.is_symlink():
+            return f"{path.name}: symbolic link refused (not followed); deliver the file itself"
+    return None
 
 
 def day_window(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -138,6 +184,7 @@ def file_batch(source: str, path: Path, name: str | None = None) -> BatchInput:
         files=(path,),
         batch_date=day,
         window=day_window(day) if day else None,
+        refused=refusal([path]),
     )
 
 

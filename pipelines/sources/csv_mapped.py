@@ -8,7 +8,7 @@ file passed as ``--source csv --mapping FILE``, instead of writing an adapter::
     delimiter: ","           # csv only
     encoding: utf-8          # csv only
     columns:                 # canonical column -> your column
-      event_id: txn_id
+      event_id: txn_id       # events: optional, generated when absent (see below)
       user_id: customer      # raw customer id; pseudonymised at ingestion
       item_id: sku
       event_type: action
@@ -19,20 +19,41 @@ file passed as ``--source csv --mapping FILE``, instead of writing an adapter::
       event_type: {buy: purchase, cart: add_to_cart, refund: return}
     constants:               # optional: canonical column -> constant for columns you lack
       quantity: 1
+    split: {}                # optional: canonical column -> separator of a multi-valued column
+    timestamp_unit: s        # optional: s | ms when your timestamp columns hold epoch numbers
     timezone: UTC            # how to read naive timestamps (an IANA name, e.g. Europe/Berlin)
+    keep: []                 # optional: your extra columns to carry into the table as they are
 
 Every required column of the table (see ``contracts.tables.SCHEMAS``) must be mapped or given
-a constant. Quote value-map keys such as ``"yes"``/``"no"``/``"on"``, which YAML otherwise reads
-as booleans. Files are found as ``*.csv``/``*.parquet`` under the given folders, one batch per
-file; a date in the file name (``orders-2024-05-01.csv``) sets the batch's day and time window.
-For items and users, your unmapped columns are kept as features; for events they are dropped.
-Rows are not rejected here: values of the wrong type become nulls, which the batch checks report.
+a constant, except an events table's ``event_id``: without one, each event gets a generated id,
+``h-`` and 20 hex digits of a SHA-256 over its canonical values (pseudonymised user, item, event
+type, quantity, price, UTC timestamp, order, rating), plus ``-2``, ``-3``... for the second and
+later identical events in a file. It depends on the values only, not on column order, file name
+or row position, so a re-export of the same events gets the same ids and event-level
+idempotency skips them; it names the shopper by pseudonym, never by raw id.
+
+``split: {category: "|"}`` reads ``"Adventure|Comedy"`` as its *first* value, ``Adventure``
+(blank values skipped; the whole text when there is no separator); value maps apply after the
+split. To keep every value too, list the column under ``keep``.
+
+``timestamp_unit`` applies to the timestamp columns mapped in ``columns`` (seconds or
+milliseconds since 1970-01-01 UTC); constants stay dates written out.
+
+Only the columns mapped, plus those listed under ``keep``, reach the curated table: anything else
+in your files (an e-mail, a phone number) is dropped, and the batch report names it. ``keep``
+may not name a canonical column, nor the column mapped to ``user_id`` (the raw customer id).
+
+Quote value-map keys such as ``"yes"``/``"no"``/``"on"``, which YAML otherwise reads as booleans.
+Files are found as ``*.csv``/``*.parquet`` under the given folders, one batch per file; a date in
+the file name (``orders-2024-05-01.csv``) sets the batch's day and time window. Rows are not
+rejected here: values of the wrong type become nulls, which the batch checks report.
 """
 
 from __future__ import annotations
 
 import codecs
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,7 +79,14 @@ from pipelines.sources.base import (
 from pipelines.sources.reading import read_delimited
 
 FORMATS = {"csv": ".csv", "parquet": ".parquet"}
-_KEYS = {"table", "format", "delimiter", "encoding", "columns", "values", "constants", "timezone"}
+_KEYS = {
+    "table", "format", "delimiter", "encoding", "columns", "values", "constants", "timezone",
+    "keep", "split", "timestamp_unit",
+}
+TIMESTAMP_UNITS = ("s", "ms")
+# The canonical values a generated event id is computed from, in this order.
+_ID_FIELDS = ("user_id", "item_id", "event_type", "quantity", "unit_price", "timestamp",
+              "order_id", "rating")
 # An explicit zone or offset at the end of a timestamp; anything else is read in the mapping's
 # timezone. Requiring a ":" keeps a plain date's "-05" from passing for an offset.
 _AWARE = re.compile(r":.*(?:Z|UTC|GMT|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
@@ -76,6 +104,9 @@ class CsvMapping:
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     constants: dict[str, Any] = field(default_factory=dict)
     timezone: str = "UTC"
+    keep: tuple[str, ...] = ()
+    split: dict[str, str] = field(default_factory=dict)
+    timestamp_unit: str | None = None
     origin: str = "mapping"  # where it came from, to prefix error messages
 
     def __post_init__(self) -> None:
@@ -105,6 +136,7 @@ class CsvMapping:
             c.name
             for c in SCHEMAS[self.table]
             if c.required and c.name not in self.columns and c.name not in self.constants
+            and not (self.table == "events" and c.name == "event_id")  # generated
         ]
         if missing:
             fail(
@@ -116,6 +148,7 @@ class CsvMapping:
                 fail(f"values: {name} must map your values to canonical ones")
             if name not in self.columns and name not in self.constants:
                 fail(f"values: {name} is neither mapped in columns nor set in constants")
+        self._check_extras(canonical)
         if not isinstance(self.delimiter, str) or len(self.delimiter) != 1:
             fail(f"delimiter must be a single character, not {self.delimiter!r}")
         try:
@@ -127,8 +160,43 @@ class CsvMapping:
         except (ZoneInfoNotFoundError, ValueError):
             fail(f"unknown timezone {self.timezone!r}; use an IANA name such as Europe/London")
 
+    def _check_extras(self, canonical: list[str]) -> None:
+        """``keep``, ``split`` and ``timestamp_unit``."""
+        fail = self._fail
+        if isinstance(self.keep, str) or not all(isinstance(k, str) and k for k in self.keep):
+            fail("keep must be a list of your column names")
+        shadowing = [k for k in self.keep if k in canonical]
+        if shadowing:
+            fail(f"keep: {', '.join(shadowing)} would shadow the canonical {self.table} column; "
+                 "map it under columns instead")
+        if "user_id" in self.columns and self.columns["user_id"] in self.keep:
+            fail(f"keep: {self.columns['user_id']} holds the raw customer id (mapped to user_id) "
+                 "and is never kept")
+        if not isinstance(self.split, Mapping):
+            fail("split must map canonical columns to a separator")
+        for name, separator in self.split.items():
+            if name not in self.columns:
+                fail(f"split: {name} is not mapped in columns")
+            if not isinstance(separator, str) or not separator:
+                fail(f"split: give {name} a separator such as '|'")
+        if self.timestamp_unit is not None:
+            if self.timestamp_unit not in TIMESTAMP_UNITS:
+                fail(f"unknown timestamp_unit {self.timestamp_unit!r}; choose one of "
+                     f"{', '.join(TIMESTAMP_UNITS)}")
+            if not [c for c in self.timestamp_columns if c in self.columns]:
+                fail("timestamp_unit is set but no timestamp column is mapped in columns")
+
     def _fail(self, message: str) -> None:
         raise UsageError(f"{self.origin}: {message}")
+
+    @property
+    def timestamp_columns(self) -> list[str]:
+        return [c.name for c in SCHEMAS[self.table] if c.dtype == "timestamp"]
+
+    @property
+    def generates_event_id(self) -> bool:
+        return self.table == "events" and "event_id" not in self.columns \
+            and "event_id" not in self.constants
 
     @classmethod
     def from_dict(cls, data: Any, origin: str = "mapping") -> CsvMapping:
@@ -160,13 +228,16 @@ class CsvMapping:
             values=values,
             constants=data.get("constants") or {},
             timezone=data.get("timezone", "UTC"),
+            keep=_as_tuple(data.get("keep") or ()),
+            split=data.get("split") or {},
+            timestamp_unit=data.get("timestamp_unit"),
             origin=origin,
         )
 
     @property
     def source_columns(self) -> list[str]:
-        """The columns your files must have, each once."""
-        return list(dict.fromkeys(self.columns.values()))
+        """The columns your files must have, each once: those mapped and those kept."""
+        return list(dict.fromkeys([*self.columns.values(), *self.keep]))
 
 
 class MappedCsvSource(Source):
@@ -220,25 +291,32 @@ class MappedCsvSource(Source):
         frame = pd.DataFrame(index=raw.index)
         for canonical, source in mapping.columns.items():
             frame[canonical] = raw[source].astype("string").str.strip()
+        for canonical, separator in mapping.split.items():
+            frame[canonical] = _first_value(frame[canonical], separator)
         for canonical, value in mapping.constants.items():
             frame[canonical] = pd.Series(_yaml_text(value), index=raw.index, dtype="string")
         for canonical, value_map in mapping.values.items():
             frame[canonical] = frame[canonical].replace(value_map)
         if "user_id" in frame:
             frame["user_id"] = pseudonymiser.series(frame["user_id"])
-        for col in SCHEMAS[table]:
-            if col.dtype == "timestamp" and col.name in frame:
-                frame[col.name] = _to_utc(frame[col.name], mapping.timezone)
-        if table != "events":
-            # Mapped source columns are excluded: one of them may hold the raw customer id.
-            used = {"_line", *mapping.columns.values(), *columns(table)}
-            for name in raw.columns:
-                if name not in used:
-                    frame[name] = raw[name]
+        for name in mapping.timestamp_columns:
+            if name in mapping.columns and mapping.timestamp_unit:
+                frame[name] = _from_epoch(frame[name], mapping.timestamp_unit)
+            elif name in frame:
+                frame[name] = _to_utc(frame[name], mapping.timezone)
+        # Only what the mapping names: an unlisted column may hold an e-mail or a phone number.
+        for name in mapping.keep:
+            frame[name] = raw[name]
+        used = {"_line", *mapping.columns.values(), *mapping.keep}
+        dropped = [str(name) for name in raw.columns if name not in used]
+        conformed = conform(table, frame)
+        if mapping.generates_event_id:
+            conformed["event_id"] = generated_event_ids(conformed)
         return Conformed(
             primary=table,
-            tables={table: conform(table, frame)},
+            tables={table: conformed},
             rejected=pd.DataFrame({"reason": pd.Series(dtype="string"), "_line": []}),
+            dropped_columns=dropped,
         )
 
     def _format_of(self, path: Path) -> str:
@@ -276,11 +354,51 @@ def _sort_key(path: Path) -> tuple[dt.date, str]:
     return parse_day(path.stem) or dt.date.min, path.name
 
 
+def _as_tuple(value: Any) -> Any:
+    """A YAML list as a tuple; anything else as it is, for ``CsvMapping`` to refuse."""
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
 def _yaml_text(value: Any) -> str:
     """A YAML scalar as the text it stands for in a file (``true`` rather than ``True``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def generated_event_ids(events: pd.DataFrame) -> pd.Series:
+    """Stable ids for events exported without one (see the module docstring)."""
+    text = pd.DataFrame({
+        name: events[name].map(_canonical_text, na_action="ignore").astype("string").fillna("")
+        for name in _ID_FIELDS
+    })
+    keys = text.agg("\x1f".join, axis=1) if len(text) else pd.Series([], dtype="string")
+    digests = keys.map(lambda k: "h-" + hashlib.sha256(k.encode()).hexdigest()[:20])
+    repeat = digests.groupby(digests).cumcount()
+    suffix = repeat.map(lambda n: f"-{n + 1}" if n else "")
+    return (digests + suffix).astype("string")
+
+
+def _canonical_text(value: Any) -> str:
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _first_value(values: pd.Series, separator: str) -> pd.Series:
+    """The first non-blank value of each multi-valued cell (``"Adventure|Comedy"`` -> Adventure)."""
+    def first(text: str) -> Any:
+        return next((part.strip() for part in text.split(separator) if part.strip()), pd.NA)
+
+    return values.map(first, na_action="ignore").astype("string")
+
+
+def _from_epoch(values: pd.Series, unit: str) -> pd.Series:
+    """Epoch numbers in ``unit`` as UTC timestamps; anything else (or out of range) null."""
+    numbers = pd.to_numeric(values.astype("string").str.strip(), errors="coerce")
+    return pd.to_datetime(numbers.astype("Float64"), unit=unit, utc=True, errors="coerce")
 
 
 def _to_utc(values: pd.Series, timezone: str) -> pd.Series:

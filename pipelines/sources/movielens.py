@@ -22,6 +22,7 @@ from pipelines.sources.base import (
     Source,
     UnreadableBatch,
     UsageError,
+    refusal,
     set_aside,
 )
 from pipelines.sources.reading import read_delimited
@@ -76,7 +77,8 @@ class MovieLensSource(Source):
                     f"{folder}: not a MovieLens 100K folder, missing {', '.join(missing)}"
                 )
             batches.append(
-                BatchInput(source=self.name, name="ml-100k", files=files, window=WINDOW)
+                BatchInput(source=self.name, name="ml-100k", files=files, window=WINDOW,
+                           refused=refusal([*files, folder / "u.genre"]))
             )
         return batches
 
@@ -102,10 +104,12 @@ class MovieLensSource(Source):
             "rating_out_of_range": ~_flag(rating.between(1, 5)),
         }
         rejected, ok = set_aside(raw, checks, REJECT_REASONS, "user_id", user_id)
-        # Duplicate user/item pairs would repeat an event_id; the batch checks report those.
+        # The event id names the shopper by pseudonym, never by raw id: event ids reach curated
+        # data, rejected rows, quarantine reasons and reports. Duplicate user/item pairs would
+        # repeat an event_id; the batch checks report those.
         events = pd.DataFrame(
             {
-                "event_id": "ml-" + user[ok] + "-" + item[ok],
+                "event_id": "ml-" + user_id[ok] + "-" + item[ok],
                 "user_id": user_id[ok],
                 "item_id": item[ok],
                 "event_type": "purchase",

@@ -1,8 +1,21 @@
 """Strict reading of delimited text, turning every way a file can be broken into a one-line reason.
 
 Pandas alone would guess, skip or raise a traceback; here a zero-byte file, a header without rows,
-the wrong delimiter, a broken encoding, a truncated last line or binary garbage each become an
-``UnreadableBatch`` whose reason a person can act on.
+the wrong delimiter, a broken encoding, a truncated file, a repeated header or binary garbage each
+become an ``UnreadableBatch`` whose reason a person can act on.
+
+**Truncation.** Every export this project reads ends its last line with a line ending (all 305
+Online Retail days and every MovieLens file end with ``\n``), and a transfer cut off part-way
+almost never stops exactly at one. So a file is *truncated* when:
+
+- its last line has no line ending, whatever its field count (a cut inside the last value leaves
+  every field there, only shorter);
+- it ends in a bare ``\r`` although its lines end in ``\n`` (CRLF or LF): the cut fell between
+  the CR and the LF. A file whose line endings are all bare ``\r`` (old Mac style) may end in one;
+- it ends inside a quoted field, even after a line ending (the quote swallowed it).
+
+A cut that falls exactly after a line ending leaves a shorter but well-formed file; no reader can
+tell that from a smaller day, which is what the volume-drop warning is for.
 """
 
 from __future__ import annotations
@@ -37,8 +50,11 @@ def read_delimited(
     label = path.name
     if not data:
         raise UnreadableBatch(f"{label}: empty file (0 bytes)")
-    if b"\x00" in data[:65536]:
-        raise UnreadableBatch(f"{label}: binary content (NUL bytes), not a delimited text file")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise UnreadableBatch(
+            f"{label}: binary content (NUL byte at offset {nul}), not a delimited text file"
+        )
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as err:
@@ -66,24 +82,42 @@ def read_delimited(
             raise UnreadableBatch(f"{label}: header only, no data rows")
     else:
         width = len(names)
-    _check_truncated(label, text, lines, width, sep)
-    reader = csv.reader(io.StringIO(text), delimiter=sep, strict=True)
+    _check_line_ending(label, text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
     rows: list[list[str]] = []
     line_numbers: list[int] = []
+    started = 1  # the line the row being read starts on
+    same_as_header = [h.strip() for h in header] if names is None else None
+    first = same_as_header[0] if same_as_header else None
     try:
         if names is None:
             next(reader)
+            started = reader.line_num + 1
         for row in reader:
             if not row:
+                started = reader.line_num + 1
                 continue
             if len(row) != width:
                 raise UnreadableBatch(
                     f"{label}: malformed delimited text: line {reader.line_num} has {len(row)} "
                     f"fields, expected {width}"
                 )
+            if row[0].strip().lstrip("\ufeff") == first and same_as_header == [
+                c.strip().lstrip("\ufeff") for c in row
+            ]:
+                raise UnreadableBatch(
+                    f"{label}: header row repeated at line {reader.line_num} "
+                    "(two exports joined into one file?)"
+                )
             rows.append(row)
             line_numbers.append(reader.line_num)
+            started = reader.line_num + 1
     except csv.Error as err:
+        if "unexpected end of data" in str(err):
+            raise UnreadableBatch(
+                f"{label}: truncated file: ends inside a quoted field opened in the row starting "
+                f"on line {started}"
+            ) from None
         raise UnreadableBatch(
             f"{label}: malformed delimited text at line {reader.line_num}: {err}"
         ) from None
@@ -111,13 +145,13 @@ def _check_delimiter(label: str, first_line: str, header: list[str], sep: str) -
             )
 
 
-def _check_truncated(label: str, text: str, lines: list[str], width: int, sep: str) -> None:
-    if text.endswith(("\n", "\r")) or not lines:
+def _check_line_ending(label: str, text: str) -> None:
+    """Refuse a file cut off mid-transfer (see the module docstring for the rule)."""
+    if text.endswith("\n") or (text.endswith("\r") and "\n" not in text):
         return
-    last = next(csv.reader([lines[-1]], delimiter=sep), [])
-    quotes_open = lines[-1].count('"') % 2 == 1
-    if len(last) < width or quotes_open:
-        raise UnreadableBatch(
-            f"{label}: truncated file: last line {len(lines)} has {len(last)} of {width} fields "
-            "and no line ending"
-        )
+    last = text.count("\n") + 1 if "\n" in text else text.count("\r") + 1
+    where = (
+        "it ends between the CR and LF of a line ending" if text.endswith("\r")
+        else f"last line {last} has no line ending"
+    )
+    raise UnreadableBatch(f"{label}: truncated file: {where} (cut off in transfer?)")

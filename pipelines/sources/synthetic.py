@@ -17,7 +17,14 @@ import pandas as pd
 
 from contracts.pseudonyms import Pseudonymiser
 from contracts.tables import columns, conform
-from pipelines.sources.base import BatchInput, Conformed, Source, expand, file_batch
+from pipelines.sources.base import (
+    BatchInput,
+    Conformed,
+    Source,
+    expand,
+    file_batch,
+    refusal,
+)
 from pipelines.sources.reading import read_delimited
 
 GROUND_TRUTH = "ground_truth.json"
@@ -46,13 +53,15 @@ class SyntheticSource(Source):
         files.sort(key=lambda p: (_ORDER[_table_of(p)], p.name))
         return [
             file_batch(self.name, path, name=f"events-{path.stem}")
-            if _table_of(path) == "events" else BatchInput(self.name, path.stem, (path,))
+            if _table_of(path) == "events"
+            else BatchInput(self.name, path.stem, (path,), refused=refusal([path]))
             for path in files
         ]
 
     def reference(self, paths: Sequence[Path], pseudonymiser: Pseudonymiser) -> dict[str, Any]:
         """The planted preferences (``ground_truth.json``), keyed by pseudonymised user id."""
-        found = [p / GROUND_TRUTH for p in paths if (p / GROUND_TRUTH).is_file()]
+        found = [p / GROUND_TRUTH for p in paths
+                 if (p / GROUND_TRUTH).is_file() and not (p / GROUND_TRUTH).is_symlink()]
         if not found:
             return {}
         truth = json.loads(found[0].read_text(encoding="utf-8"))

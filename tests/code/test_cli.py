@@ -17,13 +17,18 @@ from tests.conftest import REPO
 from tests.data.shopfiles import event_rows, write_catalogue, write_events
 
 SHOPREC = str(REPO / ".venv" / "bin" / "shoprec")
+KEY = "test-key"
 
 
-def _run(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, data_dir: Path, key: str | None = KEY,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``shoprec`` in a clean environment: nothing inherited but what is named here."""
     return subprocess.run(
         [SHOPREC, *args], capture_output=True, text=True, timeout=300,
         env={"PATH": "/usr/bin:/bin", "SHOPREC_DATA_DIR": str(data_dir),
-             "GX_ANALYTICS_ENABLED": "false", "HOME": str(data_dir.parent)},
+             "GX_ANALYTICS_ENABLED": "false", "HOME": str(data_dir.parent)}
+        | ({"SHOPREC_PSEUDONYM_KEY": key} if key is not None else {}) | (env or {}),
+        cwd=data_dir.parent if data_dir.parent.is_dir() else None,
     )
 
 
@@ -72,6 +77,37 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("key", [None, ""])
+def test_no_pseudonymisation_key_stops_ingest_train_and_serve(tmp_path: Path,
+                                                              key: str | None) -> None:
+    shop = write_catalogue(tmp_path / "shop")
+    data_dir = tmp_path / "data"
+    (data_dir / "curated" / "events").mkdir(parents=True)  # train would otherwise stop earlier
+    runs = [_run("ingest", str(shop), "--source", "synthetic", data_dir=data_dir, key=key),
+            _run("train", data_dir=data_dir, key=key),
+            _run("serve", "--port", "1", data_dir=data_dir, key=key)]
+    for run in runs:
+        assert run.returncode == 2, run.stderr
+        [line] = run.stderr.strip().splitlines()
+        assert line.startswith("shoprec: error: SHOPREC_PSEUDONYM_KEY is not set"), line
+        assert run.stdout == ""
+    assert not (data_dir / "landing").exists() and not (data_dir / "batches").exists(), \
+        "nothing ingested"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.7"])
+def test_serve_on_a_public_address_without_a_token_exits_2_naming_it(tmp_path: Path,
+                                                                     host: str) -> None:
+    run = _run("serve", "--host", host, "--port", "1", data_dir=tmp_path / "data")
+    assert run.returncode == 2, run.stderr
+    [line] = run.stderr.strip().splitlines()
+    assert "SHOPREC_API_TOKEN" in line and host in line and "--insecure" in line
+    assert "listening" not in run.stdout, "no server started"
+    blank = _run("serve", "--host", host, "--port", "1", data_dir=tmp_path / "data",
+                 env={"SHOPREC_API_TOKEN": ""})
+    assert blank.returncode == 2 and "SHOPREC_API_TOKEN" in blank.stderr, "an empty token is none"
+
+
 # --- train: the DAG's settings, config and grid ---------------------------------------------
 
 RESULT = SimpleNamespace(
@@ -90,6 +126,7 @@ def trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     monkeypatch.setenv("SHOPREC_TRAIN_CONFIG", json.dumps({"dim": 16, "retrieval_epochs": 5}))
     monkeypatch.setenv("SHOPREC_TRAIN_GRID", json.dumps([{}, {"dim": 8}]))
     monkeypatch.setenv("SHOPREC_DATASET", "from-settings")
+    monkeypatch.setenv("SHOPREC_PSEUDONYM_KEY", KEY)
     calls: dict = {}
 
     def train(settings, data_dir=None, config=None, dataset=None, register=True):

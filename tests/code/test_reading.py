@@ -40,9 +40,17 @@ def test_headerless_files_use_given_names(tmp_path: Path) -> None:
         (b"a,b\n", "header only"),
         (b"a;b\n1;2\n", "wrong delimiter"),
         (b"a,b\n1,\xff\n", "broken encoding: byte 0xff at offset 6"),
-        (b"a,b\n1,2\n3", "truncated file: last line 3 has 1 of 2 fields"),
+        (b"a,b\n1,2\n3", "truncated file: last line 3 has no line ending"),
+        (b"a,b\n1,2\n3,4", "truncated file: last line 3 has no line ending"),  # every field
+        (b"a,b\r\n1,2\r\n3,4\r", "truncated file: it ends between the CR and LF"),
         (b'a,b\n1,"unterminated', "truncated file"),
+        (b'a,b\n1,"x\n2,y\n', "truncated file: ends inside a quoted field opened in the row "
+                              "starting on line 2"),
         (b"\x00\x01\x02" * 100, "binary content"),
+        (b"a,b\n" + b"1,2\n" * 40000 + b"3,\x00\n", "binary content (NUL byte at offset 160006)"),
+        (b"a,b\n1,2\na,b\n3,4\n", "header row repeated at line 3"),
+        (b"a,b\n1,2\n\xef\xbb\xbfa,b\n3,4\n", "header row repeated at line 3"),
+        (b"a,b\n1," + b"x" * 200_000 + b"\n", "field larger than field limit"),
         (b"a,b\n1,2,3,4\n", "malformed delimited text"),
         (b"a,c\n1,2\n", "missing required columns b"),
     ],
@@ -52,6 +60,36 @@ def test_broken_files_raise_one_line_reasons(tmp_path: Path, data: bytes, words:
         read_delimited(_file(tmp_path, data), ["a", "b"])
     assert words in caught.value.reason
     assert "\n" not in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xef\xbb\xbfa,b\n1,2\n3,4\n",  # UTF-8 byte order mark
+        b"a,b\r\n1,2\r\n3,4\r\n",  # CRLF
+        b"a,b\n1,2\r\n3,4\n",  # mixed line endings (files joined)
+        b"a,b\r1,2\r3,4\r",  # classic Mac: bare CR throughout, ending in one
+        b'a,b\n1,2\n"3","4"\n',
+    ],
+    ids=["bom", "crlf", "mixed", "cr", "quoted"],
+)
+def test_line_ending_styles_and_bom_read_alike(tmp_path: Path, data: bytes) -> None:
+    frame = read_delimited(_file(tmp_path, data), ["a", "b"])
+    assert list(frame.columns) == ["_line", "a", "b"]
+    assert frame[["a", "b"]].values.tolist() == [["1", "2"], ["3", "4"]]
+
+
+def test_real_day_files_all_end_with_a_line_ending() -> None:
+    """The truncation rule's premise, checked on the real data it must not misjudge."""
+    from tests.conftest import shared_dataset
+
+    files = [*sorted(shared_dataset("online-retail/by-day").glob("*.csv")),
+             *sorted(shared_dataset("ml-100k").glob("u.*"))]
+    assert len(files) > 300
+    for path in files:
+        with path.open("rb") as handle:
+            handle.seek(-1, 2)
+            assert handle.read(1) == b"\n", path.name
 
 
 def test_pseudonyms_are_keyed_stable_and_not_raw() -> None:

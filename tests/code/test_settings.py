@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from contracts.settings import DEV_PSEUDONYM_KEY, Settings
+from contracts.settings import MissingPseudonymKey, Settings, is_loopback
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +22,41 @@ def test_defaults_are_embedded_and_local(tmp_path: Path) -> None:
     assert settings.data_dir == tmp_path / "data"
     assert settings.serve_host == "127.0.0.1"
     assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'data' / 'mlflow.db'}"
-    assert settings.pseudonym_key.get_secret_value() == DEV_PSEUDONYM_KEY
-    assert DEV_PSEUDONYM_KEY not in repr(settings), "secrets stay out of logs"
+    assert settings.pseudonym_key is None, "no published development key as a default"
+    assert settings.feedback_max_age_hours == 168.0 and settings.serve_insecure is False
+
+
+def test_a_missing_or_blank_key_fails_closed_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for settings in (Settings(), Settings(pseudonym_key=""), Settings(pseudonym_key="  ")):
+        with pytest.raises(MissingPseudonymKey) as caught:
+            settings.require_pseudonym_key()
+        message = str(caught.value)
+        assert "SHOPREC_PSEUDONYM_KEY" in message and "\n" not in message
+    monkeypatch.setenv("SHOPREC_PSEUDONYM_KEY", "from-the-environment")
+    settings = Settings()
+    assert settings.require_pseudonym_key() == "from-the-environment"
+    assert "from-the-environment" not in repr(settings), "secrets stay out of logs"
+
+
+@pytest.mark.parametrize("host,loopback", [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True),
+    ("localhost", True), ("0.0.0.0", False), ("::", False), ("192.168.1.20", False),
+    ("shop.example.com", False), ("", False),
+])
+def test_loopback_addresses(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_a_public_address_needs_a_token_or_an_explicit_insecure() -> None:
+    bare = Settings(pseudonym_key="k")
+    assert bare.open_access_problem("127.0.0.1") is None
+    problem = bare.open_access_problem("0.0.0.0")
+    assert problem and "SHOPREC_API_TOKEN" in problem and "--insecure" in problem
+    assert Settings(pseudonym_key="k", api_token="t").open_access_problem("0.0.0.0") is None
+    assert Settings(pseudonym_key="k", api_token=" ").open_access_problem("0.0.0.0")
+    assert Settings(pseudonym_key="k", serve_insecure=True).open_access_problem("::") is None
 
 
 def test_environment_overrides_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -299,7 +299,8 @@ def test_movielens_events_and_rejections(ml_folder: Path) -> None:
     assert list(events.columns) == columns("events")
     assert str(events["rating"].dtype) == "Float64"
     first = events.iloc[0]
-    assert first["event_id"] == "ml-196-242" and first["user_id"] == PS.one("196")
+    # The event id names the shopper by pseudonym: it reaches reasons and reports.
+    assert first["event_id"] == f"ml-{PS.one('196')}-242" and first["user_id"] == PS.one("196")
     assert first["item_id"] == "242" and first["event_type"] == "purchase"
     assert first["quantity"] == 1 and pd.isna(first["unit_price"])
     assert first["rating"] == 3.0
@@ -316,7 +317,7 @@ def test_movielens_duplicate_pair_is_kept_for_the_checks(ml_folder: Path) -> Non
     with (ml_folder / "u.data").open("a") as f:
         f.write("196\t242\t4\t881250950\n")
     _, conformed = ingest(MovieLensSource(), ml_folder)
-    assert (conformed.tables["events"]["event_id"] == "ml-196-242").sum() == 2
+    assert (conformed.tables["events"]["event_id"] == f"ml-{PS.one('196')}-242").sum() == 2
 
 
 def test_movielens_items_genres_and_first_seen(ml_folder: Path) -> None:
@@ -437,7 +438,7 @@ def test_csv_items_keep_extra_columns_with_delimiter_and_encoding(tmp_path: Path
         tmp_path,
         "table: items\ndelimiter: ';'\nencoding: latin-1\n"
         "columns: {item_id: sku, title: name, category: cat, first_seen: added}\n"
-        "constants: {brand: Acme}\n",
+        "constants: {brand: Acme}\nkeep: [colour]\n",
     )
     data = tmp_path / "catalogue.csv"
     data.write_bytes(
@@ -449,14 +450,14 @@ def test_csv_items_keep_extra_columns_with_delimiter_and_encoding(tmp_path: Path
     assert list(items.columns) == [*columns("items"), "colour"]
     row = items.iloc[0]
     assert row["title"] == "Café mug" and row["brand"] == "Acme" and row["colour"] == "red"
-    # "price" is not mapped, and a feature must not shadow the canonical column.
-    assert pd.isna(row["price"])
+    # "price" is neither mapped nor kept: dropped, and named for the batch report.
+    assert pd.isna(row["price"]) and conformed.dropped_columns == ["price"]
     assert row["first_seen"] == ts("2024-01-01")
 
 
 def test_parquet_users_input(tmp_path: Path) -> None:
     mapping = write_mapping(
-        tmp_path, "table: users\ncolumns: {user_id: customer_no, country: land}\n"
+        tmp_path, "table: users\ncolumns: {user_id: customer_no, country: land}\nkeep: [age]\n"
     )
     pd.DataFrame(
         {"customer_no": [1001, 1002], "land": ["DE", None], "age": [31, 45]}
@@ -529,6 +530,15 @@ def _events_mapping_dict() -> dict:
         ("- just\n- a list\n", "expected a YAML mapping"),
         ("table: events\ncolumns: [a, b]\n", "columns must be a mapping"),
         ("table: [unclosed\n", "not valid YAML"),
+        (EVENTS_MAPPING + "keep: [customer]\n", "customer holds the raw customer id"),
+        (EVENTS_MAPPING + "keep: [item_id]\n", "would shadow the canonical"),
+        (EVENTS_MAPPING + "keep: note\n", "keep must be a list"),
+        (EVENTS_MAPPING + "timestamp_unit: h\n", "unknown timestamp_unit 'h'"),
+        ("table: items\ncolumns: {item_id: a, title: b, category: c}\n"
+         "constants: {first_seen: '2024-01-01'}\ntimestamp_unit: s\n",
+         "no timestamp column is mapped"),
+        (EVENTS_MAPPING + "split: {order_id: '|'}\n", "split: order_id is not mapped"),
+        (EVENTS_MAPPING + "split: {item_id: ''}\n", "separator"),
     ],
 )
 def test_csv_mapping_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -550,3 +560,114 @@ def test_example_mapping_is_valid_and_registered() -> None:
     assert source.mapping.values["event_type"]["refund"] == "return"
     assert isinstance(get_source("online-retail"), OnlineRetailSource)
     assert isinstance(get_source("movielens-100k"), MovieLensSource)
+
+
+# --- Bring-your-own: privacy, epoch timestamps, generated ids, multi-valued columns ----------
+
+LEAN_MAPPING = """
+table: events
+columns: {user_id: customer, item_id: sku, timestamp: ts}
+constants: {event_type: purchase, quantity: 1}
+"""
+
+
+def test_csv_keeps_only_listed_columns_and_names_the_dropped(tmp_path: Path) -> None:
+    source = MappedCsvSource.from_file(
+        write_mapping(tmp_path, LEAN_MAPPING + "keep: [channel]\n"))
+    data = tmp_path / "orders.csv"
+    data.write_text(
+        "customer,email,sku,phone,ts,channel\n"
+        "c-17,ann@example.com,S1,+44 7700 900123,2024-07-01T10:00:00Z,web\n"
+    )
+    _, conformed = ingest(source, data)
+    events = conformed.tables["events"]
+    assert list(events.columns) == [*columns("events"), "channel"]
+    assert conformed.dropped_columns == ["email", "phone"]
+    assert_no_raw_ids(conformed, ["ann@example.com", "7700 900123", "c-17"])
+
+
+def test_csv_items_and_users_drop_unlisted_columns_by_default(tmp_path: Path) -> None:
+    mapping = write_mapping(tmp_path, "table: users\ncolumns: {user_id: id}\n")
+    data = tmp_path / "customers.csv"
+    data.write_text("id,email,country\n1001,bob@example.com,DE\n")
+    _, conformed = ingest(MappedCsvSource.from_file(mapping), data)
+    assert list(conformed.tables["users"].columns) == columns("users")
+    assert conformed.dropped_columns == ["email", "country"]
+    assert_no_raw_ids(conformed, ["bob@example.com", "1001"])
+
+
+@pytest.mark.parametrize(("unit", "value"), [("s", "881250949"), ("ms", "881250949000")])
+def test_csv_epoch_timestamps(tmp_path: Path, unit: str, value: str) -> None:
+    source = MappedCsvSource.from_file(
+        write_mapping(tmp_path, LEAN_MAPPING + f"timestamp_unit: {unit}\n"))
+    data = tmp_path / "ratings.csv"
+    data.write_text(f"customer,sku,ts\n1,S1,{value}\n2,S1,soon\n3,S1,1e30\n4,S1,\n")
+    _, conformed = ingest(source, data)
+    stamps = conformed.tables["events"]["timestamp"]
+    assert stamps.iloc[0] == pd.Timestamp(881250949, unit="s", tz=UTC)
+    assert stamps.iloc[1:].isna().all(), "not a number, out of range or blank: null"
+
+
+def test_csv_generated_event_ids_are_stable_across_re_exports(tmp_path: Path) -> None:
+    mapping = write_mapping(tmp_path, LEAN_MAPPING.replace(
+        "ts}", "ts, unit_price: price}"))
+    source = MappedCsvSource.from_file(mapping)
+    first = tmp_path / "export-a.csv"
+    first.write_text(
+        "customer,sku,ts,price\n"
+        "c1,S1,2024-07-01T10:00:00Z,9.50\n"
+        "c2,S1,2024-07-01T10:00:00Z,9.50\n"
+        "c1,S2,2024-07-01T11:00:00Z,3\n"
+        "c1,S2,2024-07-01T11:00:00Z,3\n"  # the same purchase twice in the export
+    )
+    again = tmp_path / "export-b.csv"  # columns and rows reordered, numbers written otherwise
+    again.write_text(
+        "price,ts,sku,customer\n"
+        "3.0,2024-07-01 11:00:00+00:00,S2,c1\n"
+        "9.5,2024-07-01 10:00:00Z,S1,c2\n"
+        "3,2024-07-01T11:00:00Z,S2,c1\n"
+        "9.5,2024-07-01T10:00:00Z,S1,c1\n"
+    )
+    _, one = ingest(source, first)
+    _, two = ingest(source, again)
+    ids_one, ids_two = one.tables["events"]["event_id"], two.tables["events"]["event_id"]
+    assert ids_one.is_unique and set(ids_one) == set(ids_two)
+    assert ids_one.str.match(r"^h-[0-9a-f]{20}(-\d+)?$").all()
+    assert ids_one.iloc[3] == ids_one.iloc[2] + "-2", "a repeat gets an occurrence suffix"
+    assert ids_one.iloc[0] != ids_one.iloc[1], "another shopper, another event"
+    other_key = Pseudonymiser("other-key")
+    (batch,) = source.discover([first])
+    renamed = source.conform(source.read_raw(batch), batch, other_key)
+    assert set(renamed.tables["events"]["event_id"]).isdisjoint(ids_one), \
+        "ids come from the pseudonym, never the raw customer id"
+
+
+def test_csv_split_takes_the_first_value_before_value_maps(tmp_path: Path) -> None:
+    source = MappedCsvSource.from_file(REPO / "infra" / "mappings" / "movielens-latest-movies.yaml")
+    data = tmp_path / "movies.csv"
+    data.write_text(
+        "movieId,title,genres\n"
+        '1,Toy Story (1995),Adventure|Animation|Children\n'
+        '2,"Jumanji, (1995)", |Adventure\n'
+        "3,Unknown,(no genres listed)\n"
+        "4,Single,Drama\n"
+    )
+    _, conformed = ingest(source, data)
+    items = conformed.tables["items"].set_index("item_id")
+    assert items["category"].tolist() == ["Adventure", "Adventure", "other", "Drama"]
+    assert items.loc["1", "genres"] == "Adventure|Animation|Children", "kept whole"
+    assert items.loc["2", "title"] == "Jumanji, (1995)"
+    assert (items["first_seen"] == ts("1995-01-01")).all()
+
+
+def test_movielens_latest_ratings_mapping(tmp_path: Path) -> None:
+    source = MappedCsvSource.from_file(
+        REPO / "infra" / "mappings" / "movielens-latest-ratings.yaml")
+    data = tmp_path / "ratings.csv"
+    data.write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.5,964981247\n")
+    _, conformed = ingest(source, data)
+    events = conformed.tables["events"]
+    assert events["event_id"].str.startswith("h-").all() and events["event_id"].is_unique
+    assert events["rating"].tolist() == [4.0, 4.5]
+    assert events["timestamp"].iloc[0] == pd.Timestamp(964982703, unit="s", tz=UTC)
+    assert events["user_id"].iloc[0] == PS.one("1")

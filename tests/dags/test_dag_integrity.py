@@ -27,6 +27,7 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "GX_ANALYTICS_ENABLED": "false",
+        "SHOPREC_PSEUDONYM_KEY": "test-key",  # tasks fail closed without one
     }
 
 

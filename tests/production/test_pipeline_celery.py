@@ -1,8 +1,9 @@
 """The real ``shoprec_pipeline`` DAG on the production profile, started as users start it.
 
 ``infra/production/up.sh`` runs with the example env file as it is, its knobs pointed at fresh
-PostgreSQL databases (Airflow metadata and Celery results; MLflow backend store), a Redis key
-prefix and queue of this test's own, free ports and generated secrets. The DAG is triggered over
+PostgreSQL databases (Airflow metadata and Celery results; MLflow backend store) that up.sh hands
+to roles of their own, a Redis user, key prefix and queue of this test's own, free ports and
+generated secrets. The DAG is triggered over
 the REST API on a small faulty shop and must succeed with every task executed by the Celery
 worker, its state in PostgreSQL, and a champion in the PostgreSQL-backed registry that the
 endpoint then serves. ``down.sh`` stops everything, even on failure; the databases are dropped.
@@ -39,6 +40,7 @@ class Running:
     airflow_db: str
     mlflow_db: str
     queue: str
+    roles: tuple[str, str]
 
     @property
     def api(self) -> Api:
@@ -72,7 +74,13 @@ def _profile_env(root: Path, postgres: str, redis_url: str, airflow_db: str, mlf
         "SHOPREC_PROD_POSTGRES": postgres,
         "SHOPREC_PROD_AIRFLOW_DB": airflow_db,
         "SHOPREC_PROD_MLFLOW_DB": mlflow_db,
+        "SHOPREC_PROD_AIRFLOW_ROLE": f"{queue}_airflow",
+        "SHOPREC_PROD_MLFLOW_ROLE": f"{queue}_mlflow",
+        "SHOPREC_PROD_AIRFLOW_DB_PASSWORD": secrets.token_urlsafe(24),
+        "SHOPREC_PROD_MLFLOW_DB_PASSWORD": secrets.token_urlsafe(24),
         "SHOPREC_PROD_REDIS": redis_url,
+        "SHOPREC_PROD_REDIS_USER": queue,
+        "SHOPREC_PROD_REDIS_PASSWORD": secrets.token_urlsafe(24),
         "SHOPREC_PROD_QUEUE": queue,
         "SHOPREC_MLFLOW_PORT": str(mlflow_port),
         "SHOPREC_AIRFLOW_PORT": str(airflow_port),
@@ -91,6 +99,7 @@ def _forget_queue(redis_url: str, queue: str) -> None:
     client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter(match=f"{queue}:*"):
         client.delete(key)
+    client.acl_deluser(queue)
 
 
 @pytest.fixture(scope="module")
@@ -98,19 +107,26 @@ def running(postgres: str, redis_url: str,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("production")
     queue = unique_name("queue")
-    with throwaway_database(postgres, "airflow") as airflow_url, \
-            throwaway_database(postgres, "mlflow") as mlflow_url:
-        airflow_db, mlflow_db = (url.rsplit("/", 1)[1] for url in (airflow_url, mlflow_url))
-        env = _profile_env(root, postgres, redis_url, airflow_db, mlflow_db, queue)
-        profile = Running(env, root / "prod", f"http://127.0.0.1:{env['SHOPREC_AIRFLOW_PORT']}",
-                          airflow_url, mlflow_url, queue)
-        try:
-            up = _script("up.sh", env, timeout=600)
-            assert up.returncode == 0, f"up.sh failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}"
-            yield profile
-        finally:
-            _script("down.sh", env, timeout=120)
-            _forget_queue(redis_url, queue)
+    roles = (f"{queue}_airflow", f"{queue}_mlflow")
+    try:
+        with throwaway_database(postgres, "airflow") as airflow_url, \
+                throwaway_database(postgres, "mlflow") as mlflow_url:
+            airflow_db, mlflow_db = (url.rsplit("/", 1)[1] for url in (airflow_url, mlflow_url))
+            env = _profile_env(root, postgres, redis_url, airflow_db, mlflow_db, queue)
+            profile = Running(env, root / "prod",
+                              f"http://127.0.0.1:{env['SHOPREC_AIRFLOW_PORT']}",
+                              airflow_url, mlflow_url, queue, roles)
+            try:
+                up = _script("up.sh", env, timeout=600)
+                assert up.returncode == 0, \
+                    f"up.sh failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}"
+                yield profile
+            finally:
+                _script("down.sh", env, timeout=120)
+                _forget_queue(redis_url, queue)
+    finally:
+        for role in roles:  # after the databases they owned
+            databases.drop_role(postgres, role)
 
 
 @pytest.mark.production
@@ -146,6 +162,14 @@ def test_dag_runs_on_the_celery_worker_with_postgres_stores(running: Running) ->
     assert "Executing workload in Celery" in worker_log
     assert all(ti["id"] in worker_log for ti in ran), "every task instance ran on the worker"
     with databases.cursor(running.airflow_db) as cursor:
+        # Airflow and MLflow connect as their own roles, which own their databases.
+        cursor.execute("SELECT DISTINCT usename FROM pg_stat_activity WHERE datname IN (%s, %s) "
+                       "AND pid <> pg_backend_pid()",
+                       (running.airflow_db.rsplit("/", 1)[1], running.mlflow_db.rsplit("/", 1)[1]))
+        assert {user for (user,) in cursor.fetchall()} <= set(running.roles)
+        cursor.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                       (running.airflow_db.rsplit("/", 1)[1],))
+        assert cursor.fetchone()[0] == running.roles[0]
         cursor.execute("SELECT run_id, state FROM dag_run WHERE dag_id = %s", (DAG_ID,))
         assert dict(cursor.fetchall()) == {run: "success" for run in tis}
         cursor.execute("SELECT count(*) FROM celery_taskmeta WHERE status = 'SUCCESS'")
@@ -163,3 +187,10 @@ def test_dag_runs_on_the_celery_worker_with_postgres_stores(running: Running) ->
         assert cursor.fetchall() == [(int(champion.version),)]
     serve = f"http://{env['SHOPREC_SERVE_HOST']}:{env['SHOPREC_SERVE_PORT']}"
     assert launch.status(f"{serve}/readyz") == 200
+
+    # The broker is reached as the profile's own Redis user, with its generated password.
+    import redis
+
+    assert env["SHOPREC_PROD_REDIS_PASSWORD"] not in running.log("worker")
+    user = redis.Redis.from_url(env["SHOPREC_PROD_REDIS"]).acl_getuser(running.queue)
+    assert user["enabled"] and "-@admin" in user["categories"]

@@ -22,13 +22,13 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(server: Server
     run = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "No issues found" in run.stdout
-    assert "10 selected / 10 total" in run.stdout, "every API, probes included, was tested"
+    assert "11 selected / 11 total" in run.stdout, "every API, probes included, was tested"
 
 
 def test_the_documented_apis_are_all_there(server: Server) -> None:
     status, document = server.call("/docs.json", method="GET")
     assert status == 200
-    assert {"/recommend", "/explain", "/similar_items", "/feedback", "/metadata",
+    assert {"/recommend", "/explain", "/similar_items", "/history", "/feedback", "/metadata",
             "/admin/reload", "/healthz", "/readyz"} <= set(document["paths"])
     request = document["paths"]["/recommend"]["post"]["requestBody"]["content"]
     assert "RecommendRequest" in str(request)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -170,29 +173,62 @@ def test_malformed_json_is_4xx(server: Server, raw: bytes) -> None:
     assert 400 <= server.call("/recommend", raw=raw)[0] < 500
 
 
-def test_feedback_lands_a_batch_the_synthetic_source_reads(server: Server) -> None:
+def test_feedback_appends_a_contract_event_to_the_hour_file(server: Server) -> None:
+    """One line of the current hour's file, events columns, the shopper already pseudonymised;
+    the answer names the file relative to the inbox, never a server path."""
+    from contracts.feedback import COLUMNS
     from contracts.pseudonyms import Pseudonymiser
-    from pipelines.sources.synthetic import SyntheticSource
     from tests.serving.conftest import KEY
 
     status, answer = server.call("/feedback", {"user_id": KNOWN, "item_id": "I3",
                                                "event_type": "purchase", "quantity": 2,
                                                "unit_price": 8.0})
     assert status == 200, answer
-    path = server.data_dir / answer["batch"]
-    source = SyntheticSource()
-    [batch] = source.discover([path])
-    raw = source.read_raw(batch)
-    events = source.conform(raw, batch, Pseudonymiser(KEY)).tables["events"]
-    assert batch.batch_date is not None
-    assert events["user_id"].tolist() == [Pseudonymiser(KEY).one(KNOWN)]
-    with path.open() as handle:
-        [row] = list(csv.DictReader(handle))
-    assert row["event_id"] == answer["feedback_id"] and row["customer_id"] == KNOWN
-    assert row["item_id"] == "I3" and row["quantity"] == "2" and len(raw) == 1
-    # The pipeline's next run lands it from the inbox, like any other batch.
-    from pipelines.ingest import land
-    from tests.serving.conftest import settings_for
+    assert re.fullmatch(r"feedback/\d{4}-\d{2}-\d{2}T\d{2}\.csv", answer["batch"]), answer
+    assert str(server.data_dir) not in answer["batch"]
+    path = server.data_dir / "inbox" / answer["batch"]
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = [row for row in reader if row["event_id"] == answer["feedback_id"]]
+    assert tuple(reader.fieldnames or ()) == COLUMNS
+    [row] = rows
+    assert row["user_id"] == Pseudonymiser(KEY).one(KNOWN), "pseudonymised before it is written"
+    assert KNOWN not in path.read_text().split(",")
+    assert row["item_id"] == "I3" and row["quantity"] == "2" and float(row["unit_price"]) == 8.0
+    assert row["event_type"] == "purchase" and row["timestamp"].endswith("Z")
 
-    pending = land(settings_for(server.data_dir))
-    assert batch.batch_id in {p.name for p in pending}
+
+def test_feedback_older_than_the_window_is_422_naming_the_timestamp(server: Server) -> None:
+    old = (datetime.now(UTC) - timedelta(hours=169)).isoformat()
+    status, answer = server.call("/feedback", {"user_id": KNOWN, "item_id": "I3",
+                                               "event_type": "view", "timestamp": old})
+    assert status == 422 and answer["detail"][0]["loc"] == ["body", "timestamp"], answer
+    assert "older than 168 hours" in answer["detail"][0]["msg"]
+    recent = (datetime.now(UTC) - timedelta(hours=167)).isoformat()
+    assert server.call("/feedback", {"user_id": KNOWN, "item_id": "I3", "event_type": "view",
+                                     "timestamp": recent})[0] == 200
+
+
+def test_explanations_say_you_and_never_echo_the_pseudonym(server: Server) -> None:
+    from contracts.pseudonyms import Pseudonymiser
+    from tests.serving.conftest import KEY
+
+    pseudonym = Pseudonymiser(KEY).one(KNOWN)
+    _, page = server.call("/recommend", {"user_id": KNOWN, "k": 5})
+    _, by_pseudonym = server.call("/recommend", {"pseudonym": pseudonym, "k": 5})
+    _, pair = server.call("/explain", {"user_id": KNOWN, "item_id": page["items"][0]["item_id"]})
+    explanations = [i["explanation"] for i in page["items"] + by_pseudonym["items"]]
+    explanations.append(pair["explanation"])
+    values = {a["feature"]: a["value"] for e in explanations for a in e["attributions"]}
+    assert values.get("user_id", "you") == "you", "the shopper's own id reads 'you'"
+    for e in explanations:
+        assert pseudonym not in json.dumps(e) and "u_" not in json.dumps(e["attributions"])
+
+
+def test_history_lists_the_purchases_the_model_starts_from(server: Server) -> None:
+    status, known = server.call("/history", {"user_id": KNOWN, "k": 3})
+    assert status == 200, known
+    assert 1 <= len(known["items"]) <= 3 and known["model"]["version"]
+    assert all(i["category"] in ("kitchen", "lighting") and i["title"] for i in known["items"])
+    status, unknown = server.call("/history", {"user_id": "never-seen"})
+    assert status == 200 and unknown["items"] == []

@@ -11,8 +11,9 @@ from pydantic import SecretStr
 
 from pipelines.package import EndpointUnavailable, reload_endpoint, smoke_call
 from serving import launch
+from serving.loading import REGISTRY_DOWN
 from tests.serving.champion import RAW_USERS, register_champion
-from tests.serving.conftest import Server, serve, settings_for
+from tests.serving.conftest import KEY, Server, serve, settings_for
 
 TOKEN = "s3cret-token"
 
@@ -41,12 +42,14 @@ def test_no_champion_yet_is_alive_but_not_ready(guarded: Server) -> None:
 
 @pytest.mark.parametrize("token", [None, "wrong", TOKEN + "x"])
 def test_every_api_needs_the_token(guarded: Server, token: str | None) -> None:
-    for path in ("/recommend", "/explain", "/similar_items", "/feedback", "/metadata",
+    for path in ("/recommend", "/explain", "/similar_items", "/history", "/feedback", "/metadata",
                  "/admin/reload", "/metrics"):
         status, body = guarded.call(path, {"user_id": "C1"}, token=token)
         assert status == 401, (path, status, body)
     assert guarded.call("/healthz", method="GET", token=token)[0] == 200
     assert guarded.call("/docs.json", method="GET", token=token)[0] == 200
+    page_status, page = guarded.call("/explore", method="GET", token=token)
+    assert page_status == 200 and "<form" in page, "the page is open; its data calls are not"
 
 
 def test_reload_swaps_champions_without_failing_requests(guarded: Server) -> None:
@@ -94,16 +97,21 @@ def test_reload_says_clearly_when_nothing_listens(tmp_path: Path) -> None:
 def test_unreachable_registry_leaves_it_up_and_saying_why(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{launch.free_port()}"
     env = {"SHOPREC_TRACKING_URI": dead, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-           "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+           "MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "SHOPREC_PSEUDONYM_KEY": KEY}
     port = launch.free_port()
     process = launch.start(tmp_path / "data", port, tmp_path / "serve.log", env)
     try:
         down = Server(f"http://127.0.0.1:{port}", tmp_path / "data")
         assert down.call("/healthz", method="GET")[0] == 200
         status, body = down.call("/readyz", method="GET")
-        assert status == 503 and "registry" in body["detail"], body
+        assert status == 503 and body == {"detail": REGISTRY_DOWN}, body
         status, body = down.call("/admin/reload")
-        assert status == 503 and "registry" in body["detail"], body
-        assert down.call("/recommend", {"user_id": "C1"})[0] == 503
+        assert status == 503 and body == {"detail": REGISTRY_DOWN}, body
+        status, body = down.call("/recommend", {"user_id": "C1"})
+        assert status == 503 and body == {"detail": REGISTRY_DOWN}, body
     finally:
         launch.stop(process)
+    # Generic for clients: no exception name or text, no address; the log has the details.
+    for leak in ("Error", "Exception", "127.0.0.1", dead.rsplit(":", 1)[1], "Traceback"):
+        assert leak not in REGISTRY_DOWN
+    assert "could not read the registry" in (tmp_path / "serve.log").read_text()

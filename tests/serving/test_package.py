@@ -47,15 +47,16 @@ def test_package_twice_builds_once_with_lineage_labels(champion_dir: Path, tmp_p
     logged = meta["metrics"]["ndcg_at_10"]
     assert float(labels["metric.ndcg_at_10"]) == pytest.approx(logged, rel=1e-5)
 
-    # `bentoml serve` on the built Bento, away from any registry: it serves the pinned model.
+    # `bentoml serve` on the built Bento, away from any registry: it serves the pinned model,
+    # on loopback unless told otherwise (BentoML's own default is every interface).
     port = launch.free_port()
     bentoml = Path(sys.executable).with_name("bentoml")
-    process = launch.spawn(
-        [str(bentoml), "serve", "shoprec:v1", "--host", "127.0.0.1", "--port", str(port)],
-        port, tmp_path / "bento.log",
-        {"BENTOML_HOME": str(store), "SHOPREC_DATA_DIR": str(tmp_path / "elsewhere"),
-         "SHOPREC_PSEUDONYM_KEY": KEY})
+    bento_env = {"BENTOML_HOME": str(store), "SHOPREC_DATA_DIR": str(tmp_path / "elsewhere"),
+                 "SHOPREC_PSEUDONYM_KEY": KEY}
+    process = launch.spawn([str(bentoml), "serve", "shoprec:v1", "--port", str(port)],
+                           port, tmp_path / "bento.log", bento_env)
     try:
+        assert _listening_hosts(port) == {"127.0.0.1"}
         bento = Server(f"http://127.0.0.1:{port}", tmp_path / "elsewhere")
         assert bento.call("/readyz", method="GET")[0] == 200
         status, served = bento.call("/metadata", method="GET")
@@ -64,8 +65,27 @@ def test_package_twice_builds_once_with_lineage_labels(champion_dir: Path, tmp_p
         assert bento.call("/recommend", {"user_id": "C1", "k": 2})[1]["model"]["version"] == "1"
     finally:
         launch.stop(process)
+    # ... and refuses to start on every interface without a token, or without a key.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SHOPREC_"))}
+    public = [str(bentoml), "serve", "shoprec:v1", "--host", "0.0.0.0", "--port", str(port)]
+    for env, named in ((bento_env, "SHOPREC_API_TOKEN"),
+                       ({**bento_env, "SHOPREC_PSEUDONYM_KEY": ""}, "SHOPREC_PSEUDONYM_KEY")):
+        refused = subprocess.run(public, env=inherited | env, capture_output=True, text=True,
+                                 timeout=300)
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        last = refused.stderr.strip().splitlines()[-1]
+        assert last.startswith("shoprec: error:") and named in last, last
+        assert launch.status(f"http://127.0.0.1:{port}/healthz") is None
     requirements = (store / "bentos/shoprec/v1/env/python/requirements.txt").read_text()
     assert set(pinned_packages()) <= set(requirements.split()), requirements
+
+
+def _listening_hosts(port: int) -> set[str]:
+    """Addresses a TCP socket listens on at ``port``, on this machine."""
+    import psutil
+
+    return {c.laddr.ip for c in psutil.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
 
 
 def _imported_distributions(entry: str) -> list[set[str]]:
