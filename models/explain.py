@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import tensorflow as tf
 
-from models.ranking import RANKING_FEATURES
+from models.ranking import RANKING_FEATURES, WIDE
 
 # "zero": all-zero embedded inputs. A mapping: one vector per named feature, e.g. the average
 # shopper / average item (``average_baseline`` over ``TwoStageRecommender.typical_pairs``):
@@ -52,6 +52,9 @@ class Explanation:
     # sum(attributions) - (score - baseline_score): the path integral's numerical error, as
     # Captum reports its convergence delta. Near 0 when ``steps`` is large enough.
     completeness_delta: float
+    # The wide feature's attribution per history slot (oldest first, as the history input):
+    # they sum to ``attributions["history_items"]``. Empty when the model has no such feature.
+    slots: tuple[float, ...] = ()
 
     def sorted_attributions(self) -> list[tuple[str, float]]:
         """Features from most to least in favour of the item (negative ones last)."""
@@ -101,25 +104,32 @@ class IntegratedGradients:
 
     def explain_embedded(self, embedded: Mapping[str, Any]) -> list[Explanation]:
         """Explanations for k pairs given as embedded inputs: a (k, d_f) array per feature."""
-        attributions, scores, baseline_scores = self.attribute(embedded)
+        attributions, scores, baseline_scores, slots = self._attribute_all(embedded)
         out = []
-        for row, score, base in zip(attributions, scores, baseline_scores, strict=True):
+        for i, (row, score, base) in enumerate(zip(attributions, scores, baseline_scores,
+                                                  strict=True)):
             values = {n: float(a) for n, a in zip(self.names, row, strict=True)}
             delta = float(np.sum(row, dtype=np.float64)) - (float(score) - float(base))
-            out.append(Explanation(float(score), float(base), values, delta))
+            out.append(Explanation(float(score), float(base), values, delta,
+                                   tuple(float(v) for v in slots[i])))
         return out
 
     def attribute(self, embedded: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw arrays: attributions (k, features), scores f(x) (k,), baseline scores f(x') (k,)."""
+        return self._attribute_all(embedded)[:3]
+
+    def _attribute_all(self, embedded: Mapping[str, Any]
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         x = {n: tf.convert_to_tensor(embedded[n], tf.float32) for n in self.names}
         if self._attribute is None:
             signature = {n: tf.TensorSpec([None, v.shape[-1]], tf.float32) for n, v in x.items()}
             self._attribute = tf.function(self._integrate, input_signature=[signature])
-        attributions, scores, baseline_scores = self._attribute(x)
-        return attributions.numpy(), scores.numpy(), baseline_scores.numpy()
+        attributions, scores, baseline_scores, slots = self._attribute(x)
+        return attributions.numpy(), scores.numpy(), baseline_scores.numpy(), slots.numpy()
 
     # ---- the traced core --------------------------------------------------------------------
-    def _integrate(self, x: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def _integrate(self, x: dict[str, tf.Tensor]
+                   ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         points = tf.shape(self._alphas)[0]
         k = tf.shape(x[self.names[0]])[0]
         # Path points ordered alpha-major: row j * k + i is item i at alphas[j]; the first alpha
@@ -139,12 +149,15 @@ class IntegratedGradients:
         # Features the head does not read (excluded) get zero gradients, hence zero attribution.
         grads = tape.gradient(logits, path, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         columns = []
+        slots = tf.zeros([k, 0], tf.float32)
         for n in self.names:
             g = tf.reshape(grads[n], [points, k, -1])
             average = tf.tensordot(self._weights, g, axes=1)  # the quadrature's weighted mean
             columns.append(tf.reduce_sum(diff[n] * average, axis=-1))
+            if n == WIDE:  # one attribution per history slot: each past purchase its own
+                slots = diff[n] * average
         logits = tf.reshape(logits, [points, k])
-        return tf.stack(columns, axis=1), logits[-1], logits[0]
+        return tf.stack(columns, axis=1), logits[-1], logits[0], slots
 
 
 def quadrature(method: Method, steps: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,11 @@ The split is what explanations need: integrated gradients walk from a baseline t
 inputs and attribute the score to each named feature. Affinity features (how much of the user's
 history shares the item's category, brand and price band) make the planted kind of preference
 explicit, so an explanation can name it.
+
+Wide and deep: the wide part (``ItemItem``) adds EASE's item-item score of the item given the
+history, one term per history slot (``history_items``), straight to the logit; the deep part
+(cross and deep layers) reads every other named feature, among them what EASE cannot see: what is
+selling now (``trend``), the item's attributes, the shopper's affinities and the moment.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from models.collaborative import Collaborative
 from models.feature_spec import FeatureSpec
 from models.inputs import ItemTable
+from models.item_item import ItemItem
 from models.retrieval import RetrievalModel
 from models.towers import ItemAttributes, embedding, masked_mean
 
@@ -21,8 +28,9 @@ from models.towers import ItemAttributes, embedding, masked_mean
 RANKING_FEATURES = (
     "user_id", "history", "item_id", "category", "brand", "price_band", "title", "price",
     "hour", "day_of_week", "category_affinity", "brand_affinity", "price_band_affinity",
-    "popularity", "retrieval_score",
+    "popularity", "retrieval_score", "trend", "history_items",
 )
+WIDE = "history_items"  # one value per history slot, summed into the logit
 
 
 class RankingModel(tfrs.Model):
@@ -35,6 +43,7 @@ class RankingModel(tfrs.Model):
         deep_units: tuple[int, ...] = (128, 64),
         dropout: float = 0.2,
         excluded: tuple[str, ...] = (),
+        item_item: bool = True,
     ) -> None:
         super().__init__()
         dims = spec.embedding_dims
@@ -47,6 +56,17 @@ class RankingModel(tfrs.Model):
         self.excluded = tuple(excluded)
         self.attributes = ItemAttributes(table)
         self.popularity = tf.constant(table.popularity)
+        # Constants fitted on the training events (``assign_collaborative``); weights so that a
+        # saved model carries them.
+        self.item_item = ItemItem(spec.items.size, spec.history_length,
+                                  enabled=item_item and WIDE not in self.excluded)
+        self.trend = self.add_weight(name="trend", shape=(spec.items.size,), initializer="zeros",
+                                     trainable=False)
+        # 1 or 0: whether the deep part's logit counts, chosen on validation after training
+        # (``fit.py``): where the named features add nothing EASE lacks, the wide part alone
+        # ranks better than wide plus a deep part's noise.
+        self.deep_weight = self.add_weight(name="deep_weight", shape=(), initializer="ones",
+                                           trainable=False)
         self.embeddings = {
             "user_id": embedding(spec.users.size, dims["user_id"], l2=1e-4, name="user_id"),
             "history": embedding(spec.items.size, dims["history"], name="history"),
@@ -89,10 +109,19 @@ class RankingModel(tfrs.Model):
             return tf.reduce_sum(same, -1, keepdims=True) / count
 
         e = self.embeddings
+
+        def ids(name: str, values: tf.Tensor) -> tf.Tensor:
+            # An excluded id feature is never computed (a history's embeddings for every pair
+            # are the ranker's largest tensor): zeros of its width keep the names in place.
+            if name in self.excluded:
+                return tf.zeros(tf.stack([tf.shape(items)[0], e[name].output_dim]))
+            looked_up = e[name](values)
+            return masked_mean(looked_up, values) if name == "history" else looked_up
+
         return {
-            "user_id": e["user_id"](features["user_id"]),
-            "history": masked_mean(e["history"](history), history),
-            "item_id": e["item_id"](items),
+            "user_id": ids("user_id", features["user_id"]),
+            "history": ids("history", history),
+            "item_id": ids("item_id", items),
             "category": e["category"](a["category"]),
             "brand": e["brand"](a["brand"]),
             "price_band": e["price_band"](a["price_band"]),
@@ -111,7 +140,20 @@ class RankingModel(tfrs.Model):
             "retrieval_score": tf.zeros_like(a["log_price"][..., None])
             if "retrieval_score" in self.excluded
             else tf.stop_gradient(self._similarity(features)),
+            "trend": tf.gather(self.trend, items)[..., None],
+            WIDE: self.item_item(history, items),
         }
+
+    @property
+    def fitted_constants(self) -> list[tf.Variable]:
+        """Weights fitted outside gradient descent (B, the trend): still the model's parameters,
+        so a randomisation check must randomise them too."""
+        return [self.item_item.matrix, self.trend]
+
+    def assign_collaborative(self, collaborative: Collaborative) -> None:
+        """Install EASE's B and the recent popularity (fitted on the events the model serves)."""
+        self.item_item.assign_matrix(collaborative.matrix)
+        self.trend.assign(collaborative.trend)
 
     def _similarity(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         query = self.retrieval.query_tower(features, training=False)
@@ -125,11 +167,15 @@ class RankingModel(tfrs.Model):
         never reach the score, so their attribution is exactly zero.
         """
         x0 = tf.concat([embedded[name] for name in RANKING_FEATURES
-                        if name not in self.excluded], axis=-1)
+                        if name not in self.excluded and name != WIDE], axis=-1)
         x = x0
         for layer in self.cross:
             x = layer(x0, x)
-        return tf.squeeze(self.out(self.deep(x, training=training)), -1)
+        deep = tf.squeeze(self.out(self.deep(x, training=training)), -1)
+        if not self.item_item.enabled:
+            return deep
+        deep = deep * self.deep_weight
+        return deep + tf.reduce_sum(embedded[WIDE], axis=-1)
 
     def call(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         return self.head(self.embed(features), training=training)

@@ -26,6 +26,8 @@ class Template(NamedTuple):
 
 
 TEMPLATES: dict[str, Template] = {
+    # The wide item-item part, attributed per past purchase: only the positive ones are named.
+    "history_items": Template("Because you bought {bought}"),
     "category_affinity": Template("You often buy {category}", needs=("category_count",)),
     "brand_affinity": Template("From {brand}, which you have bought {brand_times}",
                                needs=("brand_count",)),
@@ -127,6 +129,7 @@ def feature_values(
     features_row: Mapping[str, Any],
     user_history: Sequence[int] | np.ndarray | None = None,
     titles: Mapping[str, str] | None = None,
+    bought: Sequence[str] = (),
 ) -> dict[str, str]:
     """What each named feature's value is for one (user, item) pair, as a shopper would read it.
 
@@ -188,6 +191,9 @@ def feature_values(
     values["history_count"] = str(n_history)
     values["brand_times"] = {1: "once", 2: "twice"}.get(counts["brand"], f"{counts['brand']} times")
     values["popularity_share"] = percent(share)
+    values["bought"] = " and ".join(bought) if bought else "unknown"
+    values["history_items"] = values["bought"]
+    values["trend"] = "recent sales"
     return values
 
 

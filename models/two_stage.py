@@ -1,5 +1,9 @@
 """Two-stage inference for many shoppers at once: retrieve N candidates, rank them, explain them.
 
+Candidates are the union of the two-tower retrieval's top ``retrieve_n`` and the wide item-item
+part's top ``item_item_n`` (EASE given the history): each source finds items the other misses,
+and the ranker, which reads both signals, orders the union.
+
 One object serves evaluation, the benchmark, explain-check, the MLflow pyfunc and the HTTP
 endpoint, through one batch API: ``features_for_many`` is the only place per-shopper features are
 built, ``recommend_many`` answers a batch of queries (grouped by filter, one model call per
@@ -16,6 +20,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import tensorflow as tf
 
 from models.explain import Explanation, IntegratedGradients, average_baseline
@@ -87,9 +92,13 @@ class TwoStageRecommender:
         histories: dict[str, np.ndarray],
         purchased: dict[str, np.ndarray],
         retrieve_n: int = 200,
+        item_item_n: int = 100,
     ) -> None:
         self.spec, self.table = spec, table
         self.retrieve_n = min(retrieve_n, spec.items.size - 1)
+        self.item_item_n = min(item_item_n, spec.items.size - 1)
+        # B as NumPy: the item-item candidates are one sparse-dense product per batch.
+        self.ease = ranker.item_item.matrix.numpy() if ranker.item_item.enabled else None
         self.histories, self.purchased = histories, purchased
         self.user_index = spec.users.index()
         self.item_index = spec.items.index()
@@ -226,10 +235,31 @@ class TwoStageRecommender:
             else [always] * len(query)
         candidates, scores = self.index.search(query, self.retrieve_n, banned)
         valid = scores > -np.inf
+        if self.ease is not None and self.item_item_n > 0:
+            wide, wide_scores = self.item_item_candidates(features["history"], banned)
+            candidates = np.concatenate([candidates, wide], axis=1)
+            valid = np.concatenate([valid, wide_scores > -np.inf], axis=1) & ~_repeats(candidates)
         ranked = self.rank_pairs(features, candidates)
         ranked[~valid] = -np.inf
         order = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(candidates, order, 1), np.take_along_axis(ranked, order, 1)
+
+    def item_item_candidates(self, history: np.ndarray, banned: Sequence[np.ndarray]
+                             ) -> tuple[np.ndarray, np.ndarray]:
+        """EASE's top ``item_item_n`` ids and scores per history row, banned ids never (-inf)."""
+        assert self.ease is not None
+        n = self.ease.shape[0]
+        rows = np.repeat(np.arange(len(history)), history.shape[1])
+        ids = history.reshape(-1)
+        keep = ids != 0
+        bag = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows[keep], ids[keep])),
+                            shape=(len(history), n))
+        scores = np.asarray(bag @ self.ease)
+        for row, items in enumerate(banned):
+            scores[row, items] = -np.inf
+        m = min(self.item_item_n, n)
+        top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+        return top, np.take_along_axis(scores, top, axis=1)
 
     def allowed(self, filters: Filters) -> np.ndarray:
         """Mask over vocabulary ids of the items a filter lets through."""
@@ -305,6 +335,19 @@ class TwoStageRecommender:
         return found
 
     # ---- explaining -------------------------------------------------------------------------
+    def bought_because(self, history: np.ndarray, explanation: Explanation, most: int = 2
+                       ) -> list[tuple[int, float]]:
+        """The past purchases that pushed this score up, strongest first: (item id, summed
+        attribution of its history slots), positive ones only, at most ``most``."""
+        if not explanation.slots:
+            return []
+        totals: dict[int, float] = {}
+        for item, value in zip(np.asarray(history).reshape(-1), explanation.slots, strict=True):
+            if item:
+                totals[int(item)] = totals.get(int(item), 0.0) + value
+        ranked = sorted(((i, v) for i, v in totals.items() if v > 0), key=lambda kv: -kv[1])
+        return ranked[:most]
+
     @cached_property
     def ig_baseline(self) -> dict[str, np.ndarray]:
         """The typical (shopper, item, moment) pair, embedded: IG's reference point."""
@@ -330,10 +373,23 @@ class TwoStageRecommender:
             explained = []
             for _ in page:
                 explanation = next(explanations)
+                bought = self.bought_because(pairs["history"][row], explanation)
                 values = feature_values(self.spec, self.table,
                                         {k: v[row] for k, v in pairs.items()},
-                                        titles=self.titles)
+                                        titles=self.titles,
+                                        bought=[self.titles[self.item_ids[i]] for i, _ in bought])
                 explained.append(ExplainedItem(explanation, values, reason(explanation, values)))
                 row += 1
             out.append(explained)
         return out
+
+
+def _repeats(candidates: np.ndarray) -> np.ndarray:
+    """Mask of each row's repeated ids after their first occurrence (the union's duplicates)."""
+    order = np.argsort(candidates, axis=1, kind="stable")
+    ordered = np.take_along_axis(candidates, order, axis=1)
+    repeated = np.zeros(candidates.shape, bool)
+    repeated[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+    out = np.zeros(candidates.shape, bool)
+    np.put_along_axis(out, order, repeated, axis=1)
+    return out

@@ -1,7 +1,9 @@
 """The faithfulness suite for explanations: are attributions tied to the score, and to the model?
 
 Figures (one JSON object): completeness (IG's attributions add up to score - baseline score),
-deletion (removing the top-attributed feature hurts more than removing a random one), planted
+deletion (removing the top-attributed feature hurts more than removing a random one), history
+deletion (removing the most-attributed past purchase from the shopper's history lowers the score
+more than removing a random other one: what "because you bought X" promises), planted
 preferences recovered (synthetic data), the Adebayo et al. (2018) randomisation sanity check, and
 the time to explain 10 items.
 """
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from models.ranking import RANKING_FEATURES
+from models.ranking import RANKING_FEATURES, WIDE
 
 PLANTED_FEATURES = {
     "category": ("category", "category_affinity"),
@@ -64,6 +66,8 @@ def explain_check(
     ig = IntegratedGradients(ranker, baseline, steps=steps)
 
     complete, deletion_wins, planted_hits, planted_total, latencies = [], [], 0, 0, []
+    history_wins: list[bool] = []
+    detailed: list[list[float]] = []
     attributions = []
     for user, items in samples:
         features = rec.pair_features([user], [items])
@@ -84,7 +88,11 @@ def explain_check(
                 score = float(ranker.head({n: tf.constant(v) for n, v in changed.items()})[0])
                 drops.append(exp.score - score)
             deletion_wins.append(drops[0] > drops[1])
+            won = _history_deletion(rec, features, row, exp, rng)
+            if won is not None:
+                history_wins.append(won)
             attributions.append([exp.attributions[n] for n in RANKING_FEATURES])
+            detailed.append(_detailed(exp))
             if ground_truth is not None:
                 hit = _planted_hit(rec, ground_truth, user, int(items[row]), order)
                 if hit is not None:
@@ -94,8 +102,10 @@ def explain_check(
         "explanations": len(complete),
         "completeness_ok_rate": float(np.mean(complete)),
         "deletion_win_rate": float(np.mean(deletion_wins)),
+        "history_deletion_win_rate": float(np.mean(history_wins)) if history_wins else None,
+        "history_deletions": len(history_wins),
         "planted_top2_rate": planted_hits / planted_total if planted_total else None,
-        **_randomisation(ranker, samples, rec, reference, steps, np.array(attributions)),
+        **_randomisation(ranker, samples, rec, reference, steps, np.array(detailed)),
         "explain_10_items_ms_median": float(np.median(latencies[1:] or latencies)),
         "explain_10_items_ms_p99": float(np.percentile(latencies[1:] or latencies, 99)),
         "global_importance": dict(zip(RANKING_FEATURES,
@@ -103,6 +113,33 @@ def explain_check(
                                       strict=True)),
     }
     return figures
+
+
+def _history_deletion(rec, features, row, exp, rng) -> bool | None:
+    """Does removing the most-attributed past purchase (all its slots) lower the full model's
+    score more than removing a random other one? None with fewer than two distinct items."""
+    history = features["history"][row]
+    totals: dict[int, float] = {}
+    for item, value in zip(history, exp.slots, strict=True):
+        if item:
+            totals[int(item)] = totals.get(int(item), 0.0) + value
+    if len(totals) < 2:
+        return None
+    top = max(totals, key=totals.get)
+    other = int(rng.choice([i for i in totals if i != top]))
+    pair = {k: np.repeat(v[row : row + 1], 2, axis=0) for k, v in features.items()}
+    for i, removed in enumerate((top, other)):
+        kept = pair["history"][i][pair["history"][i] != removed]
+        pair["history"][i] = np.r_[np.zeros(len(history) - len(kept), np.int32), kept]
+    scores = rec.rank_pairs({k: v for k, v in pair.items() if k != "item_id"},
+                            pair["item_id"][:, None]).reshape(-1)
+    return bool(exp.score - scores[0] > exp.score - scores[1])
+
+
+def _detailed(exp) -> list[float]:
+    """Attributions as the randomisation check compares them: each named feature, with the wide
+    item-item feature split into its history slots (each past purchase is its own input)."""
+    return [exp.attributions[n] for n in RANKING_FEATURES if n != WIDE] + list(exp.slots)
 
 
 def _planted_hit(rec, truth, user, item, order) -> bool | None:
@@ -132,20 +169,20 @@ def _randomisation(ranker, samples, rec, reference, steps, trained: np.ndarray) 
     """
     from models.explain import IntegratedGradients, average_baseline
 
-    saved = [w.numpy() for w in ranker.trainable_weights]
+    weights = [*ranker.trainable_weights, *ranker.fitted_constants]
+    saved = [w.numpy() for w in weights]
     try:
         # Shuffle each weight tensor: the learnt structure goes, the scale stays (a fixed small
         # init leaves a near-flat model whose attributions just mirror input magnitudes).
         shuffle = np.random.default_rng(1)
-        for weight, value in zip(ranker.trainable_weights, saved, strict=True):
+        for weight, value in zip(weights, saved, strict=True):
             weight.assign(shuffle.permutation(value.reshape(-1)).reshape(value.shape))
         # The same method on the randomised model: its baseline is re-derived too.
         ig = IntegratedGradients(ranker, average_baseline(ranker, reference), steps=steps)
-        random = np.array([[e.attributions[n] for n in RANKING_FEATURES]
-                           for user, items in samples
+        random = np.array([_detailed(e) for user, items in samples
                            for e in ig.explain(rec.pair_features([user], [items]))])
     finally:
-        for weight, value in zip(ranker.trainable_weights, saved, strict=True):
+        for weight, value in zip(weights, saved, strict=True):
             weight.assign(value)
     # Features that never carry attribution (excluded from the ranker, or equal to the baseline,
     # like the hour when every request is explained at the same time) would tie at the bottom of
@@ -154,12 +191,18 @@ def _randomisation(ranker, samples, rec, reference, steps, trained: np.ndarray) 
     trained, random = trained[:, live], random[:, live]
 
     def agreement(magnitude: bool) -> float:
-        def ranks(matrix: np.ndarray) -> np.ndarray:
-            key = np.abs(matrix) if magnitude else matrix
-            return np.argsort(np.argsort(-key, axis=1), axis=1).astype(float)
+        def ranks(row: np.ndarray) -> np.ndarray:
+            key = np.abs(row) if magnitude else row
+            return np.argsort(np.argsort(-key)).astype(float)
 
-        return float(np.median([np.corrcoef(a, b)[0, 1] for a, b in
-                                zip(ranks(trained), ranks(random), strict=True)]))
+        # Per explanation, only the entries either model gives weight (a short history's empty
+        # slots are zero under both and would tie into agreement).
+        found = []
+        for a, b in zip(trained, random, strict=True):
+            moving = (a != 0) | (b != 0)
+            if moving.sum() >= 3:
+                found.append(np.corrcoef(ranks(a[moving]), ranks(b[moving]))[0, 1])
+        return float(np.median(found)) if found else 1.0
 
     # Decided on signed attributions, as in Adebayo et al.'s "without absolute value" variant.
     # The rank of |attribution| stays partly input-bound under any weights (IG multiplies by

@@ -11,13 +11,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.benchmark import BenchmarkData, load_ml100k, load_online_retail, run_baselines
+from models.baselines import LAMBDA_GRID
+from pipelines.benchmark import (
+    BenchmarkData,
+    inner_split,
+    load_ml100k,
+    load_online_retail,
+    run_baselines,
+    strongest_ease,
+)
 from tests.conftest import shared_dataset
 
-# NDCG@10 measured when the protocols were fixed.
+# NDCG@10 measured when the protocols were fixed (EASE at the λ each was tuned to then).
 ANCHORS = {
-    "ml-100k": {"popularity": 0.217, "ease": 0.441},
-    "online-retail": {"popularity": 0.038, "ease": 0.100},
+    "ml-100k": {"popularity": 0.217, "ease_lambda_500": 0.441},
+    "online-retail": {"popularity": 0.038, "ease_lambda_100": 0.100},
 }
 TOLERANCE = 0.005
 
@@ -69,3 +77,19 @@ def test_baselines_reproduce_anchors(dataset: str, request: pytest.FixtureReques
         assert results[model]["ndcg@10"] == pytest.approx(anchor, abs=TOLERANCE), model
         assert results[model]["train_seconds"] >= 0
     assert results["ease"]["ndcg@10"] > results["popularity"]["ndcg@10"]
+    # The floor's λ is chosen on an inner split of train, from the grid, and reported.
+    assert results["ease"]["lambda"] in LAMBDA_GRID
+    assert {f"inner_ndcg@10_lambda_{lam:g}" for lam in LAMBDA_GRID} <= results["ease"].keys()
+    assert {"ease", "ease_lambda_100", "ease_lambda_500"} <= results.keys()
+    assert strongest_ease(results).startswith("ease")
+
+
+@pytest.mark.parametrize("protocol", ["random", "temporal"])
+def test_the_inner_split_holds_out_part_of_train_only(ml100k: BenchmarkData,
+                                                      protocol: str) -> None:
+    fit, holdout = inner_split(ml100k, protocol)
+    assert fit.nnz + sum(len(h) for h in holdout) <= ml100k.train.nnz
+    assert 0.05 * ml100k.train.nnz < sum(len(h) for h in holdout) <= 0.1 * ml100k.train.nnz
+    for row, held in enumerate(holdout):
+        assert not np.intersect1d(held, fit[row].indices).size
+        assert set(held) <= set(ml100k.train[row].indices)

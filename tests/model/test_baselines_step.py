@@ -1,4 +1,5 @@
-"""The baselines step on a small shop: one MLflow run per baseline, EASE's λ from settings."""
+"""The baselines step on a small shop: one MLflow run per baseline, EASE's λ chosen on an inner
+split of the training window (or an explicit override)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def test_each_baseline_is_a_run_with_its_params_lineage_and_metrics(local_store:
     uri = save_features(features, tmp_path / "features")
     (tmp_path / "features" / BATCHES).write_text(json.dumps(
         [{"batch": "b1", "content_hash": "h1", "status": "accepted"}]))
-    settings = local_store.model_copy(update={"ease_lambda": 7.5, "dataset": "baselines-test"})
+    settings = local_store.model_copy(update={"ease_lambda": 7.5, "ease_lambda_grid": [],
+                                              "dataset": "baselines-test"})
 
     baselines = train_baselines(settings, uri)
 
@@ -61,3 +63,27 @@ def test_each_baseline_is_a_run_with_its_params_lineage_and_metrics(local_store:
         assert run.data.tags["data_hash"] == data_hash(["h1"])
         assert run.data.metrics["ndcg_at_10"] == baselines[family]["ndcg@10"]
         assert run.inputs.dataset_inputs, "lineage logged"
+
+
+def test_ease_lambda_is_chosen_on_the_training_window_and_logged(local_store: Settings,
+                                                                 tmp_path) -> None:
+    features = build_features(*small_shop(), history_length=4)
+    uri = save_features(features, tmp_path / "features")
+    (tmp_path / "features" / BATCHES).write_text(json.dumps(
+        [{"batch": "b1", "content_hash": "h1", "status": "accepted"}]))
+    grid = [1.0, 10.0, 100.0]
+    settings = local_store.model_copy(update={"ease_lambda_grid": grid,
+                                              "dataset": "baselines-choose"})
+
+    train_baselines(settings, uri)
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("shoprec-baselines-choose")
+    [run] = [r for r in client.search_runs([experiment.experiment_id])
+             if r.data.tags["model_family"] == "ease"]
+    params = run.data.params
+    assert float(params["lambda"]) in grid
+    assert params["lambda_grid"] == "1,10,100"
+    assert params["lambda_source"] == "inner time split"
+    scores = {lam: float(params[f"inner_ndcg_at_10.lambda_{lam:g}"]) for lam in grid}
+    assert scores[float(params["lambda"])] == max(scores.values())

@@ -230,3 +230,47 @@ def test_short_training_beats_popularity_and_loads_in_a_fresh_process(
     assert figures["deletion_win_rate"] >= 0.90
     assert figures["randomisation_changed"]
     assert figures["planted_top2_rate"] >= 0.80
+
+
+def test_past_purchases_get_their_own_attributions_and_reason(tiny_recommender) -> None:
+    rec, *_ = tiny_recommender
+    user = rec.known_users[0]
+    [ranked] = rec.recommend_many([Query(user, 3)])
+    [page] = rec.explain_many([(user, ranked.items)])
+    history = rec.features_for_many([user])["history"][0]
+    for one in page:
+        exp = one.explanation
+        assert len(exp.slots) == len(history)
+        assert sum(exp.slots) == pytest.approx(exp.attributions["history_items"], abs=1e-5)
+        named = rec.bought_because(history, exp)
+        assert all(v > 0 for _, v in named) and [v for _, v in named] == sorted(
+            (v for _, v in named), reverse=True)
+        assert set(i for i, _ in named) <= set(history.tolist())
+        if named:
+            titles = [rec.titles[rec.item_ids[i]] for i, _ in named]
+            assert one.values["bought"] == " and ".join(titles)
+        else:
+            assert "Because you bought" not in one.reason
+
+
+def test_candidates_are_the_union_of_retrieval_and_item_item(tiny_recommender) -> None:
+    rec, *_ = tiny_recommender
+    features = rec.features_for_many(rec.known_users[:2])
+    wide, scores = rec.item_item_candidates(features["history"], [np.array([0])] * 2)
+    assert wide.shape == (2, rec.item_item_n) and np.isfinite(scores).all()
+    items, ranked = rec.top_k(features, None, k=rec.spec.items.size)
+    for row in range(2):
+        found = items[row][np.isfinite(ranked[row])]
+        assert len(set(found.tolist())) == len(found), "no item twice"
+        assert set(wide[row].tolist()) <= set(found.tolist())
+
+
+def test_explain_check_reports_history_deletion(tiny_recommender) -> None:
+    from pipelines.explain_check import explain_check
+
+    rec, *_ = tiny_recommender
+    figures = explain_check(rec, rec.known_users[:4], k=3, steps=8)
+    assert figures["completeness_ok_rate"] >= 0.9
+    assert figures["history_deletions"] > 0
+    assert 0.0 <= figures["history_deletion_win_rate"] <= 1.0
+    assert set(figures["global_importance"]) >= {"history_items", "trend"}
