@@ -65,8 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--json", action="store_true", help="print one JSON object")
 
     bench = commands.add_parser("benchmark", help="fixed-protocol comparison with baselines")
-    bench.add_argument("--dataset", required=True, choices=("ml-100k", "online-retail"))
-    bench.add_argument("--data-dir", type=Path, help="folder of the raw data set")
+    bench.add_argument("--dataset", choices=("ml-100k", "online-retail"),
+                       help="a built-in protocol on its shared data set")
+    bench.add_argument("--data-dir", type=Path, help="with --dataset: folder of the raw data "
+                       "set; with --protocol: an ingested data directory")
+    bench.add_argument("--protocol", choices=("random", "temporal"),
+                       help="split an ingested --data-dir: random 80/20 interactions, or the "
+                       "last 20 %% of time")
+    bench.add_argument("--seed", type=int, default=42, help="seed of the random protocol")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 
     srv = commands.add_parser("serve", help="run the HTTP endpoint in the foreground")
@@ -211,8 +217,15 @@ def _explain_check(args: argparse.Namespace) -> int:
 def _benchmark(args: argparse.Namespace) -> int:
     from pipelines.benchmark import benchmark
 
+    if (args.dataset is None) == (args.protocol is None):
+        raise UsageError("give --dataset (a built-in protocol) or --protocol with --data-dir "
+                         "(an ingested data directory)")
+    if args.protocol is not None and args.data_dir is None:
+        raise UsageError("--protocol needs --data-dir: the ingested data directory to split")
+    if args.protocol is not None and not (args.data_dir / "curated" / "events").is_dir():
+        raise UsageError(f"no curated events under {args.data_dir}: run `shoprec ingest` first")
     with _progress_to_stderr(args.json):
-        result = benchmark(args.dataset, args.data_dir)
+        result = benchmark(args.dataset, args.data_dir, args.protocol, args.seed)
     print(json.dumps(result, default=float) if args.json else json.dumps(result, indent=2))
     return EXIT_OK
 

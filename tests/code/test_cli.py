@@ -180,3 +180,34 @@ def test_train_without_curated_events_is_a_usage_error(
     assert main(["train", "--data-dir", str(tmp_path / "empty")]) == 2
     assert "run `shoprec ingest` first" in capsys.readouterr().err
     assert trained == {}, "nothing trained"
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["benchmark", "--json"], "--dataset"),
+    (["benchmark", "--dataset", "ml-100k", "--protocol", "random"], "--dataset"),
+    (["benchmark", "--protocol", "random"], "--data-dir"),
+])
+def test_benchmark_needs_a_dataset_or_a_protocol_on_a_data_dir(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_benchmark_on_an_ingested_data_dir_passes_protocol_and_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pipelines.benchmark
+
+    assert main(["benchmark", "--protocol", "random", "--data-dir", str(tmp_path)]) == 2
+    assert "shoprec ingest" in capsys.readouterr().err, "nothing ingested there yet"
+    (tmp_path / "curated" / "events").mkdir(parents=True)
+    calls = []
+    monkeypatch.setattr(pipelines.benchmark, "benchmark",
+                        lambda *args: calls.append(args) or {"model": {"ndcg@10": 0.5}})
+
+    assert main(["benchmark", "--protocol", "temporal", "--data-dir", str(tmp_path),
+                 "--seed", "7", "--json"]) == 0
+    assert calls == [(None, tmp_path, "temporal", 7)]
+    assert json.loads(capsys.readouterr().out) == {"model": {"ndcg@10": 0.5}}
