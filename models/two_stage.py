@@ -341,10 +341,7 @@ class TwoStageRecommender:
         attribution of its history slots), positive ones only, at most ``most``."""
         if not explanation.slots:
             return []
-        totals: dict[int, float] = {}
-        for item, value in zip(np.asarray(history).reshape(-1), explanation.slots, strict=True):
-            if item:
-                totals[int(item)] = totals.get(int(item), 0.0) + value
+        totals = purchase_attributions(history, explanation.slots)
         ranked = sorted(((i, v) for i, v in totals.items() if v > 0), key=lambda kv: -kv[1])
         return ranked[:most]
 
@@ -382,6 +379,15 @@ class TwoStageRecommender:
                 row += 1
             out.append(explained)
         return out
+
+
+def purchase_attributions(history: np.ndarray, slots: Sequence[float]) -> dict[int, float]:
+    """Item id -> summed attribution of its history slots (a repeat purchase fills several)."""
+    totals: dict[int, float] = {}
+    for item, value in zip(np.asarray(history).reshape(-1), slots, strict=True):
+        if item:
+            totals[int(item)] = totals.get(int(item), 0.0) + float(value)
+    return totals
 
 
 def _repeats(candidates: np.ndarray) -> np.ndarray:

@@ -118,11 +118,10 @@ def explain_check(
 def _history_deletion(rec, features, row, exp, rng) -> bool | None:
     """Does removing the most-attributed past purchase (all its slots) lower the full model's
     score more than removing a random other one? None with fewer than two distinct items."""
+    from models.two_stage import purchase_attributions
+
     history = features["history"][row]
-    totals: dict[int, float] = {}
-    for item, value in zip(history, exp.slots, strict=True):
-        if item:
-            totals[int(item)] = totals.get(int(item), 0.0) + value
+    totals = purchase_attributions(history, exp.slots)
     if len(totals) < 2:
         return None
     top = max(totals, key=totals.get)
