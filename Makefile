@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export TF_USE_LEGACY_KERAS := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup test test-production lint demo demo-stop prod-up prod-down bench bench-serve clean
+.PHONY: setup test test-production lint demo demo-stop prod-up prod-down bench bench-serve bench-scale clean
 
 # `uv sync --frozen` is a no-op in about a second when the environment is current.
 setup:
@@ -49,6 +49,11 @@ bench: setup
 # Load test of the real endpoint on the demo's champion (needs `make demo` running: its MLflow).
 bench-serve: setup
 	SHOPREC_TRACKING_URI=http://127.0.0.1:5000 $(PY) bench/serve_load.py --data-dir .demo/data
+
+# The cost curve (issue 17): every stage's time and peak RSS at synthetic shops of 1x, 4x and 16x
+# the demo's events (SIZES=1,4 for fewer); one JSON object. Long at 16x: run it on a quiet machine.
+bench-scale: setup
+	$(PY) bench/scale.py $(if $(SIZES),--sizes $(SIZES))
 
 clean: demo-stop prod-down
 	rm -rf data .demo .pytest_cache .ruff_cache

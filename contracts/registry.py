@@ -1,12 +1,19 @@
-"""Where models live and which one serves: the MLflow store and the ``champion`` alias.
+"""Where models live and which one serves: the MLflow store, its aliases and rollout tags.
 
-Training writes to the store and moves the alias (``pipelines.register``); serving and batch
-scoring only read it. Both point MLflow at the configured store through ``configure`` and find
-the served model through ``champion_uri``, so the two sides cannot disagree on either.
+Training writes to the store and moves ``champion`` (``pipelines.register``); serving and batch
+scoring read it. Both point MLflow at the configured store through ``configure`` and find the
+served model through ``champion_uri``, so the two sides cannot disagree on either.
+
+A rollout keeps its state here too, so every endpoint replica (and a restarted one) agrees on
+it: ``stable`` names the version that serves all traffic, and while ``champion`` differs from it
+the champion is on trial, in the stage its ``rollout_stage`` tag says (shadow unless canary).
+Only rollouts move ``stable`` (``mark_stable``); a failed trial moves ``champion`` back to it
+(``roll_back``), which the endpoint does by itself.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -18,6 +25,9 @@ from contracts.settings import Settings
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+STABLE = "stable"
+STAGE_TAG, ROLLBACK_TAG = "rollout_stage", "rollback_reason"
+SHADOW, CANARY, FULL, ROLLED_BACK = "shadow", "canary", "full", "rolled_back"
 DEFAULT_MODEL_NAME = "shoprec"
 NO_CHAMPION = "no champion model yet"
 
@@ -71,3 +81,54 @@ def champion_uri(name: str = DEFAULT_MODEL_NAME) -> str | None:
     if CHAMPION not in aliases(MlflowClient(), name):
         return None
     return f"models:/{name}@{CHAMPION}"
+
+
+@dataclass(frozen=True)
+class RolloutPlan:
+    """The registry's word on what serves: ``stage`` is None unless a champion is on trial."""
+
+    champion: str | None
+    stable: str | None
+    stage: str | None = None
+
+
+def rollout_plan(name: str = DEFAULT_MODEL_NAME) -> RolloutPlan:
+    """Champion and stable versions; a champion that differs from a stable one is on trial,
+    in shadow until its ``rollout_stage`` tag says canary. Without ``stable`` nothing is on
+    trial: the champion serves alone, as before any rollout."""
+    client = MlflowClient()
+    found = aliases(client, name)
+    champion, stable = (str(found[a]) if a in found else None for a in (CHAMPION, STABLE))
+    if champion is None or stable is None or champion == stable:
+        return RolloutPlan(champion, stable)
+    tag = client.get_model_version(name, champion).tags.get(STAGE_TAG)
+    return RolloutPlan(champion, stable, CANARY if tag == CANARY else SHADOW)
+
+
+def serving_uri(name: str = DEFAULT_MODEL_NAME) -> str | None:
+    """The model every shopper gets: the stable version while a champion is on trial, else
+    the champion; None without a champion."""
+    plan = rollout_plan(name)
+    version = plan.stable if plan.stage is not None else plan.champion
+    return f"models:/{name}/{version}" if version is not None else None
+
+
+def set_stage(name: str, version: str, stage: str) -> None:
+    MlflowClient().set_model_version_tag(name, version, STAGE_TAG, stage)
+
+
+def mark_stable(name: str, version: str) -> None:
+    """``version`` serves all traffic from now on: the end of a rollout (or the first one)."""
+    client = MlflowClient()
+    client.set_model_version_tag(name, version, STAGE_TAG, FULL)
+    client.set_registered_model_alias(name, STABLE, version)
+
+
+def roll_back(name: str, version: str, stable: str, reason: str) -> None:
+    """End ``version``'s trial: ``champion`` back on ``stable`` (unless a newer champion
+    already replaced it), the reason on the version."""
+    client = MlflowClient()
+    client.set_model_version_tag(name, version, STAGE_TAG, ROLLED_BACK)
+    client.set_model_version_tag(name, version, ROLLBACK_TAG, reason)
+    if str(aliases(client, name).get(CHAMPION)) == version:
+        client.set_registered_model_alias(name, CHAMPION, stable)

@@ -13,11 +13,13 @@ import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PlainValidator, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from contracts.storage import DataPath, is_remote, location
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MISSING_KEY = ("SHOPREC_PSEUDONYM_KEY is not set: set it to a long random secret shared by every "
@@ -74,7 +76,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SHOPREC_", extra="ignore")
 
-    data_dir: Path = Field(default=Path("data"), description="Root of the data zones.")
+    data_dir: Annotated[DataPath, PlainValidator(location)] = Field(
+        default=Path("data"), description="Root of the data zones: a local folder, or an "
+        "object-store URI (s3://bucket/prefix) that workers on other hosts share (see local_dir).",
+    )
     expectations_dir: Path = Field(
         default=PROJECT_ROOT / "expectations", description="Versioned Great Expectations suites."
     )
@@ -107,7 +112,43 @@ class Settings(BaseSettings):
         "default: the registry's champion, re-read on reload.",
     )
     bentoml_home: Path | None = Field(
-        default=None, description="BentoML model and Bento store; default <data_dir>/bentoml."
+        default=None, description="BentoML model and Bento store; default <local_dir>/bentoml."
+    )
+    local_dir: Path | None = Field(
+        default=None, description="Local folder for what cannot live on an object store: the "
+        "default SQLite MLflow store, BentoML store and inbox. Default: the data directory when "
+        "it is local; needed when it is a URI, unless those three are set themselves.",
+    )
+    rollout_shadow_share: float = Field(
+        default=0.2, gt=0, le=1, description="Rollout, shadow stage: share of live /recommend "
+        "requests the new champion also answers, off the request path (logged, not returned).",
+    )
+    rollout_canary_share: float = Field(
+        default=0.1, gt=0, le=1, description="Rollout, canary stage: share of shoppers (sticky "
+        "by pseudonym hash) the new champion answers.",
+    )
+    rollout_min_requests: int = Field(
+        default=50, ge=1, description="Candidate requests a rollout stage needs before the "
+        "endpoint judges it, and before the stage may complete.",
+    )
+    rollout_max_error_rate: float = Field(
+        default=0.02, ge=0, le=1, description="Roll back when more than this share of the "
+        "candidate's calls fail or time out.",
+    )
+    rollout_max_p95_ratio: float = Field(
+        default=1.5, gt=0, description="Roll back when the candidate's p95 latency exceeds the "
+        "stable model's by more than this factor.",
+    )
+    rollout_max_p99_ratio: float = Field(
+        default=2.0, gt=0, description="The same for p99 latency.",
+    )
+    rollout_timeout_ms: float = Field(
+        default=1000.0, gt=0, description="A candidate answer slower than this counts as a "
+        "failure; the shopper gets the stable model's answer instead.",
+    )
+    rollout_stage_seconds: float = Field(
+        default=600.0, ge=0, description="How long `shoprec rollout shadow|canary` (and the "
+        "DAG) keep a stage before it may move on.",
     )
     data_docs: Literal["problems", "all", "off"] = Field(
         default="problems",
@@ -139,12 +180,17 @@ class Settings(BaseSettings):
         default="ndcg@10", description="Metric a challenger must improve to become champion."
     )
     gate_margin: float = Field(
-        default=0.0, ge=0, description="How much better (absolute) the challenger must be."
+        default=0.0, ge=0, description="How much better (absolute) the challenger must be: "
+        "the 95 % lower bound of its paired difference must be above this."
+    )
+    gate_min_users: int = Field(
+        default=50, ge=1, description="The gate refuses to promote on an evaluation window with "
+        "fewer shoppers than this (too few to tell models apart).",
     )
 
     inbox_dir: Path | None = Field(
         default=None, description="Where new raw batches arrive for the pipeline DAG to land; "
-        "default <data_dir>/inbox.",
+        "default <local_dir>/inbox (the data directory when local).",
     )
     source: str = Field(default="synthetic", description="Source adapter of the inbox batches.")
     dataset: str = Field(default="synthetic", description="Names the MLflow experiment.")
@@ -176,6 +222,56 @@ class Settings(BaseSettings):
     schedule: str = Field(default="0 3 * * *", description="Cron of the pipeline DAG (UTC).")
     catchup: bool = Field(default=False, description="Whether the DAG backfills missed days.")
 
+    traffic_log: bool = Field(
+        default=True, description="The endpoint logs what it served (pseudonyms, never raw ids) "
+        "under <data_dir>/traffic for the drift report.",
+    )
+    traffic_flush_rows: int = Field(
+        default=1000, ge=1, description="The traffic log writes a Parquet part once it buffers "
+        "this many answers...",
+    )
+    traffic_flush_seconds: float = Field(
+        default=60.0, gt=0, description="...or this often, whichever comes first.",
+    )
+    traffic_buffer_rows: int = Field(
+        default=100_000, ge=1, description="Most answers the traffic log buffers; beyond, it "
+        "drops and counts them rather than slow the answers down.",
+    )
+    drift_recent_days: int = Field(
+        default=7, ge=1, description="Drift report: days of served traffic compared with "
+        "training; without a champion, the newest days of data compared with the earlier ones.",
+    )
+    drift_max_share: float = Field(
+        default=0.5, gt=0, le=1, description="Drift report: a part breaches when at least this "
+        "share of its columns drift (Evidently's per-column tests and thresholds).",
+    )
+    drift_popularity_ratio_max: float = Field(
+        default=3.0, gt=0, description="Drift report: a breach when served items are on average "
+        "more than this many times as popular (Evidently's ARP) as what shoppers bought.",
+    )
+    drift_min_rows: int = Field(
+        default=50, ge=2, description="Drift report: a part with fewer current rows is reported "
+        "as too small to judge, not compared.",
+    )
+    drift_blocks_promotion: bool = Field(
+        default=False, description="A drift breach fails the DAG's drift task and so keeps the "
+        "run's model from promotion (default: a warning only).",
+    )
+    score_k: int = Field(default=10, ge=1, le=100, description="Batch scoring: items per shopper.")
+    score_active_days: int = Field(
+        default=30, ge=1, description="The DAG's batch scoring covers shoppers with events in "
+        "this many days up to the newest curated event.",
+    )
+    score_database_url: SecretStr | None = Field(
+        default=None, description="Batch scoring also replaces a table in this database "
+        "(SQLAlchemy URL, e.g. postgresql+psycopg2://user@127.0.0.1:5432/shop); unset: Parquet "
+        "only.",
+    )
+    score_table: str = Field(
+        default="shoprec_recommendations", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        description="Table batch scoring replaces in score_database_url.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -187,7 +283,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _FileSource(settings_cls), file_secret_settings
 
-    @field_validator("data_dir", "expectations_dir")
+    @field_validator("expectations_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
@@ -210,13 +306,26 @@ class Settings(BaseSettings):
                 "--insecure (SHOPREC_SERVE_INSECURE=true) to serve every route unauthenticated")
 
     @property
+    def local_root(self) -> Path:
+        """Where local-only state defaults to: ``local_dir``, else the data directory when it is
+        local; a one-line error when the data directory is on an object store and it is unset."""
+        if self.local_dir is not None:
+            return self.local_dir.expanduser().resolve()
+        if is_remote(self.data_dir):
+            raise ValueError(
+                f"SHOPREC_DATA_DIR is {self.data_dir}, on an object store: set SHOPREC_LOCAL_DIR "
+                "to a local folder for the SQLite MLflow store, the BentoML store and the inbox "
+                "(or SHOPREC_TRACKING_URI, SHOPREC_BENTOML_HOME and SHOPREC_INBOX_DIR)")
+        return self.data_dir
+
+    @property
     def bentoml_store(self) -> Path:
         """BentoML's home: project-local, so models and Bentos live next to the data."""
-        return (self.bentoml_home or self.data_dir / "bentoml").expanduser().resolve()
+        return (self.bentoml_home or self.local_root / "bentoml").expanduser().resolve()
 
     @property
     def inbox(self) -> Path:
-        return (self.inbox_dir or self.data_dir / "inbox").expanduser().resolve()
+        return (self.inbox_dir or self.local_root / "inbox").expanduser().resolve()
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -224,7 +333,7 @@ class Settings(BaseSettings):
         return (
             self.tracking_uri
             or os.environ.get("MLFLOW_TRACKING_URI")
-            or f"sqlite:///{self.data_dir / 'mlflow.db'}"
+            or f"sqlite:///{self.local_root / 'mlflow.db'}"
         )
 
 

@@ -122,33 +122,56 @@ def shoprec_pipeline() -> None:
             ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "defaults")
         return train_candidate(_settings(), features_uri, overrides, baselines).to_json()
 
-    @task(doc_md="Rank the candidates by the gate metric and set the best against the "
-          "champion's recorded value and the popularity baseline.")
-    def evaluate(candidates: list[dict[str, Any]], baselines: dict[str, Any]) -> dict[str, Any]:
+    @task(doc_md="Rank the candidates; score the best, the serving champion and the baselines "
+          "on the same evaluation window, with bootstrap intervals over shoppers, paired "
+          "differences and slices, all logged on the best candidate's run (`gate/`).")
+    def evaluate(candidates: list[dict[str, Any]], baselines: dict[str, Any],
+                 features_uri: str) -> dict[str, Any]:
         from pipelines.promote import evaluate_candidates
 
-        return evaluate_candidates(_settings(), list(candidates), baselines).to_json()
+        return evaluate_candidates(_settings(), list(candidates), baselines,
+                                   features_uri).to_json()
 
-    @task(doc_md="Register the best candidate; the registry gate makes it `champion` only if "
-          "it beats the champion and popularity, else `challenger`, with the reason.")
-    def register_and_promote(evaluation: dict[str, Any]) -> dict[str, Any]:
-        from pipelines.promote import promote
+    @task(doc_md="Register the best candidate and write the gate's decision and reason on the "
+          "version: champion only if its paired 95 % lower bounds against the champion and the "
+          "best baseline clear the margin on enough shoppers. No alias moves yet.")
+    def register_version(evaluation: dict[str, Any]) -> dict[str, Any]:
+        from pipelines.promote import register
 
-        return promote(_settings(), evaluation).to_json()
+        return register(_settings(), evaluation).to_json()
 
-    @task(doc_md="Package the new champion as a Bento; skipped when the gate kept the "
-          "serving model.")
+    @task(doc_md="Package the version the gate just decided on (by version number) as a Bento.")
     def package_bento(gate: dict[str, Any]) -> dict[str, Any]:
+        from pipelines.package import package_version
+
+        return package_version(_settings(), gate["version"]).to_json()
+
+    @task(doc_md="Infra validation: serve that exact Bento on a free local port and check an "
+          "explained `/recommend` for a shopper of the evaluation window (its version, no "
+          "fallback, complete attributions). A failure stops the run before any alias moves.")
+    def validate_bento(evaluation: dict[str, Any], gate: dict[str, Any],
+                       bento: dict[str, Any]) -> dict[str, Any]:
+        from pipelines.bento_check import check_bento
+
+        if evaluation["probe_user"] is None:
+            raise AirflowFailException("no shopper of the evaluation window is known to the "
+                                       "candidate: nothing to validate the Bento with")
+        return check_bento(_settings(), bento["bento_tag"], gate["version"],
+                           evaluation["probe_user"])
+
+    @task(doc_md="Move the alias the gate chose (`champion` or `challenger`) to the validated "
+          "version.")
+    def move_alias(gate: dict[str, Any]) -> dict[str, Any]:
+        from pipelines.promote import apply_decision
+
+        return apply_decision(_settings(), gate).to_json()
+
+    @task(doc_md="Ask the serving endpoint to load the new champion; skipped when the gate kept "
+          "the serving model, or when no endpoint listens.")
+    def reload_endpoint(gate: dict[str, Any]) -> dict[str, Any]:
         if not gate["promoted"]:
             raise AirflowSkipException(f"v{gate['version']} is {gate['alias']}: "
                                        f"{gate['reason']}; serving unchanged")
-        from pipelines.package import package_champion
-
-        return package_champion(_settings()).to_json()
-
-    @task(doc_md="Ask the serving endpoint to load the new champion; skipped when no endpoint "
-          "listens.")
-    def reload_endpoint() -> dict[str, Any]:
         from pipelines import package
 
         return _unless_unavailable(package.reload_endpoint)
@@ -161,7 +184,60 @@ def shoprec_pipeline() -> None:
         answer = _unless_unavailable(package.smoke_call)
         return {"model": answer["model"], "items": [i["item_id"] for i in answer["items"]]}
 
+    stage_timeout = dt.timedelta(seconds=SETTINGS.rollout_stage_seconds) + 10 * MINUTES
+
+    @task(doc_md="Rollout, shadow: the new champion also answers a share of live requests "
+          "(`SHOPREC_ROLLOUT_SHADOW_SHARE`), logged, never returned, for "
+          "`SHOPREC_ROLLOUT_STAGE_SECONDS`. Fails without retries when the endpoint rolled it "
+          "back. A first champion is marked stable at once.", execution_timeout=stage_timeout)
+    def rollout_shadow() -> dict[str, Any]:
+        return _rollout("shadow")
+
+    @task(doc_md="Rollout, canary: a share of shoppers (`SHOPREC_ROLLOUT_CANARY_SHARE`, sticky "
+          "by pseudonym) get the new champion's answers; the endpoint rolls it back by itself "
+          "on a breached threshold, which fails this task without retries.",
+          execution_timeout=stage_timeout)
+    def rollout_canary() -> dict[str, Any]:
+        return _rollout("canary")
+
+    @task(doc_md="Rollout, full: the new champion becomes `stable` and answers everyone.")
+    def rollout_full() -> dict[str, Any]:
+        return _rollout("full")
+
+    @task(doc_md="Drift and skew report (Evidently): the new batches and the served traffic "
+          "against the champion's training data. Succeeds with the breaches as warnings in its "
+          "log and return value; with `SHOPREC_DRIFT_BLOCKS_PROMOTION` a breach fails it, and "
+          "no alias moves in this run.")
+    def report_drift() -> dict[str, Any]:
+        from pipelines.drift import NothingToCompare, drift_report
+
+        settings = _settings()
+        try:
+            result = drift_report(settings)
+        except NothingToCompare as err:
+            raise AirflowSkipException(str(err)) from err
+        print(f"drift report: {result.folder} (MLflow run {result.run_id})")
+        for warning in result.warnings:
+            print(f"WARNING: drift threshold breached: {warning}")
+        if result.warnings and settings.drift_blocks_promotion:
+            raise AirflowFailException(f"{len(result.warnings)} drift breach(es) block promotion "
+                                       "(SHOPREC_DRIFT_BLOCKS_PROMOTION); see the report")
+        return {"folder": result.folder, "run_id": result.run_id, "warnings": result.warnings}
+
+    @task(doc_md="Batch recommendations with reasons for the shoppers active in the last "
+          "`SHOPREC_SCORE_ACTIVE_DAYS`, from the new champion, to Parquet (and the database "
+          "table when `SHOPREC_SCORE_DATABASE_URL` is set); skipped when nothing was promoted.")
+    def score_shoppers(gate: dict[str, Any]) -> dict[str, Any]:
+        if not gate["promoted"]:
+            raise AirflowSkipException(f"v{gate['version']} is {gate['alias']}: no new champion "
+                                       "to score with")
+        from pipelines.score import score_active
+
+        return score_active(_settings(), gate["version"]).to_json()
+
     batches = validate(land())
+    drift = report_drift()
+    batches >> drift
     decision = route(batches)
     decision >> report_quarantined(batches)
     features = build_features()
@@ -169,8 +245,26 @@ def shoprec_pipeline() -> None:
     baselines = train_baselines(features)
     candidates = train_candidate.partial(features_uri=features, baselines=baselines).expand(
         overrides=SETTINGS.train_grid)
-    gate = register_and_promote(evaluate(candidates, baselines))
-    package_bento(gate) >> reload_endpoint() >> smoke_call()
+    evaluation = evaluate(candidates, baselines, features)
+    gate = register_version(evaluation)
+    validated = validate_bento(evaluation, gate, package_bento(gate))
+    moved = move_alias(gate)
+    validated >> moved
+    reload_endpoint(moved) >> smoke_call() >> rollout_shadow() >> rollout_canary() >> rollout_full()
+    score_shoppers(moved)
+    if SETTINGS.drift_blocks_promotion:  # a breach (the drift task failing) keeps the alias
+        drift >> moved
+
+
+def _rollout(stage: str) -> dict[str, Any]:
+    """One rollout stage (``pipelines.rollout``). A rollback fails the task outright: the
+    endpoint already took the candidate back, and a retry would not change that."""
+    from pipelines import rollout
+
+    try:
+        return _unless_unavailable(lambda settings: rollout.advance(settings, stage).to_json())
+    except rollout.RolledBack as err:
+        raise AirflowFailException(str(err)) from err
 
 
 def _unless_unavailable(call) -> dict[str, Any]:

@@ -76,6 +76,23 @@ for summary in "$SHOPREC_DATA_DIR"/quarantine/*/summary.md; do
 done
 ((found)) || echo "(none)"
 
+echo "==> Drift and skew report of this run (Evidently HTML; README: Monitoring):"
+python - "$SHOPREC_DATA_DIR/reports/drift/latest.json" <<'PY'
+import json, pathlib, sys
+latest = pathlib.Path(sys.argv[1])
+if not latest.is_file():
+    sys.exit(print("(none yet: see the report_drift task's log in Airflow)"))
+where = json.loads(latest.read_text())
+folder = pathlib.Path(where["folder"])
+summary = json.loads((folder / "summary.json").read_text())
+print(f"  files:     {folder}/ ({', '.join(sorted(p.name for p in folder.glob('*.html')))})")
+print(f"  MLflow:    run {where['run_id']} (drift-report, experiment shoprec-synthetic): "
+      "Artifacts > drift/")
+print(f"  reference: {summary['reference']}")
+for line in summary["warnings"] or ["no threshold breached"]:
+    print(f"  {line}")
+PY
+
 echo "==> A sample /recommend answer (explain=true, k=3) from the served champion:"
 wait_http serve "http://$HOST:$SERVE_PORT/readyz" 120
 python infra/sample_request.py --url "http://$HOST:$SERVE_PORT" --customers "$INBOX/users.csv"

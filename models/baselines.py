@@ -103,9 +103,15 @@ class EASE:
         return full
 
 
+def restricted_size(n_items: int, max_items: int | None) -> int | None:
+    """How many items EASE covers in a catalogue of ``n_items``: ``max_items`` when the catalogue
+    is larger (the one rule for restricting EASE), None when it covers them all."""
+    return None if max_items is None or n_items <= max_items else max_items
+
+
 def popular_items(train: sp.spmatrix, max_items: int | None) -> np.ndarray | None:
     """The ``max_items`` columns with most users, sorted; None when the catalogue fits."""
-    if max_items is None or train.shape[1] <= max_items:
+    if restricted_size(train.shape[1], max_items) is None:
         return None
     counts = np.asarray(_binary(train).sum(axis=0)).ravel()
     return np.sort(np.argsort(-counts, kind="stable")[:max_items])

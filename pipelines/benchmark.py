@@ -23,7 +23,17 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from models.baselines import EASE, LAMBDA_GRID, Popularity, Recommender, choose_ease_lambda, top_k
+from contracts.settings import get_settings
+from contracts.storage import DataPath, location
+from models.baselines import (
+    EASE,
+    LAMBDA_GRID,
+    Popularity,
+    Recommender,
+    choose_ease_lambda,
+    restricted_size,
+    top_k,
+)
 from pipelines.evaluate import evaluate_topk
 from pipelines.sources.online_retail import is_cancellation, is_product
 
@@ -39,7 +49,6 @@ RETAIL_SPLIT = pd.Timestamp("2011-11-01")
 EASE_LAMBDA: dict[str, float] = {"ml-100k": 500.0, "online-retail": 100.0}
 FIXED_LAMBDAS = (100.0, 500.0)
 INNER_SHARE = 0.1  # of the train interactions, held out to choose EASE's λ
-EASE_MAX_ITEMS = 20_000  # settings' ease_max_items default: above it EASE is restricted
 SCORE_CHUNK = 1024  # users scored at once: bounds memory at chunk x n_items floats
 
 
@@ -259,13 +268,14 @@ def inner_split(
 
 def run_baselines(
     data: BenchmarkData, dataset: str, k: int = 10, protocol: Protocol | None = None,
-    max_items: int = EASE_MAX_ITEMS,
+    max_items: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """Fit and evaluate popularity and EASE; reports metrics at 5, 10, 20 and k, plus timings.
 
     ``ease`` has λ chosen on ``inner_split`` over ``LAMBDA_GRID`` (its ``lambda`` and each
     λ's inner NDCG@10 reported); ``ease_lambda_100`` / ``_500`` are the fixed anchors. Above
-    ``max_items`` items EASE is restricted to the most popular ones (``restricted_to``).
+    ``max_items`` items (None: never) every EASE variant, its λ choice included, is restricted
+    to the most popular ones (see ``ease_restriction``).
     """
     protocol = protocol or PROTOCOLS.get(dataset)
     if protocol is None:
@@ -291,12 +301,20 @@ def run_baselines(
         metrics["eval_seconds"] = time.perf_counter() - fitted
         if isinstance(model, EASE):
             metrics["lambda"] = model.lambda_
-            if model.restricted:
-                metrics["restricted_to"] = float(max_items)
         results[name] = metrics
     results["ease"]["train_seconds"] += choose_seconds
     results["ease"] |= {f"inner_ndcg@10_lambda_{lam:g}": v for lam, v in grid.items()}
     return results
+
+
+def ease_restriction(n_items: int, max_items: int) -> dict[str, Any]:
+    """What the output says about EASE's O(items^3) cost: the items it covered and why."""
+    kept = restricted_size(n_items, max_items)
+    return {"catalogue_items": n_items, "ease_max_items": max_items,
+            "restricted_to_top_items": kept,
+            "note": "EASE fitted on every item" if kept is None else
+            f"EASE restricted to the {kept} most popular of {n_items} items (ease_max_items); "
+            "the others are never recommended by it"}
 
 
 def strongest_ease(baselines: dict[str, dict[str, float]], metric: str = "ndcg@10") -> str:
@@ -395,7 +413,7 @@ class TwoStageOnProtocol:
         return scores
 
 
-def load_data_dir(data_dir: Path, protocol: Protocol, seed: int = ML100K_SEED,
+def load_data_dir(data_dir: DataPath, protocol: Protocol, seed: int = ML100K_SEED,
                   test_share: float = 0.2) -> BenchmarkData:
     """An ingested data directory's positive events under a fixed protocol: ``random`` holds out
     a ``default_rng(seed)`` permutation's last ``test_share`` of interactions (users and items
@@ -403,7 +421,7 @@ def load_data_dir(data_dir: Path, protocol: Protocol, seed: int = ML100K_SEED,
     (indexed over train, test restricted to known users and items, as Online Retail)."""
     from pipelines.features import load_positive_events
 
-    events, items, _ = load_positive_events(Path(data_dir))
+    events, items, _ = load_positive_events(location(data_dir))
     events = events.assign(timestamp=pd.to_datetime(events["timestamp"], utc=True))
     events = events.sort_values(["timestamp", "event_id"], kind="stable").reset_index(drop=True)
     if protocol == "random":
@@ -437,16 +455,19 @@ def load_data_dir(data_dir: Path, protocol: Protocol, seed: int = ML100K_SEED,
     catalogue = items.assign(item_id=items["item_id"].astype(str))
     catalogue = catalogue[catalogue["item_id"].isin(item_ids)][
         ["item_id", "title", "category", "brand", "price"]]
-    return BenchmarkData(f"{Path(data_dir).name} ({protocol})", train,
+    return BenchmarkData(f"{location(data_dir).name} ({protocol})", train,
                          _test_sets(train, tu, ti, len(user_ids)), item_ids.tolist(),
                          user_ids.tolist(), interactions, catalogue.reset_index(drop=True))
 
 
 def benchmark(dataset: str | None, path: Path | None = None, protocol: Protocol | None = None,
-              seed: int = ML100K_SEED) -> dict:
+              seed: int = ML100K_SEED, ease_max_items: int | None = None) -> dict:
     """The fixed protocol for ``dataset`` (ml-100k, online-retail), or ``protocol`` on the
     ingested data directory ``path`` when ``dataset`` is None: baselines and the TFRS model,
-    with timings, in one JSON-able object."""
+    with timings, in one JSON-able object. EASE is restricted above ``ease_max_items`` items
+    (default: the settings'), and the output's ``ease_restriction`` says whether it was."""
+    if ease_max_items is None:
+        ease_max_items = get_settings().ease_max_items
     start = time.perf_counter()
     if dataset is None:
         if path is None or protocol is None:
@@ -457,7 +478,7 @@ def benchmark(dataset: str | None, path: Path | None = None, protocol: Protocol 
         data = loader(path) if path else loader()
         protocol = PROTOCOLS[dataset]
     load_seconds = time.perf_counter() - start
-    baselines = run_baselines(data, data.name, protocol=protocol)
+    baselines = run_baselines(data, data.name, protocol=protocol, max_items=ease_max_items)
     floor = strongest_ease(baselines)
     start = time.perf_counter()
     from models.fit import TrainConfig
@@ -487,6 +508,7 @@ def benchmark(dataset: str | None, path: Path | None = None, protocol: Protocol 
         "load_seconds": round(load_seconds, 2),
         "model": metrics,
         "baselines": baselines,
+        "ease_restriction": ease_restriction(data.n_items, ease_max_items),
         "strongest_ease": floor,
         "ratio_to_strongest_ease_ndcg@10": metrics["ndcg@10"] / baselines[floor]["ndcg@10"],
         "beats_ease_ndcg@10": metrics["ndcg@10"] >= baselines[floor]["ndcg@10"],

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from contracts.settings import MissingPseudonymKey, get_settings
 from pipelines.sources import SOURCE_NAMES
 from pipelines.sources.base import UsageError
 
-EXIT_OK, EXIT_USAGE, EXIT_QUARANTINED = 0, 2, 3
+EXIT_OK, EXIT_USAGE, EXIT_QUARANTINED, EXIT_DRIFT = 0, 2, 3, 4
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--no-register", action="store_true", help="log the runs, skip the gate")
     trn.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    evl = commands.add_parser("evaluate", help="score models and the baselines on the current "
+                              "evaluation window, with 95 %% bootstrap intervals, as the gate does")
+    evl.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    evl.add_argument("--model-uri", action="extend", nargs="+", default=[], metavar="URI",
+                     help="MLflow model URI(s) to score (default: the champion and the latest "
+                     "challenger)")
+    evl.add_argument("--json", action="store_true", help="print one JSON object")
+
     exp = commands.add_parser("explain-check", help="faithfulness suite for explanations")
     exp.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
     exp.add_argument("--model-uri", help="MLflow model URI (default: the registry's champion)")
@@ -86,6 +95,32 @@ def build_parser() -> argparse.ArgumentParser:
     pkg = commands.add_parser("package", help="champion into the BentoML store, and its Bento")
     pkg.add_argument("--model-uri", help="MLflow model URI (default: the registry's champion)")
     pkg.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+
+    rol = commands.add_parser("rollout", help="move the new champion through shadow, canary and "
+                              "full on the running endpoint, or roll it back")
+    rol.add_argument("action", choices=("status", "shadow", "canary", "full", "rollback"))
+    rol.add_argument("--wait", type=float, metavar="SECONDS", help="how long shadow or canary "
+                     "is watched (default from settings: rollout_stage_seconds)")
+    rol.add_argument("--reason", default="rolled back by an operator",
+                     help="rollback: the reason tagged on the version")
+    rol.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    rol.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sco = commands.add_parser("score", help="batch recommendations with reasons, as the "
+                              "endpoint answers, to Parquet (and a database table if configured)")
+    sco.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    sco.add_argument("--users", type=Path, metavar="FILE", help="raw customer ids, one per line "
+                     "or a .csv with a user_id column (default: every shopper the model knows)")
+    sco.add_argument("--out", type=Path, required=True, metavar="PATH", help="Parquet file")
+    sco.add_argument("--k", type=int, choices=range(1, 101), metavar="1..100",
+                     help="items per shopper (default from settings: 10)")
+    sco.add_argument("--model-uri", help="MLflow model URI (default: the registry's champion)")
+    sco.add_argument("--json", action="store_true", help="print one JSON object")
+
+    dri = commands.add_parser("drift", help="drift and skew report (Evidently): new data and "
+                              "served traffic against the champion's training data")
+    dri.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    dri.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -104,12 +139,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args)
         if args.command == "benchmark":
             return _benchmark(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
         if args.command == "explain-check":
             return _explain_check(args)
         if args.command == "serve":
             return _serve(args)
         if args.command == "package":
             return _package(args)
+        if args.command == "rollout":
+            return _rollout(args)
+        if args.command == "score":
+            return _score(args)
+        if args.command == "drift":
+            return _drift(args)
     except (UsageError, MissingPseudonymKey) as err:
         print(f"shoprec: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -192,6 +235,22 @@ def _settings_for(data_dir: Path | None):
     return settings
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    settings = _settings_for(args.data_dir)
+    if not (settings.data_dir / "curated" / "events").is_dir():
+        raise UsageError(f"no curated events under {settings.data_dir}: run `shoprec ingest` "
+                         "first")
+    from pipelines.gate_evaluation import evaluate_models
+
+    with _progress_to_stderr(args.json):
+        try:
+            result = evaluate_models(settings, args.model_uri).to_json()
+        except LookupError as err:
+            raise UsageError(str(err)) from None
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return EXIT_OK
+
+
 def _explain_check(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -269,6 +328,77 @@ def _package(args: argparse.Namespace) -> int:
     result = package_champion(_settings_for(args.data_dir), args.model_uri)
     print(json.dumps(result.to_json()))
     return EXIT_OK
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    """Exit 1 with one line when the stage did not pass (rolled back, too little traffic) or
+    the endpoint or registry cannot say."""
+    from pipelines import rollout
+    from pipelines.package import EndpointUnavailable
+
+    if args.wait is not None and not (args.wait >= 0 and math.isfinite(args.wait)):
+        raise UsageError(f"--wait must be a number of seconds >= 0, not {args.wait}")
+    settings = _settings_for(args.data_dir)
+    try:
+        if args.action == "status":
+            result = rollout.status(settings)
+        elif args.action == "rollback":
+            result = rollout.roll_back(settings, args.reason).to_json()
+        else:
+            result = rollout.advance(settings, args.action, args.wait).to_json()
+    except (rollout.RolledBack, rollout.NotEnoughTraffic, EndpointUnavailable,
+            LookupError) as err:
+        print(f"shoprec rollout: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, default=str) if args.json else json.dumps(result, indent=2,
+                                                                         default=str))
+    return EXIT_OK
+
+
+def _score(args: argparse.Namespace) -> int:
+    from pipelines.score import read_users, score
+    from pipelines.zones import private_dir
+
+    settings = _settings_for(args.data_dir)
+    settings.require_pseudonym_key()
+    if args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a folder: give the Parquet file to write")
+    try:
+        private_dir(args.out.parent)
+    except OSError as err:
+        raise UsageError(f"cannot write --out {args.out}: {err.strerror}") from None
+    users = read_users(args.users, settings) if args.users is not None else None
+    with _progress_to_stderr(args.json):
+        result = score(settings, args.out, users, k=args.k, model_uri=args.model_uri)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        where = f" and table {result.table}" if result.table else ""
+        print(f"scored {result.shoppers} shoppers ({result.cold_start} cold start) with model "
+              f"v{result.model_version}: {result.rows} rows to {result.path}{where}")
+    return EXIT_OK
+
+
+def _drift(args: argparse.Namespace) -> int:
+    """Exit 0 with the report's folder; 4 when a threshold is breached (the warnings on
+    stderr), so a cron job or CI step can act on it."""
+    from pipelines.drift import NothingToCompare, drift_report
+
+    try:
+        result = drift_report(_settings_for(args.data_dir))
+    except NothingToCompare as err:
+        raise UsageError(str(err)) from None
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(f"drift report: {result.folder} (MLflow run {result.run_id}); reference: "
+              f"{result.reference}")
+        for part in result.parts:
+            print(f"  {part.name}: " + (part.note or f"{part.drift_share:.0%} of columns "
+                                        f"drifted {part.drifted or ''}".rstrip()))
+    for warning in result.warnings:
+        print(f"shoprec: warning: {warning}", file=sys.stderr)
+    return EXIT_DRIFT if result.warnings else EXIT_OK
 
 
 if __name__ == "__main__":

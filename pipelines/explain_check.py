@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from contracts.storage import DataPath, location
 from models.ranking import RANKING_FEATURES, WIDE
 
 PLANTED_FEATURES = {
@@ -26,10 +26,10 @@ PLANTED_FEATURES = {
 }
 
 
-def load_ground_truth(data_dir: Path) -> dict[str, dict[str, str]] | None:
+def load_ground_truth(data_dir: DataPath) -> dict[str, dict[str, str]] | None:
     """The synthetic shop's planted preferences per pseudonymised shopper, when the data
     directory holds them (``reference/ground_truth.json``); ``None`` for real data."""
-    path = Path(data_dir) / "reference" / "ground_truth.json"
+    path = location(data_dir) / "reference" / "ground_truth.json"
     return json.loads(path.read_text(encoding="utf-8"))["users"] if path.is_file() else None
 
 

@@ -12,17 +12,17 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import numpy as np
 import pandas as pd
 
 from contracts.bundle import load_arrays, save_arrays
 from contracts.settings import Settings
+from contracts.storage import DataPath, is_remote, local_copy, location, put
 from models.feature_spec import FeatureSpec
 from models.inputs import Interactions, ItemTable, interactions, item_table
 from pipelines.curated import read_table
@@ -46,14 +46,15 @@ class FeatureSet:
     window: tuple[pd.Timestamp, pd.Timestamp]
 
 
-def load_positive_events(data_dir: Path, positive: tuple[str, ...] = POSITIVE_EVENTS):
+def load_positive_events(data_dir: DataPath, positive: tuple[str, ...] = POSITIVE_EVENTS):
     data = DataDir(data_dir)
-    events = read_table(data, "events")
+    # Only the positives are read (views are most events): memory follows what training uses.
+    events = read_table(data, "events", where=[("event_type", "in", list(positive))])
     items = read_table(data, "items")
     users = read_table(data, "users")
     if events.empty:
-        raise ValueError(f"no curated events under {data.curated}: ingest some batches first")
-    events = events[events["event_type"].isin(positive)]
+        raise ValueError(f"no curated events of types {', '.join(positive)} under "
+                         f"{data.curated}: ingest some batches first")
     events = events[events["item_id"].isin(set(items["item_id"]))]
     return events, items, users
 
@@ -86,15 +87,29 @@ def build_features(
     )
 
 
-def save_features(features: FeatureSet, folder: Path) -> str:
+def save_features(features: FeatureSet, folder: DataPath) -> str:
     """Persist a feature set so later pipeline tasks load it instead of rebuilding it.
 
-    Written to a sibling folder and renamed into place: a reader never sees half a feature set.
-    Returns the folder's ``file://`` URI, the handle passed between tasks.
+    Written to a sibling folder and renamed into place: a reader never sees half a feature set
+    (on an object store it is written locally and uploaded; ``build_features_step`` marks it
+    complete afterwards). Returns the folder's URI (``file://`` or ``s3://``), the handle passed
+    between tasks.
     """
+    if is_remote(folder):
+        with tempfile.TemporaryDirectory(prefix="shoprec-features-") as tmp:
+            _write_features(features, Path(tmp))
+            put(Path(tmp), folder)
+        return folder.as_uri()
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    _write_features(features, tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder.as_uri()
+
+
+def _write_features(features: FeatureSet, tmp: Path) -> None:
     (tmp / "spec.json").write_text(json.dumps(features.spec.to_dict()), encoding="utf-8")
     save_arrays(tmp / "item_table.npz", features.table)
     for name in ("train", "valid"):
@@ -104,18 +119,20 @@ def save_features(features: FeatureSet, folder: Path) -> str:
     features.train_events.to_parquet(tmp / "train_events.parquet", index=False)
     write_json_atomic(tmp / "meta.json", {"split_time": features.split_time.isoformat(),
                                           "window": [t.isoformat() for t in features.window]})
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return folder.as_uri()
 
 
-def features_path(uri: str) -> Path:
-    """The folder behind a features URI (``file://`` or a plain path)."""
-    return Path(url2pathname(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
+def features_path(uri: str) -> DataPath:
+    """The folder behind a features URI (``file://``, ``s3://`` or a plain path)."""
+    return location(uri)
 
 
 def load_features(uri: str) -> FeatureSet:
-    folder = features_path(uri)
+    """The feature set behind ``uri``; one on an object store is read from a local copy."""
+    with local_copy(features_path(uri)) as folder:
+        return _read_features(folder)
+
+
+def _read_features(folder: Path) -> FeatureSet:
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     train, valid = (load_arrays(folder / f"{n}.npz", Interactions) for n in ("train", "valid"))
     spec = json.loads((folder / "spec.json").read_text(encoding="utf-8"))

@@ -13,6 +13,9 @@ are set aside as ``duplicate_event``, and a batch that would add nothing else is
 Inputs are screened before anything is read: symbolic links and paths outside the folders given
 are refused (never followed), and a batch over ``Settings.max_batch_bytes`` is refused unread;
 both are quarantined with the reason, without a copy of their content.
+
+With the data directory on an object store (``contracts.storage``), batches are still read from
+local files: landing uploads them, and validating a landed folder reads a local copy of it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import logging
 import re
 import shutil
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +37,9 @@ import pandas as pd
 
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings
+from contracts.storage import DataPath, is_remote, local_copy, put, write_atomic
 from pipelines.batch_result import BatchResult
-from pipelines.curated import item_ids
+from pipelines.curated import item_ids, read_parquet
 from pipelines.reports import write_summary
 from pipelines.sources import get_source
 from pipelines.sources.base import BatchInput, Conformed, Source, UnreadableBatch
@@ -87,7 +92,7 @@ class _History:
 class Ingestor:
     """Ingests batches into one data directory; holds the GX context and history across batches."""
 
-    def __init__(self, settings: Settings, data_dir: Path | None = None) -> None:
+    def __init__(self, settings: Settings, data_dir: DataPath | None = None) -> None:
         self.settings = settings
         self.data = DataDir(data_dir or settings.data_dir).create()
         self.validator = BatchValidator(settings.expectations_dir, self.data, settings.data_docs)
@@ -111,13 +116,17 @@ class Ingestor:
             events=_curated_event_ids(self.data, manifests),
         )
 
-    def ingest(self, paths: Sequence[Path], source: Source | str) -> list[BatchResult]:
+    def ingest(self, paths: Sequence[DataPath], source: Source | str) -> list[BatchResult]:
+        """Ingest files or folders (landed folders on an object store are read from a local
+        copy); one result per batch."""
         adapter = get_source(source) if isinstance(source, str) else source
-        refused = [_from_marker(adapter, p) for p in paths if (p / REFUSED_MARKER).is_file()]
-        paths = [p for p in paths if not (p / REFUSED_MARKER).is_file()]
-        write_reference(self.data, adapter, paths, self.pseudonymiser)
-        batches = screen(adapter.discover(paths), paths, self.settings) if paths else []
-        return [self.ingest_batch(adapter, batch) for batch in [*refused, *batches]]
+        with ExitStack() as copies:
+            paths = [copies.enter_context(local_copy(p)) for p in paths]
+            refused = [_from_marker(adapter, p) for p in paths if (p / REFUSED_MARKER).is_file()]
+            paths = [p for p in paths if not (p / REFUSED_MARKER).is_file()]
+            write_reference(self.data, adapter, paths, self.pseudonymiser)
+            batches = screen(adapter.discover(paths), paths, self.settings) if paths else []
+            return [self.ingest_batch(adapter, batch) for batch in [*refused, *batches]]
 
     def ingest_batch(self, source: Source, batch: BatchInput) -> BatchResult:
         result = BatchResult(
@@ -256,7 +265,7 @@ class Ingestor:
         folder = private_dir(self.data.quarantine / batch.batch_id)
         if batch.refused is None:
             for path in batch.files:
-                shutil.copy2(path, folder / path.name)
+                put(path, folder / path.name)
         result.status = "quarantined"
         result.failed_expectations = failed or [f.label for f in validation.critical]
         result.warnings = [f.label for f in validation.warnings]
@@ -283,7 +292,9 @@ class Ingestor:
         result.rejected_reasons = _reason_counts(rejected)
         if len(rejected):
             folder = private_dir(self.data.rejected / f"batch_date={partition}")
-            neutralise_formulas(rejected).to_csv(folder / f"{batch.batch_id}.csv", index=False)
+            safe = neutralise_formulas(rejected)
+            write_atomic(folder / f"{batch.batch_id}.csv",
+                         lambda handle: safe.to_csv(handle, index=False))
         result.warnings = [f.label for f in validation.warnings]
         docs = self.validator.build_docs(validation) if validation.warnings else None
         report_dir = self.data.reports / "batches"
@@ -309,9 +320,13 @@ class Ingestor:
     def _record(
         self, batch: BatchInput, result: BatchResult, stats: dict[str, float] | None = None
     ) -> None:
+        files = [str(p) for p in batch.files]
+        if is_remote(self.data.root) and batch.refused is None:  # read from a local copy
+            folder = self.data.landing / batch.source / batch.batch_id
+            files = [str(folder / p.name) for p in batch.files]
         manifest = result.to_json() | {
             "ingested_at": dt.datetime.now(dt.UTC).isoformat(),
-            "files": [str(p) for p in batch.files],
+            "files": files,
             "window": [str(t) for t in batch.window] if batch.window else None,
             "stats": stats,
         }
@@ -330,7 +345,7 @@ def ingest(
     settings: Settings,
     *,
     mapping: str | None = None,
-    data_dir: Path | None = None,
+    data_dir: DataPath | None = None,
 ) -> list[BatchResult]:
     """Ingest files or folders from one source into the data directory; one result per batch."""
     adapter = get_source(source, mapping)  # usage errors before anything is created
@@ -349,7 +364,9 @@ def land_batch(data: DataDir, batch: BatchInput) -> BatchInput:
     """Copy the batch into ``landing/`` as received, unless it already lies there.
 
     A refused batch is not copied (its files are never read): its landing folder holds only a
-    ``refused.json`` marker, so the validate step still reports it.
+    ``refused.json`` marker, so the validate step still reports it. On an object store the files
+    are uploaded (unless there already: a batch id names one content) and the batch is still read
+    from its local files.
     """
     target = data.landing / batch.source / batch.batch_id
     if batch.refused is not None:
@@ -358,6 +375,11 @@ def land_batch(data: DataDir, batch: BatchInput) -> BatchInput:
             "reason": batch.refused, "content_hash": batch.content_hash,
             "batch_date": batch.batch_date.isoformat() if batch.batch_date else None,
         })
+        return batch
+    if is_remote(target):
+        for path in batch.files:
+            if not (target / path.name).exists():
+                put(path, target / path.name)
         return batch
     if all(data.landing in f.resolve().parents for f in batch.files):
         return batch
@@ -407,7 +429,7 @@ def screen(batches: Iterable[BatchInput], paths: Sequence[Path],
     return screened
 
 
-def land(settings: Settings, paths: Sequence[Path] | None = None) -> list[Path]:
+def land(settings: Settings, paths: Sequence[Path] | None = None) -> list[DataPath]:
     """Land the batches under ``paths`` (default: the inbox) that have no manifest yet.
 
     Returns the landing folders still waiting for validation, including any landed by an earlier
@@ -464,7 +486,7 @@ def _curated_event_ids(data: DataDir, manifests: Iterable[dict[str, Any]]) -> di
     for path in sorted(root.glob("batch_date=*/*.parquet")) if root.is_dir() else []:
         source = sources.get(path.stem)
         if source is not None:
-            ids = pd.read_parquet(path, columns=["event_id"])["event_id"].dropna()
+            ids = read_parquet(path, ["event_id"])["event_id"].dropna()
             seen.setdefault(source, set()).update(ids.astype(str))
     return seen
 
@@ -477,7 +499,7 @@ def _who_curated(data: DataDir, manifests: Iterable[dict[str, Any]], source: str
     root = data.curated / "events"
     for path in sorted(root.glob("batch_date=*/*.parquet")) if root.is_dir() else []:
         if path.stem in batches and (
-                pd.read_parquet(path, columns=["event_id"])["event_id"] == event_id).any():
+                read_parquet(path, ["event_id"])["event_id"] == event_id).any():
             return path.stem
     return "an earlier batch"
 
@@ -499,11 +521,10 @@ def _stats(events: pd.DataFrame | None) -> dict[str, float] | None:
             "quantity_p99": p99("quantity")}
 
 
-def _write_parquet(frame: pd.DataFrame, folder: Path, batch_id: str) -> None:
+def _write_parquet(frame: pd.DataFrame, folder: DataPath, batch_id: str) -> None:
     private_dir(folder)
-    tmp = folder / f".{batch_id}.parquet.tmp"
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(folder / f"{batch_id}.parquet")
+    write_atomic(folder / f"{batch_id}.parquet", lambda handle: frame.to_parquet(handle,
+                                                                                index=False))
 
 
 __all__ = ["BatchResult", "Finding", "Ingestor", "ingest", "land"]

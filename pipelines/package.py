@@ -1,6 +1,7 @@
 """Packaging the champion for BentoML, and talking to the running endpoint.
 
-``package_champion`` copies the MLflow champion into the BentoML model store (labelled with its
+``package_champion`` copies the MLflow champion (or any model URI; the DAG passes the gated
+version, ``package_version``) into the BentoML model store (labelled with its
 run, version, data hash and headline metrics) and builds a Bento pinned to it, so ``bentoml serve
 shoprec:<version>`` serves exactly that model. The endpoint helpers let the DAG and ``make demo``
 reload the server after a promotion and smoke-test it over HTTP. No Airflow import here.
@@ -33,7 +34,7 @@ TIMEOUT_S = 60.0
 # `bentoml containerize` rebuilds it; what they need in turn resolves from their own metadata.
 SERVING_PACKAGES = ("bentoml", "fastapi", "mlflow", "tensorflow", "tf-keras",
                     "tensorflow-recommenders", "numpy", "pandas", "pyarrow", "scipy", "faiss-cpu",
-                    "pydantic", "pydantic-settings", "pyyaml", "click")
+                    "pydantic", "pydantic-settings", "pyyaml", "click", "prometheus-client")
 
 
 class EndpointUnavailable(RuntimeError):
@@ -106,6 +107,12 @@ def package_champion(settings: Settings, model_uri: str | None = None) -> Packag
                          version=str(info.version), run_id=str(info.run_id))
 
 
+def package_version(settings: Settings, version: str) -> PackageResult:
+    """Package registered ``version`` of ``settings.model_name``: the version the gate decided
+    on, pinned by number, not whatever the champion alias names when this runs."""
+    return package_champion(settings, f"models:/{settings.model_name}/{version}")
+
+
 def pinned(names: Sequence[str]) -> list[str]:
     """``name==version`` for each distribution at the version installed here: what this
     environment runs and was tested with (no resolver run, nothing fetched)."""
@@ -128,28 +135,42 @@ def reload_endpoint(settings: Settings) -> dict[str, Any]:
     return _call(settings, "/admin/reload", {})
 
 
+def endpoint_metadata(settings: Settings) -> dict[str, Any]:
+    """The running endpoint's ``GET /metadata``: the model it serves and any rollout."""
+    return _call(settings, "/metadata", None)
+
+
 def smoke_call(settings: Settings, pseudonym: str | None = None) -> dict[str, Any]:
     """One real ``/recommend`` over HTTP for a shopper the served model knows; raises unless the
     items come back from the model (no fallback), explained by integrated gradients, complete.
 
-    The shopper is ``pseudonym``, else the one the champion's training run names
-    (``PROBE_USER_TAG``): an unknown shopper would only exercise the popularity fallback.
+    The shopper is ``pseudonym``, else the one the served model's training run names
+    (``PROBE_USER_TAG``; during a rollout the stable model's, which answers it): an unknown
+    shopper would only exercise the popularity fallback.
     """
     if pseudonym is None:
         registry.configure(settings)
-        uri = registry.champion_uri(settings.model_name)
+        uri = registry.serving_uri(settings.model_name)
         if uri is None:
             raise LookupError(f"{registry.NO_CHAMPION} for {settings.model_name!r}")
         pseudonym = describe(uri).probe_user
         if pseudonym is None:
             raise LookupError(f"the champion's run has no {PROBE_USER_TAG} tag: no known shopper "
                               "to smoke-test with")
-    answer = _call(settings, "/recommend", {"pseudonym": pseudonym, "k": 5})
+    return explained_recommendation(settings, pseudonym)
+
+
+def explained_recommendation(settings: Settings, pseudonym: str, base_url: str | None = None
+                             ) -> dict[str, Any]:
+    """``/recommend`` for a shopper the model knows, at the endpoint or at ``base_url``; raises
+    unless the items come from the model (no fallback), explained, attributions complete."""
+    answer = _call(settings, "/recommend", {"pseudonym": pseudonym, "k": 5}, base_url)
     problems = check_recommendation(answer)
     if answer.get("fallback") is not None:
         problems.append(f"a known shopper got the {answer['fallback']} fallback")
     if problems:
-        raise AssertionError("smoke call failed: " + "; ".join(problems))
+        raise AssertionError(f"explained /recommend for {pseudonym} failed: "
+                             + "; ".join(problems))
     return answer
 
 
@@ -183,12 +204,15 @@ def check_recommendation(answer: dict[str, Any], tolerance: float = 0.01) -> lis
     return problems
 
 
-def _call(settings: Settings, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    url = endpoint_url(settings) + path
+def _call(settings: Settings, path: str, body: dict[str, Any] | None,
+          base_url: str | None = None) -> dict[str, Any]:
+    """POST ``body`` to ``path`` (GET when ``body`` is None) and decode the JSON answer."""
+    url = (base_url or endpoint_url(settings)) + path
     headers = {"Content-Type": "application/json"}
     if settings.api_token is not None:
         headers["Authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
-    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data, headers, method="POST" if data else "GET")
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             return json.loads(response.read())

@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from contracts.settings import Settings
+from contracts.storage import location
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def validate_step(settings: Settings, folders: Sequence[str]) -> list[dict[str, 
 
     if not folders:
         return []
-    results = Ingestor(settings).ingest([Path(f) for f in folders], settings.source)
+    results = Ingestor(settings).ingest([location(f) for f in folders], settings.source)
     return [{"batch": r.batch, "status": r.status, "reason": r.reason, "report": r.report}
             for r in results]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from contracts.storage import DataPath
 from pipelines.zones import private_dir
 
 if TYPE_CHECKING:
@@ -26,8 +26,8 @@ _NEXT_STEPS = {
 
 
 def write_summary(
-    path: Path, result: BatchResult, validation: Validation, data_docs: Path | None
-) -> Path:
+    path: DataPath, result: BatchResult, validation: Validation, data_docs: DataPath | None
+) -> DataPath:
     lines = [
         f"# Batch `{result.batch}`: {result.status.upper()}",
         "",

@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from contracts.storage import DataPath, is_remote, put
 from pipelines.zones import DataDir
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,12 @@ class SuiteNotFound(RuntimeError):
 
 
 class BatchValidator:
-    """Validates frames with the suites in ``expectations_dir``; Data Docs go to the data dir."""
+    """Validates frames with the suites in ``expectations_dir``; Data Docs go to the data dir.
+
+    GX renders Data Docs to local files only: for a data directory on an object store they are
+    rendered into a local scratch folder and uploaded after each build (the uploaded index then
+    lists this process's pages).
+    """
 
     def __init__(self, expectations_dir: Path, data_dir: DataDir, data_docs: str = "problems"):
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -105,13 +112,17 @@ class BatchValidator:
         self._docs_mode = data_docs
         self._context = gx.get_context(mode="ephemeral")
         self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self._docs = data_dir.data_docs
+        self._scratch = tempfile.TemporaryDirectory(prefix="shoprec-docs-") if is_remote(
+            self._docs) else None
+        local_docs = Path(self._scratch.name) if self._scratch else self._docs
         self._context.add_data_docs_site(
             site_name=_SITE,
             site_config={
                 "class_name": "SiteBuilder",
                 "store_backend": {
                     "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(data_dir.data_docs),
+                    "base_directory": str(local_docs),
                 },
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             },
@@ -206,7 +217,7 @@ class BatchValidator:
                 break
         return outcome
 
-    def build_docs(self, validation: Validation) -> Path | None:
+    def build_docs(self, validation: Validation) -> DataPath | None:
         """Render Data Docs pages for a batch that a person should look at; return the index."""
         if self._docs_mode == "off" or not validation.result_ids:
             return None
@@ -216,7 +227,14 @@ class BatchValidator:
             )
         page = validation.result_ids[-1]  # the suite that failed last is the one to read first
         urls = self._context.get_docs_sites_urls(site_name=_SITE, resource_identifier=page)
-        return Path(urls[0]["site_url"].removeprefix("file://")) if urls else None
+        if not urls:
+            return None
+        local = Path(urls[0]["site_url"].removeprefix("file://"))
+        if self._scratch is None:
+            return local
+        scratch = Path(self._scratch.name)
+        put(scratch, self._docs)
+        return self._docs / local.relative_to(scratch).as_posix()
 
 
 def _finding(suite: str, item: Any) -> Finding:

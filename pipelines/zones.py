@@ -6,62 +6,64 @@ by batch date, ``rejected/`` the rows each accepted batch set aside with their r
 ``batches/`` one manifest per batch keyed by content hash, which makes re-landing idempotent.
 
 Landing and quarantine hold raw customer ids, so every folder the platform creates under the data
-directory (the directory itself too, when it creates it) is private to its owner: mode 0700.
+directory (the directory itself too, when it creates it) is private to its owner: mode 0700. On an
+object store (``contracts.storage``) there are no folders or modes: access is the bucket's policy.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from contracts.storage import DataPath, is_remote, write_atomic
 
 
 @dataclass(frozen=True)
 class DataDir:
-    root: Path
+    root: DataPath  # a local folder or an object-store location (``contracts.storage``)
 
     @property
-    def landing(self) -> Path:
+    def landing(self) -> DataPath:
         return self.root / "landing"
 
     @property
-    def quarantine(self) -> Path:
+    def quarantine(self) -> DataPath:
         return self.root / "quarantine"
 
     @property
-    def curated(self) -> Path:
+    def curated(self) -> DataPath:
         return self.root / "curated"
 
     @property
-    def rejected(self) -> Path:
+    def rejected(self) -> DataPath:
         return self.root / "rejected"
 
     @property
-    def manifests(self) -> Path:
+    def manifests(self) -> DataPath:
         return self.root / "batches"
 
     @property
-    def features(self) -> Path:
+    def features(self) -> DataPath:
         """Feature sets built for training, one folder per data version and history length."""
         return self.root / "features"
 
     @property
-    def reference(self) -> Path:
+    def reference(self) -> DataPath:
         """Reference data that is not a batch (e.g. a synthetic shop's planted preferences)."""
         return self.root / "reference"
 
     @property
-    def reports(self) -> Path:
+    def reports(self) -> DataPath:
         return self.root / "reports"
 
     @property
-    def data_docs(self) -> Path:
+    def data_docs(self) -> DataPath:
         return self.reports / "data_docs"
 
     def create(self) -> DataDir:
+        if is_remote(self.root):  # an object store has no folders to create
+            return self
         private_dir(self.root)
         for zone in (self.landing, self.quarantine, self.curated, self.rejected, self.manifests,
                      self.reports, self.reference, self.features):
@@ -69,7 +71,7 @@ class DataDir:
             zone.chmod(0o700)  # also a zone an older version created with the default umask
         return self
 
-    def manifest_path(self, content_hash: str) -> Path:
+    def manifest_path(self, content_hash: str) -> DataPath:
         return self.manifests / f"{content_hash}.json"
 
     def read_manifests(self) -> list[dict[str, Any]]:
@@ -79,12 +81,15 @@ class DataDir:
         found = [json.loads(p.read_text()) for p in self.manifests.glob("*.json")]
         return sorted(found, key=lambda m: (m["ingested_at"], m["batch"]))
 
-    def curated_partition(self, table: str, batch_date: str) -> Path:
+    def curated_partition(self, table: str, batch_date: str) -> DataPath:
         return self.curated / table / f"batch_date={batch_date}"
 
 
-def private_dir(path: Path) -> Path:
-    """``mkdir -p`` whose every newly created folder is 0700, whatever the umask."""
+def private_dir(path: DataPath) -> DataPath:
+    """``mkdir -p`` whose every newly created folder is 0700, whatever the umask (nothing to do
+    on an object store, where folders exist only as key prefixes)."""
+    if is_remote(path):
+        return path
     missing = []
     for folder in (path, *path.parents):
         if folder.is_dir():
@@ -96,10 +101,8 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON via a temporary file and rename, so readers never see half a file."""
+def write_json_atomic(path: DataPath, payload: Any) -> None:
+    """Write JSON so readers never see half a file (see ``contracts.storage.write_atomic``)."""
     private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, default=str, sort_keys=True)
-    os.replace(tmp, path)
+    text = json.dumps(payload, indent=2, default=str, sort_keys=True)
+    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))

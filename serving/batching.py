@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
@@ -21,10 +22,12 @@ R = TypeVar("R")
 
 
 class MicroBatcher(Generic[T, R]):
-    """Runs ``execute(works) -> results`` (same order) over whatever is queued, one at a time."""
+    """Runs ``execute(works) -> results`` (same order) over whatever is queued, one at a time;
+    ``on_batch`` hears each batch's size and seconds (the endpoint's metrics)."""
 
-    def __init__(self, execute: Callable[[Sequence[T]], Sequence[R]]) -> None:
-        self.execute = execute
+    def __init__(self, execute: Callable[[Sequence[T]], Sequence[R]],
+                 on_batch: Callable[[int, float], None] | None = None) -> None:
+        self.execute, self.on_batch = execute, on_batch
         self._lock = threading.Lock()
         self._queue: list[tuple[T, Future[R]]] = []
         self._draining = False
@@ -65,6 +68,7 @@ class MicroBatcher(Generic[T, R]):
         batch = [(work, future) for work, future in batch if future.set_running_or_notify_cancel()]
         if not batch:
             return
+        start = time.perf_counter()
         try:
             results = self.execute([work for work, _ in batch])
             if len(results) != len(batch):
@@ -73,5 +77,8 @@ class MicroBatcher(Generic[T, R]):
             for _, future in batch:
                 future.set_exception(err)
             return
+        seconds = time.perf_counter() - start
         for (_, future), result in zip(batch, results, strict=True):
             future.set_result(result)
+        if self.on_batch is not None:
+            self.on_batch(len(batch), seconds)

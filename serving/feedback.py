@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import threading
 import uuid
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from contracts.feedback import COLUMNS, FOLDER, hour_file
+from serving.private_files import private_folder, write_private
 
 
 def feedback_folder(inbox: Path) -> Path:
@@ -55,8 +55,7 @@ class FeedbackInbox:
                    "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
             line = _csv([row.get(column, "") for column in COLUMNS])
             name = hour_file(now)
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _append(self.folder / name, line)
+            _append(private_folder(self.folder) / name, line)
         return event_id, f"{FOLDER}/{name}"
 
 
@@ -70,17 +69,8 @@ def _csv(values: Sequence[str]) -> bytes:
 
 def _append(path: Path, line: bytes) -> None:
     """One write per event on an append-only descriptor; the header comes with the first line.
-    Symlinks are refused (``O_NOFOLLOW``): the file is ours, not something planted there."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    Symlinks are refused: the file is ours, not something planted there."""
     try:
-        fd = os.open(path, flags | os.O_EXCL, 0o600)
-        data = _csv(list(COLUMNS)) + line
+        write_private(path, _csv(list(COLUMNS)) + line, new=True, append=True)
     except FileExistsError:
-        fd = os.open(path, flags, 0o600)
-        data = line
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
+        write_private(path, line, new=False, append=True)

@@ -9,6 +9,11 @@ Models load from their bundle files (JSON metadata, NumPy and Parquet tables, we
 ``contracts.bundle.load_bundle``: nothing fetched from the registry is ever unpickled, so moving
 ``@champion`` cannot run code in the endpoint. What clients read when the endpoint cannot answer
 is a generic reason; the details (URIs, exception text) go to the server log only.
+
+During a rollout (``contracts.registry.rollout_plan``) the holder keeps two engines: the stable
+model as ``engine`` and the champion on trial in ``rollout`` (``serving.rollout``). A breached
+rollout is ended at once in memory (requests go back to the stable model alone), then recorded in
+the registry off the event loop: ``champion`` moved back, the reason tagged on the version.
 """
 
 from __future__ import annotations
@@ -16,13 +21,18 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+from collections import deque
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from contracts import registry
 from contracts.bento_store import BENTOML_SCHEME, INFO_KEY, MLFLOW_DIR
 from contracts.model_info import ModelInfo
 from contracts.settings import Settings
+from serving import metrics
+from serving.rollout import Rollout
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +66,24 @@ def describe_served(settings: Settings) -> ModelInfo:
     from contracts.model_info import describe
 
     return describe(uri)
+
+
+def describe_rollout(settings: Settings) -> tuple[ModelInfo, ModelInfo | None, str | None]:
+    """(stable, candidate, stage): the served model alone (candidate and stage None) unless the
+    registry has a champion on trial. A pinned model is never on trial."""
+    if settings.model_uri:
+        return describe_served(settings), None, None
+    from contracts.model_info import describe
+
+    registry.configure(settings)
+    name = settings.model_name
+    plan = registry.rollout_plan(name)
+    if plan.champion is None:
+        raise NoModel(registry.NO_CHAMPION)
+    if plan.stage is None:
+        return describe(f"models:/{name}/{plan.champion}"), None, None
+    return (describe(f"models:/{name}/{plan.stable}"), describe(f"models:/{name}/{plan.champion}"),
+            plan.stage)
 
 
 def load_engine(settings: Settings, info: ModelInfo):
@@ -93,19 +121,22 @@ def _store_model(uri: str) -> tuple[Path, ModelInfo]:
 
 
 class EngineHolder:
-    """The engine in service; ``reload`` builds the next one aside and swaps one reference."""
+    """The engine in service (and, during a rollout, the one on trial); ``reload`` builds what
+    changed aside and swaps references, so requests never wait for a load."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = None
+        self.rollout: Rollout | None = None
+        self.rollbacks: deque[dict[str, Any]] = deque(maxlen=20)  # latest first, for /metadata
         self.problem: str | None = registry.NO_CHAMPION
         self._lock = threading.Lock()  # one reload at a time; requests never take it
 
     def reload(self) -> tuple[object | None, object]:
-        """(previous, current) engines; loads nothing when the served version is unchanged."""
+        """(previous, current) stable engines; loads nothing that is already loaded."""
         with self._lock:
             try:
-                info = describe_served(self.settings)
+                stable, candidate, stage = describe_rollout(self.settings)
             except NoModel as err:
                 if self.engine is None:
                     self.problem = str(err)
@@ -113,17 +144,70 @@ class EngineHolder:
             except Exception as err:  # registry unreachable: the details are for operators
                 log.warning("could not read the registry: %s: %s", type(err).__name__, err)
                 raise Unavailable(REGISTRY_DOWN) from err
-            previous = self.engine
-            if previous is not None and previous.info.uri == info.uri:
-                return previous, previous
-            log.info("loading model %s (version %s)", info.uri, info.version)
-            try:
-                engine = load_engine(self.settings, info)
-            except Exception as err:  # a broken artefact must not take the endpoint down
-                log.exception("could not load %s", info.uri)
-                kept = "; still serving the previous model" if previous is not None else ""
-                raise Unavailable(LOAD_FAILED + kept) from err
-            self.engine = engine  # the atomic swap
+            previous, trial = self.engine, self.rollout
+            loaded = {e.info.uri: e for e in (previous, trial and trial.candidate) if e is not None}
+            engine = loaded.get(stable.uri) or self._load(stable, previous)
+            unchanged = (trial is not None and candidate is not None and not trial.ended
+                         and trial.stable is engine and trial.stage == stage
+                         and trial.candidate.info.uri == candidate.uri)
+            if trial is not None and not unchanged:
+                trial.end()
+            rollout = trial if unchanged else None  # unchanged: it keeps its counts
+            if candidate is not None and not unchanged:
+                rollout = self._trial(engine, loaded.get(candidate.uri), candidate, stage)
+            self.engine, self.rollout = engine, rollout  # the atomic swaps
             self.problem = None
-            log.info("serving model %s version %s", info.name, info.version)
-            return previous, self.engine
+            if engine is not previous:
+                log.info("serving model %s version %s", stable.name, stable.version)
+            return previous, engine
+
+    def _load(self, info: ModelInfo, previous) -> object:
+        log.info("loading model %s (version %s)", info.uri, info.version)
+        try:
+            return load_engine(self.settings, info)
+        except Exception as err:  # a broken artefact must not take the endpoint down
+            log.exception("could not load %s", info.uri)
+            kept = "; still serving the previous model" if previous is not None else ""
+            raise Unavailable(LOAD_FAILED + kept) from err
+
+    def _trial(self, stable, loaded, candidate: ModelInfo, stage: str) -> Rollout | None:
+        """The candidate's rollout; one that cannot even load is rolled back at once."""
+        if loaded is None:
+            log.info("loading candidate %s (version %s) for %s", candidate.uri,
+                     candidate.version, stage)
+            try:
+                loaded = load_engine(self.settings, candidate)
+            except Exception as err:
+                log.exception("could not load candidate %s", candidate.uri)
+                self._roll_back(candidate, stable.info, stage,
+                                f"could not be loaded ({type(err).__name__})", None)
+                return None
+        log.info("rollout: v%s in %s beside stable v%s", candidate.version, stage,
+                 stable.info.version)
+        return Rollout(stable, loaded, stage, self.settings, self._breached)
+
+    def _breached(self, rollout: Rollout, reason: str) -> None:
+        """Called on the event loop by a rollout that broke a threshold: the stable model
+        answers alone from the next request on; the registry hears of it off the loop."""
+        if self.rollout is rollout:
+            self.rollout = None
+        self._roll_back(rollout.candidate.info, rollout.stable.info, rollout.stage, reason,
+                        rollout.to_json())
+
+    def _roll_back(self, candidate: ModelInfo, stable: ModelInfo, stage: str, reason: str,
+                   figures: dict[str, Any] | None) -> None:
+        reason = f"{stage}: {reason}"
+        log.warning("rolling back model %s v%s to v%s: %s", candidate.name, candidate.version,
+                    stable.version, reason)
+        metrics.ROLLBACKS.labels(str(candidate.version)).inc()
+        self.rollbacks.appendleft({"at": datetime.now(UTC), "version": candidate.version,
+                                   "stable_version": stable.version, "stage": stage,
+                                   "reason": reason, "figures": figures})
+        threading.Thread(target=self._record_rollback, name="shoprec-rollback", daemon=True,
+                         args=(str(candidate.version), str(stable.version), reason)).start()
+
+    def _record_rollback(self, version: str, stable: str, reason: str) -> None:
+        try:
+            registry.roll_back(self.settings.model_name, version, stable, reason)
+        except Exception:  # the endpoint already serves the stable model; operators must know
+            log.exception("could not record the rollback of v%s in the registry", version)

@@ -219,10 +219,51 @@ class Metadata(BaseModel):
     loaded_at: datetime
 
 
+class ModelHealth(BaseModel):
+    """One model's share of a rollout stage, as the endpoint counted it."""
+
+    version: str | None
+    run_id: str | None
+    role: Literal["stable", "shadow", "canary"]
+    requests: int
+    errors: int = Field(description="Calls that failed or ran past the rollout timeout.")
+    error_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class RolloutState(BaseModel):
+    stage: Literal["shadow", "canary"]
+    share: float = Field(description="Shadow: share of requests the candidate also answers "
+                         "(logged, not returned). Canary: share of shoppers it answers.")
+    started_at: datetime
+    stable: ModelHealth
+    candidate: ModelHealth
+
+
+class RollbackEvent(BaseModel):
+    at: datetime
+    version: str | None = Field(description="The version rolled back.")
+    stable_version: str | None = Field(description="The version serving again.")
+    stage: Literal["shadow", "canary"]
+    reason: str
+    figures: RolloutState | None = Field(description="The rollout's counts when it broke a "
+                                         "threshold; null when the candidate could not load.")
+
+
+class ServiceMetadata(Metadata):
+    """The stable model's lineage, any rollout in progress, and the latest rollbacks."""
+
+    rollout: RolloutState | None
+    rollbacks: list[RollbackEvent] = Field(description="Most recent first, since start-up.")
+
+
 class ReloadResponse(BaseModel):
     changed: bool
     previous: Metadata | None
     current: Metadata
+    rollout: RolloutState | None
 
 
 class Problem(BaseModel):

@@ -7,6 +7,8 @@ Start-up never fails for want of a model: ``/readyz`` and every API then answer 
 generic reason (details in the server log), and ``POST /admin/reload`` loads the champion once
 there is one. Start-up does fail, with one line and status 2, without a pseudonymisation key or
 when asked to listen on a non-loopback address without an API token (``serving.access``).
+During a rollout ``/recommend`` goes through ``serving.rollout`` (shadow or canary beside the
+stable model); every route counts its answers in the shop metrics (``serving.metrics``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,12 +29,14 @@ from contracts.bento_store import MODEL_ARGUMENT
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings, get_settings
 from models.two_stage import Filters
-from serving import schemas
+from serving import metrics, schemas
 from serving.access import DEFAULT_HOST, AccessMiddleware, refuse_unsafe_start, serve_host
 from serving.engine import Engine, UnknownItem
 from serving.feedback import FeedbackInbox
 from serving.loading import EngineHolder, NoModel, Unavailable
 from serving.request_timeout import disarm_timers_when_answered
+from serving.rollout import Rollout
+from serving.traffic_log import open_traffic_log
 
 log = logging.getLogger("shoprec.serving")
 
@@ -52,6 +57,7 @@ refuse_unsafe_start(SETTINGS, serve_host())  # exits here: no key, or an open pu
 PSEUDONYMISER = Pseudonymiser(SETTINGS.require_pseudonym_key())
 FEEDBACK = FeedbackInbox(SETTINGS.inbox)
 HOLDER = EngineHolder(SETTINGS)  # one per server process, shared with the access middleware
+TRAFFIC = open_traffic_log(SETTINGS)  # what was served, for the drift report (None: off)
 EXPLORE_PAGE = (Path(__file__).with_name("explore.html")).read_text(encoding="utf-8")
 ERRORS = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
 
@@ -118,6 +124,10 @@ def _metadata(engine: Engine) -> dict:
     return engine.info.to_json() | {"loaded_at": engine.loaded_at}
 
 
+def _rollout(rollout: Rollout | None) -> dict | None:
+    return rollout.to_json() if rollout is not None else None
+
+
 # One worker: on two cores a second TF process only competes with the first. No per-request
 # access log line: at hundreds of requests a second it costs more CPU than the model call.
 # Loopback unless told otherwise, also for `bentoml serve` of a built Bento (BentoML's own
@@ -138,32 +148,46 @@ class Shoprec:
 
     @app.post("/recommend", response_model=schemas.RecommendResponse, responses=ERRORS)
     async def recommend(self, body: schemas.RecommendRequest) -> dict:
-        engine = _engine()
+        start = time.perf_counter()
         filters = Filters(body.filters.category, body.filters.max_price)
         shopper = body.pseudonym if body.pseudonym is not None else body.user_id
-        page = await engine.recommend(shopper, body.k, body.explain, body.exclude_purchased,
-                                      filters, pseudonymised=body.pseudonym is not None)
-        return {"user_id": page.user_id, "items": page.items, "fallback": page.fallback,
+        rollout = HOLDER.rollout  # taken once, like the engine
+        if rollout is None:
+            engine = _engine()
+            page = await engine.recommend(shopper, body.k, body.explain, body.exclude_purchased,
+                                          filters, pseudonymised=body.pseudonym is not None)
+        else:  # routed by pseudonym, so a shopper keeps the model they got
+            user = body.pseudonym or PSEUDONYMISER.one(shopper)
+            page, engine = await rollout.recommend(user, body.k, body.explain,
+                                                   body.exclude_purchased, filters)
+        if TRAFFIC is not None:
+            TRAFFIC.record(page.pseudonym, engine.info.version, page.items, page.fallback)
+        metrics.answered("recommend", engine.info.version, page.fallback)
+        metrics.recommended(engine.info.version, body.explain, time.perf_counter() - start)
+        return {"user_id": shopper, "items": page.items, "fallback": page.fallback,
                 "model": _model(engine)}
 
     @app.post("/explain", response_model=schemas.ExplainResponse, responses=ERRORS)
     async def explain(self, body: schemas.ExplainRequest) -> dict:
         engine = _engine()
         scored, fallback = await engine.explain(body.user_id, body.item_id)
+        metrics.answered("explain", engine.info.version, fallback)
         return {"user_id": body.user_id, "item_id": body.item_id, **scored,
                 "fallback": fallback, "model": _model(engine)}
 
     @app.post("/similar_items", response_model=schemas.SimilarResponse, responses=ERRORS)
     def similar_items(self, body: schemas.SimilarRequest) -> dict:
         engine = _engine()
-        return {"item_id": body.item_id, "items": engine.similar(body.item_id, body.k),
-                "model": _model(engine)}
+        items = engine.similar(body.item_id, body.k)
+        metrics.answered("similar_items", engine.info.version, None)
+        return {"item_id": body.item_id, "items": items, "model": _model(engine)}
 
     @app.post("/history", response_model=schemas.HistoryResponse, responses=ERRORS)
     def history(self, body: schemas.HistoryRequest) -> dict:
         engine = _engine()
-        return {"user_id": body.user_id, "items": engine.history(body.user_id, body.k),
-                "model": _model(engine)}
+        items = engine.history(body.user_id, body.k)
+        metrics.answered("history", engine.info.version, None)
+        return {"user_id": body.user_id, "items": items, "model": _model(engine)}
 
     @app.get("/explore", response_class=HTMLResponse, include_in_schema=False)
     def explore(self) -> HTMLResponse:
@@ -186,19 +210,28 @@ class Shoprec:
         event_id, batch = await asyncio.to_thread(
             FEEDBACK.append, PSEUDONYMISER.one(body.user_id), body.item_id, body.event_type,
             body.quantity, body.unit_price, body.timestamp)
+        engine = HOLDER.engine
+        metrics.answered("feedback", engine.info.version if engine is not None else None, None)
         return {"feedback_id": event_id, "batch": batch}
 
-    @app.get("/metadata", response_model=schemas.Metadata, responses=ERRORS)
-    def metadata(self) -> dict:
-        return _metadata(_engine())
+    @app.get("/metadata", response_model=schemas.ServiceMetadata, responses=ERRORS)
+    async def metadata(self) -> dict:
+        """The stable model, any rollout with each model's counts, the latest rollbacks. On the
+        event loop, where the rollout counts are kept, so it reads them whole."""
+        return _metadata(_engine()) | {"rollout": _rollout(HOLDER.rollout),
+                                       "rollbacks": list(HOLDER.rollbacks)}
 
     @app.post("/admin/reload", response_model=schemas.ReloadResponse, responses=ERRORS)
     def reload(self) -> dict:
-        """Load the current champion aside, then swap; requests in flight finish on the old."""
+        """Load what the registry says should serve (the champion; during a rollout, the stable
+        model beside the champion on trial) aside, then swap; requests in flight finish on the
+        old. Unchanged models are not loaded again."""
+        before = HOLDER.rollout
         previous, current = HOLDER.reload()
-        return {"changed": previous is not current,
+        rollout = HOLDER.rollout
+        return {"changed": previous is not current or rollout is not before,
                 "previous": _metadata(previous) if previous is not None else None,
-                "current": _metadata(current)}
+                "current": _metadata(current), "rollout": _rollout(rollout)}
 
 
 Shoprec.add_asgi_middleware(

@@ -15,8 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 PIPELINE_TASKS = {
     "land", "validate", "route", "report_quarantined", "build_features", "train_baselines",
-    "train_candidate", "evaluate", "register_and_promote", "package_bento", "reload_endpoint",
-    "smoke_call",
+    "train_candidate", "evaluate", "register_version", "package_bento", "validate_bento",
+    "move_alias", "reload_endpoint", "smoke_call", "report_drift", "score_shoppers",
+    "rollout_shadow", "rollout_canary", "rollout_full",
 }
 
 
@@ -50,6 +51,26 @@ def test_dag_folder_imports_without_errors_or_cycles(report: dict) -> None:
     assert dag["doc_md"] and "shoprec" in dag["tags"]
     assert dag["tasks"]["train_candidate"]["mapped"], "one mapped task per grid entry"
     assert dag["tasks"]["route"]["downstream"] == ["build_features", "report_quarantined"]
+
+
+def test_no_alias_moves_before_the_gated_version_is_packaged_and_validated(report: dict) -> None:
+    tasks = report["dags"]["shoprec_pipeline"]["tasks"]
+    assert "evaluate" in tasks["build_features"]["downstream"], "judged on the run's window"
+    assert tasks["evaluate"]["downstream"] == ["register_version", "validate_bento"]
+    assert tasks["register_version"]["downstream"] == ["move_alias", "package_bento",
+                                                      "validate_bento"]
+    assert tasks["package_bento"]["downstream"] == ["validate_bento"]
+    assert tasks["validate_bento"]["downstream"] == ["move_alias"]
+    assert "reload_endpoint" in tasks["move_alias"]["downstream"]
+
+
+def test_drift_reports_every_run_and_scoring_follows_the_alias(report: dict) -> None:
+    """The drift report hangs off validation, not the training branch (a run with nothing to
+    train still reports); by default it cannot hold the alias back (a warning, not a gate)."""
+    tasks = report["dags"]["shoprec_pipeline"]["tasks"]
+    assert "report_drift" in tasks["validate"]["downstream"]
+    assert tasks["report_drift"]["downstream"] == []
+    assert "score_shoppers" in tasks["move_alias"]["downstream"]
 
 
 def test_every_task_retries_with_backoff_has_a_timeout_and_docs(report: dict) -> None:

@@ -1,9 +1,12 @@
 """``airflow dags test shoprec_pipeline`` on a small synthetic shop, twice for the same date.
 
 The first run lands the shop (two planted bad batches among them), quarantines the bad ones,
-trains two candidates, promotes a champion, builds its Bento and reloads and smoke-calls a real
-``shoprec serve``. The second run for the same logical date finds nothing new and changes
-nothing. Airflow runs in a subprocess with its own home and SQLite metadata DB.
+trains two candidates, judges the best against the baselines on the same window, registers it,
+builds the Bento of that version, serves that Bento for one explained call, only then makes it
+champion, and reloads and smoke-calls a real ``shoprec serve``. ``shoprec evaluate`` then
+re-scores the champion on the window and prints the contract. The second run for the same
+logical date finds nothing new and changes nothing. Airflow runs in a subprocess with its own
+home and SQLite metadata DB.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ DAG_ID = "shoprec_pipeline"
 LOGICAL_DATE = "2026-01-15T00:00:00+00:00"
 # Small enough to train in seconds, large enough that the model clearly beats popularity.
 SHOP = {"days": 10, "users": 120, "items": 80, "seed": 5}
+# The shop's evaluation window holds about 30 shoppers: below the default minimum of 50, which
+# would (rightly) refuse every promotion; the gate's rule is otherwise the production one.
+MIN_USERS = 20
 TRAIN_CONFIG = {"dim": 16, "retrieval_epochs": 3, "ranking_epochs": 1, "batch_size": 64,
                 "history_length": 10, "retrieve_n": 50, "hard_pool": 10}
 GRID = [{}, {"dim": 8}]
@@ -44,6 +50,26 @@ def _task_states(env: dict[str, str]) -> dict[str, list[str]]:
     return states
 
 
+def _evaluate_prints_the_contract(env: dict[str, str], data: Path, version: str,
+                                  users: int) -> None:
+    """``shoprec evaluate --json`` re-scores the champion on the window the gate used."""
+    shoprec = Path(sys.executable).with_name("shoprec")
+    done = subprocess.run([str(shoprec), "evaluate", "--data-dir", str(data), "--json"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["users"] == users and result["window"]["data_hash"]
+    assert result["model_uris"] == {"champion": f"models:/{env['SHOPREC_MODEL_NAME']}/{version}"}
+    assert set(result["baselines"]) == {"popularity", "ease"}
+    assert set(result["paired"]) <= {"champion-popularity", "champion-ease"}
+    figures = [f for group in ("models", "baselines", "paired") for named in
+               result[group].values() for f in [*named.values(), *(
+                   v for part in named.get("slices", {}).values() for v in part.values())]
+               if isinstance(f, dict) and f.get("ci95")]
+    assert figures and all(f["ci95"][0] <= f["value"] <= f["ci95"][1] for f in figures)
+    assert result["models"]["champion"]["ndcg@10"]["value"] > 0
+
+
 def _files(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -64,6 +90,7 @@ def tiny_shop(root: Path, tracking_uri: str, serve_port: int) -> dict[str, str]:
         "SHOPREC_PSEUDONYM_KEY": "test-key",
         "SHOPREC_TRAIN_CONFIG": json.dumps(TRAIN_CONFIG),
         "SHOPREC_TRAIN_GRID": json.dumps(GRID),
+        "SHOPREC_GATE_MIN_USERS": str(MIN_USERS),
         "SHOPREC_SERVE_HOST": "127.0.0.1",
         "SHOPREC_SERVE_PORT": str(serve_port),
     }
@@ -117,7 +144,12 @@ def test_dag_run_trains_promotes_packages_serves_and_reruns_idempotently(pipelin
     runs = client.search_runs([experiment.experiment_id], "tags.model_family = 'tfrs'")
     assert len(runs) == len(GRID), "each candidate is its own MLflow run"
     bentos = list((data / "bentoml" / "bentos" / name).glob("*/bento.yaml"))
-    assert bentos, "a Bento was built in the project-local store"
+    assert [b.parent.name for b in bentos] == [f"v{champion.version}"], "the gated version's"
+    tags = champion.tags
+    assert tags["gate_decision"] == "promoted" and int(tags["gate_users"]) >= MIN_USERS
+    assert tags["gate_baseline_name"] in ("popularity", "ease"), "judged against the best floor"
+    assert {"validate_bento", "move_alias"} <= set(states), "the Bento served before the alias"
+    _evaluate_prints_the_contract(env, data, champion.version, int(tags["gate_users"]))
 
     curated, versions = _files(data / "curated"), len(client.search_model_versions(
         f"name = '{name}'"))

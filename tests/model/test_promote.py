@@ -1,6 +1,8 @@
-"""Ranking the candidates: best first by the gate metric, unmeasured ones last, ranks tagged.
+"""Choosing the candidate and judging it on the window, against the champion and the baselines.
 
-Real MLflow runs in a local SQLite store under the test's data directory (no server).
+Real MLflow runs in a local SQLite store under the test's data directory (no server). The window
+test re-scores a tiny trained champion (``tests/serving/champion.py``) as its own candidate: the
+same model on the same shoppers, so every paired difference is exactly zero.
 """
 
 from __future__ import annotations
@@ -8,14 +10,24 @@ from __future__ import annotations
 import json
 import math
 
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
 from contracts.settings import Settings
 from pipelines import tracking
-from pipelines.promote import RANK_TAG, CandidateResult, evaluate_candidates
-
-POPULARITY = {"ndcg@10": 0.05, "recall@10": 0.1}
+from pipelines.features import BATCHES, build_features, save_features
+from pipelines.promote import (
+    RANK_TAG,
+    CandidateResult,
+    Evaluation,
+    evaluate_candidates,
+    rank_candidates,
+    register,
+)
+from pipelines.zones import write_json_atomic
+from tests.model.tiny import TINY
+from tests.serving.champion import register_champion, shop
 
 
 def _candidate(metrics: dict[str, float], grid_entry: dict) -> CandidateResult:
@@ -33,30 +45,68 @@ def test_candidates_ranked_best_first_unmeasured_last_and_tagged(local_store: Se
     # As the DAG passes them: JSON from the mapped tasks, in no particular order.
     given = [fair.to_json(), broken, best.to_json(), unmeasured]
 
-    evaluation = evaluate_candidates(local_store, given, {"popularity": POPULARITY})
+    ranked = rank_candidates(local_store, given)
 
     order = [best, fair, broken, unmeasured]  # NaN and missing tie last, in the order given
-    assert evaluation.best.run_id == best.run_id and evaluation.best.overrides == {"dim": 32}
-    assert evaluation.metric == "ndcg@10" and evaluation.candidate == 0.5
-    assert [r["run_id"] for r in evaluation.ranking] == [c.run_id for c in order]
-    assert [r["value"] for r in evaluation.ranking] == [0.5, 0.2, None, None]
-    assert (evaluation.champion_version, evaluation.champion) == (None, None), "no champion yet"
-    assert evaluation.baseline_metrics == POPULARITY
+    assert [c.run_id for c in ranked] == [c.run_id for c in order]
+    assert ranked[0].overrides == {"dim": 32}
     client = MlflowClient()
     assert [client.get_run(c.run_id).data.tags[RANK_TAG] for c in order] == ["1", "2", "3", "4"]
-    json.dumps(evaluation.to_json(), allow_nan=False)  # what the DAG passes on: valid JSON
-
-
-def test_the_gate_metric_comes_from_settings(local_store: Settings) -> None:
-    a = _candidate({"ndcg@10": 0.5, "recall@10": 0.1}, {})
-    b = _candidate({"ndcg@10": 0.2, "recall@10": 0.3}, {"dim": 32})
-    settings = local_store.model_copy(update={"gate_metric": "recall@10"})
-
-    evaluation = evaluate_candidates(settings, [a, b], {"popularity": POPULARITY})
-
-    assert evaluation.best.run_id == b.run_id and evaluation.candidate == 0.3
+    recall = rank_candidates(local_store.model_copy(update={"gate_metric": "recall@10"}),
+                             [fair, unmeasured])
+    assert recall[0].run_id == unmeasured.run_id, "the gate metric comes from settings"
 
 
 def test_no_candidates_is_an_error(settings: Settings) -> None:
     with pytest.raises(ValueError, match="no trained candidates"):
-        evaluate_candidates(settings, [], {"popularity": POPULARITY})
+        rank_candidates(settings, [])
+
+
+def _contains(figure: dict) -> bool:
+    low, high = figure["ci95"]
+    return low <= figure["value"] <= high
+
+
+def test_the_champion_is_rescored_on_the_candidates_window(local_store: Settings, tmp_path
+                                                           ) -> None:
+    version = register_champion(local_store)
+    events, items, users = shop(local_store)
+    features = save_features(build_features(events, items, users,
+                                            history_length=TINY.history_length),
+                             tmp_path / "features")
+    write_json_atomic(tmp_path / "features" / BATCHES, [{"content_hash": "tiny"}])
+    client = MlflowClient()
+    run_id = client.get_model_version(local_store.model_name, version).run_id
+    itself = CandidateResult(run_id, f"models:/{local_store.model_name}/{version}",
+                             {"ndcg@10": 0.5})
+
+    evaluation = evaluate_candidates(local_store, [itself], {}, features)
+
+    evidence = evaluation.evidence
+    assert evidence.champion_version == version and evidence.champion == evidence.candidate
+    assert evidence.vs_champion == {"value": 0.0, "ci95": [0.0, 0.0]}, "same model, same users"
+    assert evidence.baseline_name in ("popularity", "ease") and _contains(evidence.vs_baseline)
+    assert evaluation.probe_user is not None
+    logged = mlflow.artifacts.load_dict(f"runs:/{run_id}/gate/evaluation.json")
+    assert logged["users"] == evidence.users and set(logged["baselines"]) == {"popularity",
+                                                                                "ease"}
+    figures = logged["models"]["candidate"]
+    assert figures["ndcg@10"]["value"] == evidence.candidate
+    assert all(_contains(f) for name, f in figures.items()
+               if isinstance(f, dict) and f.get("ci95") is not None)
+    assert {"shoppers:new", "items:new", "items:older"} <= set(figures["slices"])
+    assert "popularity_bias@10" in figures and figures["coverage@10"]["ci95"] is None
+    run = client.get_run(run_id).data.metrics
+    assert run["gate.champion.ndcg_at_10"] == run["gate.candidate.ndcg_at_10"]
+    assert "gate/evaluation.csv" in {f.path for f in client.list_artifacts(run_id, "gate")}
+
+    # Through XCom and back: the tiny window is below the default minimum, so refused.
+    refused = register(local_store, json.loads(json.dumps(evaluation.to_json())))
+    assert not refused.promoted and f"only {evidence.users} shoppers" in refused.reason
+    # With the minimum met, a model no better than the champion is still not promoted.
+    enough = local_store.model_copy(update={"gate_min_users": 1})
+    same = register(enough, Evaluation.from_json(evaluation.to_json()))
+    assert not same.promoted and f"does not beat champion v{version}" in same.reason
+    aliases = client.get_registered_model(local_store.model_name).aliases
+    assert {k: str(v) for k, v in aliases.items()} == {"champion": version}, \
+        "register decides; no alias moved"

@@ -1,7 +1,8 @@
 """The registry gate and tracking plumbing against a real ``mlflow server``.
 
 Each test uses its own registered model name and data set, so tests share one server without
-seeing each other's champions.
+seeing each other's champions. The gate's evidence is built as the window evaluation builds it:
+per-shopper values (here synthetic, with the given means) bootstrapped by ``pipelines.bootstrap``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
@@ -22,10 +24,18 @@ from contracts import registry
 from contracts.registry import champion_uri
 from contracts.settings import PROJECT_ROOT, Settings
 from pipelines import tracking
-from pipelines.register import GateDecision, register_and_gate
+from pipelines.bootstrap import Resamples
+from pipelines.register import (
+    GateDecision,
+    GateEvidence,
+    move_alias,
+    register_and_gate,
+    register_version,
+)
 
 METRIC = "ndcg@10"
-BASELINE = {METRIC: 0.10}
+BASELINE = 0.10
+USERS = 200
 
 
 class Constant(PythonModel):
@@ -78,11 +88,38 @@ def train(dataset: str, value: float, family: str = "tfrs") -> str:
     return info.model_uri
 
 
-def gate(dataset: str, name: str, value: float, **kwargs: float) -> GateDecision:
-    return register_and_gate(
-        train(dataset, value), {METRIC: value}, kwargs.pop("baseline", None) or BASELINE,
-        metric=METRIC, name=name, **kwargs,
-    )
+def _shoppers(mean: float, common: np.ndarray, seed: int) -> np.ndarray:
+    """Per-shopper values with exactly ``mean``: a spread all models share (which shoppers are
+    easy) plus a little of the model's own."""
+    own = np.random.default_rng(seed).normal(0.0, 0.01, common.size)
+    values = common + own
+    return values - values.mean() + mean
+
+
+def evidence(name: str, candidate: float, baseline: float = BASELINE, users: int = USERS,
+             baseline_name: str = "ease") -> GateEvidence:
+    """What the window evaluation would hand the gate: the registry's current champion
+    re-scored at its own recorded value, paired with the candidate on the same shoppers."""
+    common = np.random.default_rng(1).normal(0.0, 0.2, users)
+    resamples = Resamples(users)
+    ours = _shoppers(candidate, common, 2)
+    champion_version = registry.aliases(MlflowClient(), name).get("champion")
+    champion = vs_champion = None
+    if champion_version is not None:
+        champion = float(version_tags(name, champion_version)["gate_candidate"])
+        vs_champion = resamples.paired(ours, _shoppers(champion, common, 3)).to_json()
+    return GateEvidence(
+        metric=METRIC, users=users, candidate=candidate, baseline_name=baseline_name,
+        baseline=baseline, floor="λ=100",
+        vs_baseline=resamples.paired(ours, _shoppers(baseline, common, 4)).to_json(),
+        champion_version=champion_version and str(champion_version), champion=champion,
+        vs_champion=vs_champion)
+
+
+def gate(dataset: str, name: str, value: float, margin: float = 0.0, min_users: int = 50,
+         **kwargs) -> GateDecision:
+    return register_and_gate(train(dataset, value), evidence(name, value, **kwargs),
+                             margin=margin, min_users=min_users, name=name)
 
 
 def version_tags(name: str, version: str) -> dict[str, str]:
@@ -119,7 +156,10 @@ def test_first_model_becomes_champion(name: str, dataset: str) -> None:
     assert champion_uri(name) == f"models:/{name}@champion"
     tags = version_tags(name, decision.version)
     assert tags["gate_decision"] == "promoted"
-    assert "first champion" in tags["gate_reason"]
+    assert tags["gate_reason"].endswith("first champion") and "on the same 200 shoppers" in \
+        tags["gate_reason"]
+    assert tags["gate_users"] == "200" and tags["gate_baseline_name"] == "ease"
+    assert tags["gate_vs_baseline"].startswith("paired difference +0.2, 95 % CI [")
     model = mlflow.pyfunc.load_model(champion_uri(name))
     assert model.predict(["a", "b"]) == [0.30, 0.30]
 
@@ -135,37 +175,87 @@ def test_better_model_replaces_champion(name: str, dataset: str) -> None:
     tags = version_tags(name, second.version)
     assert tags["gate_champion"] == "0.3" and tags["gate_candidate"] == "0.31"
     assert tags["gate_baseline"] == "0.1" and tags["gate_champion_version"] == first.version
+    low, high = (float(v) for v in tags["gate_vs_champion"].split("[")[1].strip("]").split(","))
+    assert 0.002 < low < 0.01 < high, "the paired interval brackets the true difference"
 
 
 def test_worse_model_becomes_challenger(name: str, dataset: str) -> None:
     first = gate(dataset, name, 0.305)
     worse = gate(dataset, name, 0.301, margin=0.002)
     assert not worse.promoted and worse.alias == "challenger"
-    expected = f"ndcg@10 0.301 does not beat champion v{first.version} (0.305) by margin 0.002"
-    assert worse.reason == expected
+    assert worse.reason.startswith(
+        f"ndcg@10 0.301 does not beat champion v{first.version} (0.305) on the same 200 "
+        "shoppers: paired difference -0.004, 95 % CI [")
+    assert worse.reason.endswith("lower bound not above margin 0.002")
     tags = version_tags(name, worse.version)
-    assert tags["gate_reason"] == expected and tags["gate_decision"] == "rejected"
+    assert tags["gate_reason"] == worse.reason and tags["gate_decision"] == "rejected"
     within_margin = gate(dataset, name, 0.306, margin=0.002)
-    assert not within_margin.promoted
+    assert not within_margin.promoted, "better by less than the margin: not enough"
     assert champion_version(name) == first.version
     aliases = MlflowClient().get_registered_model(name).aliases
     assert aliases == {"champion": first.version, "challenger": within_margin.version}
     assert "superseded_by" not in version_tags(name, first.version)
 
 
-def test_model_below_popularity_baseline_is_not_promoted(name: str, dataset: str) -> None:
+def test_a_candidate_worse_than_ease_is_never_champion(name: str, dataset: str) -> None:
     below = gate(dataset, name, 0.05)
     assert not below.promoted and champion_uri(name) is None
-    assert "no champion yet" in below.reason and "popularity baseline (0.1)" in below.reason
+    assert below.reason.startswith("ndcg@10 0.05 does not beat the best baseline, ease "
+                                   "(λ=100), 0.1 on the same 200 shoppers")
     first = gate(dataset, name, 0.20)
     assert first.promoted
-    beats_champion_only = gate(dataset, name, 0.25, baseline={METRIC: 0.30})
+    beats_champion_only = gate(dataset, name, 0.25, baseline=0.30)
     assert not beats_champion_only.promoted and beats_champion_only.alias == "challenger"
-    assert beats_champion_only.reason == (
-        f"ndcg@10 0.25 beats champion v{first.version} (0.2) but does not beat the popularity "
-        "baseline (0.3) by margin 0"
-    )
+    assert "does not beat the best baseline, ease (λ=100), 0.3" in beats_champion_only.reason
     assert champion_version(name) == first.version
+
+
+def test_too_few_shoppers_are_refused_with_the_reason(name: str, dataset: str) -> None:
+    few = gate(dataset, name, 0.90, users=30, min_users=50)
+    assert not few.promoted and few.alias == "challenger" and champion_uri(name) is None
+    assert few.reason == ("only 30 shoppers in the evaluation window, fewer than the minimum 50 "
+                          "(gate_min_users): too few to tell models apart, not promoted")
+    tags = version_tags(name, few.version)
+    assert tags["gate_users"] == "30" and tags["gate_min_users"] == "50"
+    at_minimum = gate(dataset, name, 0.90, users=50, min_users=50)
+    assert at_minimum.promoted, "the minimum itself is enough"
+
+
+def test_the_decision_is_written_before_any_alias_moves(name: str, dataset: str) -> None:
+    first = gate(dataset, name, 0.30)
+    decided = register_version(train(dataset, 0.40), evidence(name, 0.40), name=name)
+    assert decided.promoted and decided.alias == "champion"
+    assert version_tags(name, decided.version)["gate_decision"] == "promoted"
+    assert champion_version(name) == first.version, "registered and decided, nothing moved"
+    move_alias(decided, name)
+    assert champion_version(name) == decided.version
+
+
+def test_a_champion_that_moved_since_the_evaluation_is_left_alone(
+    name: str, dataset: str
+) -> None:
+    first = gate(dataset, name, 0.30)
+    stale = evidence(name, 0.50)  # measured against v1 ...
+    second = gate(dataset, name, 0.40)  # ... then another gate promoted v2
+    late = register_version(train(dataset, 0.50), stale, name=name)
+    assert not late.promoted and late.reason.startswith(f"the champion is v{second.version} now")
+    decided = register_version(train(dataset, 0.60), evidence(name, 0.60), name=name)
+    gate(dataset, name, 0.70)  # moves the champion between the decision and the alias
+    with pytest.raises(RuntimeError, match="the champion moved"):
+        move_alias(decided, name)
+    assert champion_version(name) not in (first.version, decided.version)
+
+
+def test_a_champion_that_could_not_be_rescored_blocks_promotion(
+    name: str, dataset: str
+) -> None:
+    first = gate(dataset, name, 0.30)
+    blind = evidence(name, 0.90)
+    blind.vs_champion, blind.note = None, "FileNotFoundError: no bundle folder"
+    refused = register_and_gate(train(dataset, 0.90), blind, name=name)
+    assert not refused.promoted and champion_version(name) == first.version
+    assert f"champion v{first.version} could not be re-scored on this window " \
+           "(FileNotFoundError: no bundle folder)" in refused.reason
 
 
 def test_failed_registration_leaves_the_champion_alone(
@@ -174,10 +264,10 @@ def test_failed_registration_leaves_the_champion_alone(
     first = gate(dataset, name, 0.30)
     # The server answers 500 for an unknown model id and the client would retry for minutes.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    with pytest.raises(ValueError, match="gate metric"):
-        register_and_gate(train(dataset, 0.9), {"recall@10": 0.9}, BASELINE, name=name)
+    with pytest.raises(ValueError, match="margin must be non-negative"):
+        register_and_gate(train(dataset, 0.9), evidence(name, 0.9), margin=-0.1, name=name)
     with pytest.raises(Exception):  # noqa: B017  (whatever MLflow raises for a missing model)
-        register_and_gate("models:/m-doesnotexist", {METRIC: 0.9}, BASELINE, name=name)
+        register_and_gate("models:/m-doesnotexist", evidence(name, 0.9), name=name)
     assert champion_version(name) == first.version
     assert "challenger" not in MlflowClient().get_registered_model(name).aliases
 

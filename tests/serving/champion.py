@@ -13,13 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import mlflow
+import numpy as np
 from mlflow.tracking import MlflowClient
 
 from contracts import registry
-from contracts.bundle import save_bundle
+from contracts.bundle import USERS, save_bundle
 from contracts.model_info import PROBE_USER_TAG
 from contracts.pseudonyms import Pseudonymiser
-from contracts.pyfunc import BUNDLE, SIGNATURE, TwoStagePyfunc
+from contracts.pyfunc import BUNDLE, SIGNATURE, TwoStagePyfunc, bundle_folder
 from contracts.settings import Settings
 from models.fit import fit_two_stage
 from pipelines import tracking
@@ -68,3 +69,27 @@ def register_champion(settings: Settings, seed: int = 0) -> str:
                                     settings.model_name).version
     MlflowClient().set_registered_model_alias(settings.model_name, registry.CHAMPION, version)
     return str(version)
+
+
+def register_copy(settings: Settings, version: str, broken: bool = False) -> str:
+    """Register ``version``'s bundle again as a new version (seconds, no training); the new
+    version, not aliased. ``broken``: the purchases of every shopper but the first (the one the
+    endpoint warms up with) name items beyond the catalogue, so the copy loads and warms up like
+    a good model and then fails on every other known shopper's request, as a model built against
+    the wrong catalogue would."""
+    registry.configure(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(mlflow.artifacts.download_artifacts(
+            f"models:/{settings.model_name}/{version}", dst_path=tmp))
+        bundle = bundle_folder(folder)
+        if broken:
+            with np.load(bundle / USERS, allow_pickle=False) as arrays:
+                users = dict(arrays)
+            users["purchased"][users["offsets"][1]:] = 10**6
+            np.savez(bundle / USERS, **users)
+        source = MlflowClient().get_model_version(settings.model_name, version)
+        with tracking.start_run("serving-test", "tfrs", {"data_hash": "copy"}):
+            tracking.log_metrics(MlflowClient().get_run(source.run_id).data.metrics)
+            info = mlflow.pyfunc.log_model(name="model", python_model=TwoStagePyfunc(),
+                                           artifacts={BUNDLE: str(bundle)}, signature=SIGNATURE)
+    return str(mlflow.register_model(info.model_uri, settings.model_name).version)

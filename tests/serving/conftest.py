@@ -46,14 +46,37 @@ class Server:
             return status, text
 
 
+    def metrics(self) -> dict[str, list[tuple[dict[str, str], float]]]:
+        """``GET /metrics`` parsed: (labels, value) of each sample, by sample name."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        status, text = self.call("/metrics", method="GET")
+        assert status == 200, text
+        samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+        return samples
+
+
 def settings_for(data_dir: Path) -> Settings:
     return Settings(data_dir=data_dir, pseudonym_key=KEY,
                     tracking_uri=f"sqlite:///{data_dir / 'mlflow.db'}")
 
 
+# Rollout thresholds the rollout tests can reach in seconds: half the shoppers in a canary, every
+# request mirrored in shadow, judged after 10 calls; latency ratios and the timeout out of reach,
+# so a model as fast as the stable one is never rolled back by a noisy p95 on a busy machine
+# (tests/serving/test_rollout.py tests those rules in-process).
+ROLLOUT_ENV = {"SHOPREC_ROLLOUT_CANARY_SHARE": "0.5", "SHOPREC_ROLLOUT_SHADOW_SHARE": "1",
+               "SHOPREC_ROLLOUT_MIN_REQUESTS": "10", "SHOPREC_ROLLOUT_MAX_P95_RATIO": "1000",
+               "SHOPREC_ROLLOUT_MAX_P99_RATIO": "1000", "SHOPREC_ROLLOUT_TIMEOUT_MS": "10000"}
+
+
 def server_env(data_dir: Path, token: str | None = None) -> dict[str, str]:
     env = {"SHOPREC_PSEUDONYM_KEY": KEY,
-           "SHOPREC_TRACKING_URI": f"sqlite:///{data_dir / 'mlflow.db'}"}
+           "SHOPREC_TRACKING_URI": f"sqlite:///{data_dir / 'mlflow.db'}",
+           "SHOPREC_TRAFFIC_FLUSH_SECONDS": "0.5"} | ROLLOUT_ENV  # served rows on disk at once
     return env | ({"SHOPREC_API_TOKEN": token} if token else {})
 
 

@@ -1,0 +1,56 @@
+"""The whole ``shoprec_pipeline`` DAG with the data directory on an S3-compatible server.
+
+``airflow dags test`` on the small faulty shop of ``tests/dags/test_pipeline_run.py``, with
+``SHOPREC_DATA_DIR=s3://...`` on a local moto server and only what must stay local under
+``SHOPREC_LOCAL_DIR`` (the SQLite MLflow store, the BentoML store): every task succeeds, the data
+zones and the MLflow artifacts land on the store, none on local disk. Minutes, so it runs with
+the production profile (``make test-production``), not in ``make test``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from serving import launch
+from tests.dags.test_dag_integrity import airflow_env
+from tests.dags.test_pipeline_run import DAG_ID, LOGICAL_DATE, _airflow, _task_states, tiny_shop
+from tests.object_store import BUCKET, s3_bucket  # noqa: F401  (session fixture)
+
+
+@pytest.mark.production
+def test_the_dag_runs_green_with_the_data_directory_on_s3(
+        s3_bucket: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
+    import s3fs
+    from mlflow.tracking import MlflowClient
+
+    port = launch.free_port()
+    shoprec = tiny_shop(tmp_path, "unused", port)
+    del shoprec["SHOPREC_TRACKING_URI"]  # the default: SQLite under the local folder
+    prefix = f"{BUCKET}/{tmp_path.name}/data"
+    shoprec |= s3_bucket | {"SHOPREC_DATA_DIR": f"s3://{prefix}",
+                            "SHOPREC_LOCAL_DIR": str(tmp_path / "local")}
+    env = {k: v for k, v in airflow_env(tmp_path / "airflow").items()
+           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")} | shoprec
+    _airflow(env, "db", "migrate")
+    endpoint = launch.spawn(  # no --data-dir: `shoprec serve` reads the URI from the settings
+        [str(Path(sys.executable).with_name("shoprec")), "serve", "--host", "127.0.0.1",
+         "--port", str(port)], port, tmp_path / "serve.log", env)
+    try:
+        _airflow(env, "dags", "test", DAG_ID, LOGICAL_DATE, timeout=1500)
+    finally:
+        launch.stop(endpoint)
+
+    states = _task_states(env)
+    assert all(set(v) == {"success"} for v in states.values()), states
+    zones = {key.split("/")[3] for key in s3fs.S3FileSystem().find(prefix)}
+    assert {"landing", "quarantine", "curated", "batches", "features", "reports",
+            "mlartifacts"} <= zones
+    local = {p.name for p in (tmp_path / "local").iterdir()}
+    assert "mlflow.db" in local and not local & zones, "no data zone on local disk"
+    client = MlflowClient(f"sqlite:///{tmp_path / 'local' / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias(env["SHOPREC_MODEL_NAME"], "champion")
+    assert champion.source.startswith("models:/") or champion.source.startswith("s3://")
+    assert client.get_run(champion.run_id).info.artifact_uri.startswith(f"s3://{prefix}/")
