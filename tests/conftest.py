@@ -12,6 +12,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 import models  # noqa: F401  (sets TF_USE_LEGACY_KERAS for the tests and their subprocesses)
 from contracts.settings import Settings
 from tests.mlflow_server import mlflow_server  # noqa: F401  (session fixture, one server)
+from tests.object_store import s3_bucket  # noqa: F401  (session fixture, one S3 server)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"

@@ -2,7 +2,8 @@
 
 The platform reaches it as it would reach any S3 store: through the standard environment
 (``AWS_ENDPOINT_URL`` for s3fs and boto3, ``MLFLOW_S3_ENDPOINT_URL`` for MLflow's artifact
-store), so subprocesses (Airflow, MLflow) inherit it. Import ``s3_bucket`` to use it.
+store), so subprocesses (Airflow, MLflow) inherit it. ``tests/conftest.py`` registers
+``s3_bucket``: a test asks for it by name.
 """
 
 from __future__ import annotations

@@ -18,13 +18,13 @@ from pipelines.ingest import land
 from pipelines.pipeline import validate_step
 from pipelines.synthetic_shop import ShopSpec, generate_shop
 from pipelines.zones import DataDir
-from tests.object_store import BUCKET, s3_bucket  # noqa: F401  (session fixture)
+from tests.object_store import BUCKET
 
 SHOP = {"days": 4, "users": 40, "items": 24, "seed": 3}
 
 
 @pytest.fixture
-def s3_settings(s3_bucket: dict[str, str], tmp_path: Path) -> Settings:  # noqa: F811
+def s3_settings(s3_bucket: dict[str, str], tmp_path: Path) -> Settings:
     return Settings(data_dir=f"s3://{BUCKET}/{tmp_path.name}/data", local_dir=tmp_path / "local",
                     inbox_dir=tmp_path / "inbox", pseudonym_key="test-key")
 
@@ -68,7 +68,7 @@ def test_the_dag_steps_run_on_an_s3_data_directory(s3_settings: Settings, tmp_pa
     assert len(read_table(data, "events")) == len(events)
 
 
-def test_local_copy_and_location_round_trip_a_folder(s3_bucket: dict[str, str],  # noqa: F811
+def test_local_copy_and_location_round_trip_a_folder(s3_bucket: dict[str, str],
                                                      tmp_path) -> None:
     remote = location(f"s3://{BUCKET}/{tmp_path.name}/folder/")
     (remote / "a.json").write_text(json.dumps({"x": 1}))
@@ -86,7 +86,7 @@ def test_local_copy_and_location_round_trip_a_folder(s3_bucket: dict[str, str], 
 
 
 def test_a_remote_data_directory_needs_a_local_folder_for_local_state(
-        s3_bucket: dict[str, str]) -> None:  # noqa: F811
+        s3_bucket: dict[str, str]) -> None:
     settings = Settings(data_dir=f"s3://{BUCKET}/x", pseudonym_key="k")
     for local_state in ("inbox", "bentoml_store"):
         with pytest.raises(ValueError, match="SHOPREC_LOCAL_DIR"):

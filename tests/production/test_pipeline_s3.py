@@ -17,12 +17,12 @@ import pytest
 from serving import launch
 from tests.dags.test_dag_integrity import airflow_env
 from tests.dags.test_pipeline_run import DAG_ID, LOGICAL_DATE, _airflow, _task_states, tiny_shop
-from tests.object_store import BUCKET, s3_bucket  # noqa: F401  (session fixture)
+from tests.object_store import BUCKET
 
 
 @pytest.mark.production
 def test_the_dag_runs_green_with_the_data_directory_on_s3(
-        s3_bucket: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
+        s3_bucket: dict[str, str], tmp_path: Path) -> None:
     import s3fs
     from mlflow.tracking import MlflowClient
 
