@@ -72,8 +72,8 @@ def main() -> int:
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
     args = parser.parse_args()
 
+    from contracts import launch
     from contracts.settings import get_settings
-    from serving import launch
 
     settings = get_settings()
     if args.data_dir is not None:

@@ -12,18 +12,12 @@ serving champion stays as it was.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from contracts import launch
 from contracts.settings import Settings
 from pipelines.package import explained_recommendation, use_bentoml_store
 
@@ -36,66 +30,24 @@ def check_bento(settings: Settings, bento_tag: str, version: str, pseudonym: str
     recommendations, check they come from ``version``; returns what it saw."""
     store = use_bentoml_store(settings)
     with tempfile.TemporaryDirectory(prefix="shoprec-bento-check-") as tmp:
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("MLFLOW_") and k != "SHOPREC_MODEL_URI"}
-        env |= {"BENTOML_HOME": str(store), "SHOPREC_DATA_DIR": tmp,
-                "SHOPREC_PSEUDONYM_KEY": settings.require_pseudonym_key()}
-        if settings.api_token is not None:
-            env["SHOPREC_API_TOKEN"] = settings.api_token.get_secret_value()
+        port = launch.free_port()
+        env: dict[str, str | None] = {
+            "SHOPREC_MODEL_URI": None, "BENTOML_HOME": str(store), "SHOPREC_DATA_DIR": tmp,
+            "SHOPREC_PSEUDONYM_KEY": settings.require_pseudonym_key(),
+            "SHOPREC_API_TOKEN": (settings.api_token.get_secret_value()
+                                  if settings.api_token is not None else None)}
         bentoml = Path(sys.executable).with_name("bentoml")
-        log = Path(tmp) / "bento.log"
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                [str(bentoml), "serve", bento_tag, "--host", "127.0.0.1", "--port", str(port)],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        command = [str(bentoml), "serve", bento_tag, "--host", "127.0.0.1", "--port", str(port)]
+        process = launch.spawn(command, port, Path(tmp) / "bento.log", env, ready="/readyz",
+                               timeout_s=STARTUP_TIMEOUT_S)
         try:
-            _wait_ready(process, url, log)
-            answer = explained_recommendation(settings, pseudonym, base_url=url)
+            answer = explained_recommendation(settings, pseudonym,
+                                              base_url=f"http://127.0.0.1:{port}")
         finally:
-            _stop(process)
+            launch.stop(process)
     served = str(answer["model"].get("version"))
     if served != str(version):
         raise AssertionError(f"the Bento {bento_tag} answered from version {served}, "
                              f"not the gated v{version}")
     return {"bento_tag": bento_tag, "version": served, "pseudonym": pseudonym,
             "items": [item["item_id"] for item in answer["items"]]}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    """Until ``/readyz`` answers 200 (the model is loaded); raises with the log's tail if the
-    server exits or takes longer than ``STARTUP_TIMEOUT_S``."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not _ready(url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the Bento did not become ready at {url}:\n{tail}")
-        time.sleep(0.5)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate the server's whole process group (BentoML serves from child processes, which
-    may outlive a server that already exited)."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)

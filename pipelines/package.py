@@ -34,7 +34,8 @@ TIMEOUT_S = 60.0
 # `bentoml containerize` rebuilds it; what they need in turn resolves from their own metadata.
 SERVING_PACKAGES = ("bentoml", "fastapi", "mlflow", "tensorflow", "tf-keras",
                     "tensorflow-recommenders", "numpy", "pandas", "pyarrow", "scipy", "faiss-cpu",
-                    "pydantic", "pydantic-settings", "pyyaml", "click", "prometheus-client")
+                    "pydantic", "pydantic-settings", "pyyaml", "click", "prometheus-client",
+                    "universal-pathlib")
 
 
 class EndpointUnavailable(RuntimeError):

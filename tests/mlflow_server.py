@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 # Free ports, HTTP probes and process-group shutdown, as for the endpoint.
-from serving.launch import free_port, status, stop
+from contracts.launch import free_port, status, stop
 
 STARTUP_TIMEOUT_S = 60.0
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from serving.launch import free_port
+from contracts.launch import free_port
 
 BUCKET = "shoprec-test"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",

@@ -99,7 +99,7 @@ def tiny_shop(root: Path, tracking_uri: str, serve_port: int) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str):
     """Shop in the inbox, migrated Airflow DB, a running endpoint; yields (env, data dir)."""
-    from serving import launch
+    from contracts import launch
 
     root = tmp_path_factory.mktemp("pipeline")
     data = root / "data"

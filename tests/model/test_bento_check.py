@@ -14,7 +14,7 @@ def test_a_bento_that_cannot_serve_fails_the_check_and_leaves_no_server(
     settings: Settings,
 ) -> None:
     before = {p.pid for p in psutil.process_iter()}
-    with pytest.raises(RuntimeError, match="did not become ready") as failed:
+    with pytest.raises(RuntimeError, match="did not come up") as failed:
         check_bento(settings, "shoprec:v404", "404", "u_0000000000000000")
     assert "shoprec:v404" in str(failed.value), "the server's own words, for the DAG log"
     started = [p for p in psutil.process_iter(["cmdline"])

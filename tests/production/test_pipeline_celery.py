@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from contracts import launch
 from infra.follow_dag import Api, follow, wait_for_dag
 from infra.production import databases
-from serving import launch
 from tests.dags.test_pipeline_run import DAG_ID, GRID, tiny_shop
 from tests.production.conftest import throwaway_database, unique_name
 

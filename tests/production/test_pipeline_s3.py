@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from serving import launch
+from contracts import launch
 from tests.dags.test_dag_integrity import airflow_env
 from tests.dags.test_pipeline_run import DAG_ID, LOGICAL_DATE, _airflow, _task_states, tiny_shop
 from tests.object_store import BUCKET

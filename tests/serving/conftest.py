@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from contracts import launch
 from contracts.settings import Settings
-from serving import launch
 from tests.serving.champion import register_champion
 
 KEY = "test-key"

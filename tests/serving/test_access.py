@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from contracts import launch
 from contracts.pseudonyms import Pseudonymiser
-from serving import launch
 from tests.serving.conftest import KEY, Server, server_env
 
 TOKEN = "access-test-token"

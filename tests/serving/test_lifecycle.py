@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from contracts import launch
 from pipelines.package import EndpointUnavailable, reload_endpoint, smoke_call
-from serving import launch
 from serving.loading import REGISTRY_DOWN
 from tests.serving.champion import RAW_USERS, register_champion
 from tests.serving.conftest import KEY, Server, serve, settings_for

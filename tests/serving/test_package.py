@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from contracts import launch
 from contracts.settings import PROJECT_ROOT
 from pipelines.package import SERVING_PACKAGES, pinned_packages
-from serving import launch
 from tests.serving.conftest import KEY, Server, server_env
 
 

@@ -1,6 +1,7 @@
-"""Start ``shoprec serve`` as a child process and wait for it: for tests and the load benchmark.
+"""Start a server (``shoprec serve``, ``bentoml serve <bento>``) as a child process and wait for it.
 
-Both must drive the real server over HTTP, started exactly as an operator starts it.
+Tests, the load benchmark and the DAG's check of a packaged Bento all drive the real server over
+HTTP, started exactly as an operator starts it, and stop its whole process group afterwards.
 """
 
 from __future__ import annotations
@@ -47,16 +48,19 @@ def start(
 
 
 def spawn(
-    command: list[str], port: int, log: Path, env: Mapping[str, str] | None = None
+    command: list[str], port: int, log: Path, env: Mapping[str, str | None] | None = None,
+    ready: str = "/healthz", timeout_s: float = STARTUP_TIMEOUT_S,
 ) -> subprocess.Popen[bytes]:
-    """Any server command (e.g. ``bentoml serve <bento>``), once ``/healthz`` answers 200."""
+    """Any server command, once ``ready`` answers 200 (``/readyz``: the model is loaded too).
+    ``env`` adds variables to this process's (``MLFLOW_*`` left out); ``None`` removes one."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     environment |= dict(env or {})
+    environment = {k: v for k, v in environment.items() if v is not None}
     with log.open("ab") as out:
         process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while status(f"http://127.0.0.1:{port}/healthz") != 200:
+    deadline = time.monotonic() + timeout_s
+    while status(f"http://127.0.0.1:{port}{ready}") != 200:
         if process.poll() is not None or time.monotonic() > deadline:
             stop(process)
             tail = log.read_text(errors="replace")[-3000:]
@@ -66,9 +70,8 @@ def spawn(
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate the server's process group (BentoML runs the service in a child)."""
-    if process.poll() is not None:
-        return
+    """Terminate the server's whole process group: BentoML serves from child processes, which
+    may outlive a server that already exited."""
     try:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
