@@ -23,7 +23,8 @@ from pathlib import Path
 import bentoml
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
 
 from contracts.bento_store import MODEL_ARGUMENT
 from contracts.pseudonyms import Pseudonymiser
@@ -124,8 +125,114 @@ def _metadata(engine: Engine) -> dict:
     return engine.info.to_json() | {"loaded_at": engine.loaded_at}
 
 
+def _encoded(schema: type[BaseModel], body: dict) -> Response:
+    """``body`` checked against ``schema`` and encoded in one pass of pydantic's compiled core.
+    Returning a dict makes FastAPI validate, convert to plain Python and ``json.dumps`` it: 2.3x
+    the time for an explained answer (15 kB), measured. The route's ``response_model`` still
+    documents the answer."""
+    return Response(schema.model_validate(body).model_dump_json(), media_type="application/json")
+
+
 def _rollout(rollout: Rollout | None) -> dict | None:
     return rollout.to_json() if rollout is not None else None
+
+
+# Routes are module functions, not methods: BentoML hands a method route its ``self`` through a
+# synchronous FastAPI dependency, which costs every request a hop to the thread pool (measured).
+@app.post("/recommend", response_model=schemas.RecommendResponse, responses=ERRORS)
+async def recommend(body: schemas.RecommendRequest) -> Response:
+    start = time.perf_counter()
+    filters = Filters(body.filters.category, body.filters.max_price)
+    shopper = body.pseudonym if body.pseudonym is not None else body.user_id
+    rollout = HOLDER.rollout  # taken once, like the engine
+    if rollout is None:
+        engine = _engine()
+        page = await engine.recommend(shopper, body.k, body.explain, body.exclude_purchased,
+                                      filters, pseudonymised=body.pseudonym is not None)
+    else:  # routed by pseudonym, so a shopper keeps the model they got
+        user = body.pseudonym or PSEUDONYMISER.one(shopper)
+        page, engine = await rollout.recommend(user, body.k, body.explain,
+                                               body.exclude_purchased, filters)
+    if TRAFFIC is not None:
+        TRAFFIC.record(page.pseudonym, engine.info.version, page.items, page.fallback)
+    metrics.answered("recommend", engine.info.version, page.fallback)
+    metrics.recommended(engine.info.version, body.explain, time.perf_counter() - start)
+    return _encoded(schemas.RecommendResponse, {
+        "user_id": shopper, "items": page.items, "fallback": page.fallback,
+        "model": _model(engine)})
+
+
+@app.post("/explain", response_model=schemas.ExplainResponse, responses=ERRORS)
+async def explain(body: schemas.ExplainRequest) -> dict:
+    engine = _engine()
+    scored, fallback = await engine.explain(body.user_id, body.item_id)
+    metrics.answered("explain", engine.info.version, fallback)
+    return {"user_id": body.user_id, "item_id": body.item_id, **scored,
+            "fallback": fallback, "model": _model(engine)}
+
+
+@app.post("/similar_items", response_model=schemas.SimilarResponse, responses=ERRORS)
+def similar_items(body: schemas.SimilarRequest) -> dict:
+    engine = _engine()
+    items = engine.similar(body.item_id, body.k)
+    metrics.answered("similar_items", engine.info.version, None)
+    return {"item_id": body.item_id, "items": items, "model": _model(engine)}
+
+
+@app.post("/history", response_model=schemas.HistoryResponse, responses=ERRORS)
+def history(body: schemas.HistoryRequest) -> dict:
+    engine = _engine()
+    items = engine.history(body.user_id, body.k)
+    metrics.answered("history", engine.info.version, None)
+    return {"user_id": body.user_id, "items": items, "model": _model(engine)}
+
+
+@app.get("/explore", response_class=HTMLResponse, include_in_schema=False)
+def explore() -> HTMLResponse:
+    """A page showing what a shopper would see and why; its data comes from the APIs above,
+    with the same token, so the page itself holds nothing."""
+    return HTMLResponse(EXPLORE_PAGE)
+
+
+@app.post("/feedback", response_model=schemas.FeedbackResponse, responses=ERRORS)
+async def feedback(body: schemas.FeedbackRequest) -> dict:
+    """Works without a model too (ingestion validates the item); with one, unknown items
+    are refused at once. The event joins the current hour's file in the inbox."""
+    if HOLDER.engine is not None:
+        HOLDER.engine.index_of(body.item_id)
+    max_age = timedelta(hours=SETTINGS.feedback_max_age_hours)
+    if body.timestamp is not None and body.timestamp < datetime.now(UTC) - max_age:
+        raise RequestValidationError([{
+            "type": "value_error", "loc": ("body", "timestamp"), "input": None,
+            "msg": f"timestamp is older than {SETTINGS.feedback_max_age_hours:g} hours "
+                   "(SHOPREC_FEEDBACK_MAX_AGE_HOURS)"}])
+    event_id, batch = await asyncio.to_thread(
+        FEEDBACK.append, PSEUDONYMISER.one(body.user_id), body.item_id, body.event_type,
+        body.quantity, body.unit_price, body.timestamp)
+    engine = HOLDER.engine
+    metrics.answered("feedback", engine.info.version if engine is not None else None, None)
+    return {"feedback_id": event_id, "batch": batch}
+
+
+@app.get("/metadata", response_model=schemas.ServiceMetadata, responses=ERRORS)
+async def metadata() -> dict:
+    """The stable model, any rollout with each model's counts, the latest rollbacks. On the
+    event loop, where the rollout counts are kept, so it reads them whole."""
+    return _metadata(_engine()) | {"rollout": _rollout(HOLDER.rollout),
+                                   "rollbacks": list(HOLDER.rollbacks)}
+
+
+@app.post("/admin/reload", response_model=schemas.ReloadResponse, responses=ERRORS)
+def reload() -> dict:
+    """Load what the registry says should serve (the champion; during a rollout, the stable
+    model beside the champion on trial) aside, then swap; requests in flight finish on the
+    old. Unchanged models are not loaded again."""
+    before = HOLDER.rollout
+    previous, current = HOLDER.reload()
+    rollout = HOLDER.rollout
+    return {"changed": previous is not current or rollout is not before,
+            "previous": _metadata(previous) if previous is not None else None,
+            "current": _metadata(current), "rollout": _rollout(rollout)}
 
 
 # One worker: on two cores a second TF process only competes with the first. No per-request
@@ -133,7 +240,8 @@ def _rollout(rollout: Rollout | None) -> dict | None:
 # Loopback unless told otherwise, also for `bentoml serve` of a built Bento (BentoML's own
 # default is every interface).
 @bentoml.service(name="shoprec", workers=1, traffic={"timeout": 60},
-                 logging={"access": {"enabled": False}}, http={"host": DEFAULT_HOST})
+                 logging={"access": {"enabled": False}}, http={"host": DEFAULT_HOST},
+                 tracing={} if SETTINGS.serve_tracing else {"excluded_urls": ["/"]})
 @bentoml.asgi_app(app, path="/")
 class Shoprec:
     """Loads the served model once at start-up (if there is one) and answers from memory."""
@@ -145,93 +253,6 @@ class Shoprec:
             log.warning("starting without a model: %s; POST /admin/reload once there is one", err)
         except Unavailable as err:  # registry down, broken artefact: stay up, say why
             HOLDER.problem = str(err)
-
-    @app.post("/recommend", response_model=schemas.RecommendResponse, responses=ERRORS)
-    async def recommend(self, body: schemas.RecommendRequest) -> dict:
-        start = time.perf_counter()
-        filters = Filters(body.filters.category, body.filters.max_price)
-        shopper = body.pseudonym if body.pseudonym is not None else body.user_id
-        rollout = HOLDER.rollout  # taken once, like the engine
-        if rollout is None:
-            engine = _engine()
-            page = await engine.recommend(shopper, body.k, body.explain, body.exclude_purchased,
-                                          filters, pseudonymised=body.pseudonym is not None)
-        else:  # routed by pseudonym, so a shopper keeps the model they got
-            user = body.pseudonym or PSEUDONYMISER.one(shopper)
-            page, engine = await rollout.recommend(user, body.k, body.explain,
-                                                   body.exclude_purchased, filters)
-        if TRAFFIC is not None:
-            TRAFFIC.record(page.pseudonym, engine.info.version, page.items, page.fallback)
-        metrics.answered("recommend", engine.info.version, page.fallback)
-        metrics.recommended(engine.info.version, body.explain, time.perf_counter() - start)
-        return {"user_id": shopper, "items": page.items, "fallback": page.fallback,
-                "model": _model(engine)}
-
-    @app.post("/explain", response_model=schemas.ExplainResponse, responses=ERRORS)
-    async def explain(self, body: schemas.ExplainRequest) -> dict:
-        engine = _engine()
-        scored, fallback = await engine.explain(body.user_id, body.item_id)
-        metrics.answered("explain", engine.info.version, fallback)
-        return {"user_id": body.user_id, "item_id": body.item_id, **scored,
-                "fallback": fallback, "model": _model(engine)}
-
-    @app.post("/similar_items", response_model=schemas.SimilarResponse, responses=ERRORS)
-    def similar_items(self, body: schemas.SimilarRequest) -> dict:
-        engine = _engine()
-        items = engine.similar(body.item_id, body.k)
-        metrics.answered("similar_items", engine.info.version, None)
-        return {"item_id": body.item_id, "items": items, "model": _model(engine)}
-
-    @app.post("/history", response_model=schemas.HistoryResponse, responses=ERRORS)
-    def history(self, body: schemas.HistoryRequest) -> dict:
-        engine = _engine()
-        items = engine.history(body.user_id, body.k)
-        metrics.answered("history", engine.info.version, None)
-        return {"user_id": body.user_id, "items": items, "model": _model(engine)}
-
-    @app.get("/explore", response_class=HTMLResponse, include_in_schema=False)
-    def explore(self) -> HTMLResponse:
-        """A page showing what a shopper would see and why; its data comes from the APIs above,
-        with the same token, so the page itself holds nothing."""
-        return HTMLResponse(EXPLORE_PAGE)
-
-    @app.post("/feedback", response_model=schemas.FeedbackResponse, responses=ERRORS)
-    async def feedback(self, body: schemas.FeedbackRequest) -> dict:
-        """Works without a model too (ingestion validates the item); with one, unknown items
-        are refused at once. The event joins the current hour's file in the inbox."""
-        if HOLDER.engine is not None:
-            HOLDER.engine.index_of(body.item_id)
-        max_age = timedelta(hours=SETTINGS.feedback_max_age_hours)
-        if body.timestamp is not None and body.timestamp < datetime.now(UTC) - max_age:
-            raise RequestValidationError([{
-                "type": "value_error", "loc": ("body", "timestamp"), "input": None,
-                "msg": f"timestamp is older than {SETTINGS.feedback_max_age_hours:g} hours "
-                       "(SHOPREC_FEEDBACK_MAX_AGE_HOURS)"}])
-        event_id, batch = await asyncio.to_thread(
-            FEEDBACK.append, PSEUDONYMISER.one(body.user_id), body.item_id, body.event_type,
-            body.quantity, body.unit_price, body.timestamp)
-        engine = HOLDER.engine
-        metrics.answered("feedback", engine.info.version if engine is not None else None, None)
-        return {"feedback_id": event_id, "batch": batch}
-
-    @app.get("/metadata", response_model=schemas.ServiceMetadata, responses=ERRORS)
-    async def metadata(self) -> dict:
-        """The stable model, any rollout with each model's counts, the latest rollbacks. On the
-        event loop, where the rollout counts are kept, so it reads them whole."""
-        return _metadata(_engine()) | {"rollout": _rollout(HOLDER.rollout),
-                                       "rollbacks": list(HOLDER.rollbacks)}
-
-    @app.post("/admin/reload", response_model=schemas.ReloadResponse, responses=ERRORS)
-    def reload(self) -> dict:
-        """Load what the registry says should serve (the champion; during a rollout, the stable
-        model beside the champion on trial) aside, then swap; requests in flight finish on the
-        old. Unchanged models are not loaded again."""
-        before = HOLDER.rollout
-        previous, current = HOLDER.reload()
-        rollout = HOLDER.rollout
-        return {"changed": previous is not current or rollout is not before,
-                "previous": _metadata(previous) if previous is not None else None,
-                "current": _metadata(current), "rollout": _rollout(rollout)}
 
 
 Shoprec.add_asgi_middleware(
