@@ -5,6 +5,7 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 PY := .venv/bin/python
 export TF_USE_LEGACY_KERAS := 1
 export GX_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: setup test test-production lint demo demo-stop prod-up prod-down bench bench-serve bench-scale clean
 

@@ -266,10 +266,10 @@ def _serve(folder: Path, factor: float, state: dict[str, Any]) -> dict[str, Any]
     import numpy as np
 
     from contracts import registry
-    from pipelines.explain_check import load_recommender
+    from contracts.pyfunc import load_logged
 
     registry.configure(_settings(folder))
-    recommender = load_recommender(state["model_uri"])
+    recommender = load_logged(state["model_uri"])
     users = recommender.known_users
     picked = [users[i] for i in np.random.default_rng(0).permutation(len(users))[:SERVE_CALLS]]
     recommender.recommend(picked[0], k=10)  # the first call traces the model

@@ -11,6 +11,7 @@ recommendation with ``user_id``, ``item_id``, ``score`` and ``rank``.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -47,6 +48,18 @@ def bundle_folder(model_dir: Path | str) -> Path:
     if not folder.is_dir():
         raise FileNotFoundError(f"no {BUNDLE} folder in the model at {root}")
     return folder
+
+
+def load_logged(uri: str, folder: Path | None = None):
+    """The two-stage model an MLflow model URI names (``models:/...``, ``runs:/...``), loaded
+    from its bundle files; ``folder``: an already downloaded copy (a BentoML store model). The
+    one way the endpoint, the gate and batch scoring load a model: nothing is unpickled."""
+    from contracts.bundle import load_bundle
+
+    if folder is not None:
+        return load_bundle(bundle_folder(folder))
+    with tempfile.TemporaryDirectory(prefix="shoprec-model-") as tmp:
+        return load_bundle(bundle_folder(mlflow.artifacts.download_artifacts(uri, dst_path=tmp)))
 
 
 class TwoStagePyfunc(mlflow.pyfunc.PythonModel):

@@ -255,7 +255,8 @@ def _explain_check(args: argparse.Namespace) -> int:
     import numpy as np
 
     from contracts import registry
-    from pipelines.explain_check import explain_check, load_ground_truth, load_recommender
+    from contracts.pyfunc import load_logged
+    from pipelines.explain_check import explain_check, load_ground_truth
 
     settings = _settings_for(args.data_dir)
     registry.configure(settings)
@@ -263,7 +264,7 @@ def _explain_check(args: argparse.Namespace) -> int:
     if uri is None:
         raise UsageError(f"no champion of {settings.model_name!r} yet: run `shoprec train` first")
     with _progress_to_stderr(args.json):
-        recommender = load_recommender(uri)
+        recommender = load_logged(uri)
         users = recommender.known_users
         picked = np.random.default_rng(0).permutation(len(users))[: args.users]
         figures = explain_check(recommender, [users[i] for i in picked], k=args.k,

@@ -33,13 +33,6 @@ def load_ground_truth(data_dir: DataPath) -> dict[str, dict[str, str]] | None:
     return json.loads(path.read_text(encoding="utf-8"))["users"] if path.is_file() else None
 
 
-def load_recommender(model_uri: str):
-    """The two-stage recommender inside an MLflow pyfunc model."""
-    import mlflow
-
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().recommender
-
-
 def explain_check(
     recommender,
     users: list[str],

@@ -15,7 +15,6 @@ import csv
 import io
 import logging
 import math
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,17 +116,6 @@ def _padded(topk: np.ndarray, k: int = max(K_VALUES)) -> np.ndarray:
     out = np.zeros((topk.shape[0], k), np.int64)
     out[:, : min(k, topk.shape[1])] = topk[:, :k]
     return out
-
-
-def load_recommender(uri: str):
-    """A registered two-stage model from its bundle files (``load_bundle``: nothing unpickled)."""
-    import mlflow
-
-    from contracts.bundle import load_bundle
-    from contracts.pyfunc import bundle_folder
-
-    with tempfile.TemporaryDirectory(prefix="shoprec-gate-") as tmp:
-        return load_bundle(bundle_folder(mlflow.artifacts.download_artifacts(uri, dst_path=tmp)))
 
 
 def model_topk(recommender, window: Window, k: int = max(K_VALUES)) -> np.ndarray:
@@ -289,6 +277,7 @@ def evaluate_models(settings: Settings, model_uris: Sequence[str] = ()) -> Windo
     from mlflow.tracking import MlflowClient
 
     from contracts import registry
+    from contracts.pyfunc import load_logged
     from pipelines.features import build_features_step
 
     registry.configure(settings)
@@ -307,7 +296,7 @@ def evaluate_models(settings: Settings, model_uris: Sequence[str] = ()) -> Windo
     topks = {}
     for name, uri in named.items():
         try:
-            topks[name] = model_topk(load_recommender(uri), window)
+            topks[name] = model_topk(load_logged(uri), window)
         except (MlflowException, OSError, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise LookupError(f"cannot load {uri} as a shoprec model: {first}") from err

@@ -103,18 +103,19 @@ def evaluate_candidates(
     ``baselines`` are the baselines step's figures: the re-fitted floor must match them (same
     split, same λ), else something differs between the two and a warning says so.
     """
+    from contracts.pyfunc import load_logged
     from pipelines import gate_evaluation as ge
     from pipelines.features import build_features_step
 
     ranked = rank_candidates(settings, candidates)
     best, metric = ranked[0], settings.gate_metric
     window = ge.load_window(features_uri or build_features_step(settings))
-    candidate = ge.load_recommender(best.model_uri)
+    candidate = load_logged(best.model_uri)
     models = {CANDIDATE: ge.model_topk(candidate, window)}
     champion_version, note = _champion_version(settings), None
     if champion_version is not None:
         try:
-            champion = ge.load_recommender(f"models:/{settings.model_name}/{champion_version}")
+            champion = load_logged(f"models:/{settings.model_name}/{champion_version}")
             models[CHAMPION] = ge.model_topk(champion, window)
         except Exception as err:  # noqa: BLE001  (any failure means: not comparable, refuse)
             note = f"{type(err).__name__}: {err}"[:300]

@@ -12,7 +12,6 @@ mix.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,10 +54,7 @@ def load_served(settings: Settings,
                 model_uri: str | None = None) -> tuple[TwoStageRecommender, ModelInfo]:
     """The champion (or ``model_uri``) and its lineage, loaded from its bundle files as the
     endpoint loads them (TensorFlow imported here)."""
-    import mlflow
-
-    from contracts.bundle import load_bundle
-    from contracts.pyfunc import bundle_folder
+    from contracts.pyfunc import load_logged
 
     registry.configure(settings)
     uri = model_uri or registry.champion_uri(settings.model_name)
@@ -66,9 +62,7 @@ def load_served(settings: Settings,
         raise UsageError(f"{registry.NO_CHAMPION} for {settings.model_name!r}: run "
                          "`shoprec train` first")
     info = describe(uri)
-    with tempfile.TemporaryDirectory(prefix="shoprec-score-") as tmp:
-        folder = Path(mlflow.artifacts.download_artifacts(info.uri, dst_path=tmp))
-        return load_bundle(bundle_folder(folder)), info
+    return load_logged(info.uri), info
 
 
 def recommend_all(recommender: TwoStageRecommender, shoppers: Sequence[str], k: int,

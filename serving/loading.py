@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import tempfile
 import threading
 from collections import deque
 from dataclasses import replace
@@ -91,20 +90,13 @@ def load_engine(settings: Settings, info: ModelInfo):
     """Load the model ``info`` pins from its bundle files and build its serving engine
     (seconds: traces graphs). The MLflow model's pickled pyfunc is downloaded with it but never
     loaded."""
-    import mlflow
-
-    from contracts.bundle import load_bundle
     from contracts.pseudonyms import Pseudonymiser
-    from contracts.pyfunc import bundle_folder
+    from contracts.pyfunc import load_logged
     from serving.engine import Engine
 
     pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
-    with tempfile.TemporaryDirectory(prefix="shoprec-serve-") as tmp:
-        if info.uri.startswith(BENTOML_SCHEME):
-            folder = _store_model(info.uri)[0]
-        else:
-            folder = Path(mlflow.artifacts.download_artifacts(info.uri, dst_path=tmp))
-        recommender = load_bundle(bundle_folder(folder))
+    stored = _store_model(info.uri)[0] if info.uri.startswith(BENTOML_SCHEME) else None
+    recommender = load_logged(info.uri, stored)
     return Engine(recommender, info, pseudonymiser)
 
 

@@ -45,7 +45,7 @@ for name in $SECRETS AIRFLOW__CORE__FERNET_KEY; do
     exit 1
   fi
 done
-export PATH=$ROOT/.venv/bin:$PATH TF_USE_LEGACY_KERAS=1 GX_ANALYTICS_ENABLED=false
+export PATH=$ROOT/.venv/bin:$PATH TF_USE_LEGACY_KERAS=1 GX_ANALYTICS_ENABLED=false MLFLOW_DISABLE_TELEMETRY=true
 
 PIDS=$SHOPREC_PROD_HOME/pids LOGS=$SHOPREC_PROD_HOME/logs
 # shellcheck source=../lib.sh

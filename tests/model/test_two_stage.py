@@ -225,9 +225,10 @@ def test_short_training_beats_popularity_and_loads_in_a_fresh_process(
     # The explanation suite on the registered model meets the goals.
     import json
 
-    from pipelines.explain_check import explain_check, load_recommender
+    from contracts.pyfunc import load_logged
+    from pipelines.explain_check import explain_check
 
-    recommender = load_recommender(registered)
+    recommender = load_logged(registered)
     truth = json.loads((ingestor.data.reference / "ground_truth.json").read_text())["users"]
     figures = explain_check(recommender, sorted(recommender.histories)[:20], ground_truth=truth)
     assert figures["completeness_ok_rate"] >= 0.99
