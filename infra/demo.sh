@@ -76,19 +76,23 @@ for summary in "$SHOPREC_DATA_DIR"/quarantine/*/summary.md; do
 done
 ((found)) || echo "(none)"
 
-echo "==> Drift and skew report of this run (Evidently HTML; README: Monitoring):"
-python - "$SHOPREC_DATA_DIR/reports/drift/latest.json" <<'PY'
+echo "==> Drift and skew report (Evidently HTML; README: Monitoring): the newest that compared data"
+python - "$SHOPREC_DATA_DIR/reports/drift" <<'PY'
 import json, pathlib, sys
-latest = pathlib.Path(sys.argv[1])
-if not latest.is_file():
+reports = sorted(pathlib.Path(sys.argv[1]).glob("*/summary.json"), reverse=True)
+if not reports:
     sys.exit(print("(none yet: see the report_drift task's log in Airflow)"))
-where = json.loads(latest.read_text())
-folder = pathlib.Path(where["folder"])
-summary = json.loads((folder / "summary.json").read_text())
-print(f"  files:     {folder}/ ({', '.join(sorted(p.name for p in folder.glob('*.html')))})")
-print(f"  MLflow:    run {where['run_id']} (drift-report, experiment shoprec-synthetic): "
+summaries = [json.loads(path.read_text()) for path in reports]
+# A run that found too few new rows writes a summary without HTML; show the newest with pages.
+summary = next((s for s in summaries if any(p["html"] for p in s["parts"])), summaries[0])
+pages = [pathlib.Path(p["html"]).name for p in summary["parts"] if p["html"]]
+print(f"  files:     {summary['folder']}/ ({', '.join(pages) or 'no pages'})")
+print(f"  MLflow:    run {summary['run_id']} (drift-report, experiment shoprec-synthetic): "
       "Artifacts > drift/")
 print(f"  reference: {summary['reference']}")
+for part in summary["parts"]:
+    if part["note"]:
+        print(f"  {part['name']}: {part['note']}")
 for line in summary["warnings"] or ["no threshold breached"]:
     print(f"  {line}")
 PY
