@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts import launch
+from contracts.bento_store import server_home
 from contracts.settings import Settings
 from pipelines.package import explained_recommendation, use_bentoml_store
 
@@ -32,7 +33,8 @@ def check_bento(settings: Settings, bento_tag: str, version: str, pseudonym: str
     with tempfile.TemporaryDirectory(prefix="shoprec-bento-check-") as tmp:
         port = launch.free_port()
         env: dict[str, str | None] = {
-            "SHOPREC_MODEL_URI": None, "BENTOML_HOME": str(store), "SHOPREC_DATA_DIR": tmp,
+            "SHOPREC_MODEL_URI": None,
+            "BENTOML_HOME": str(server_home(store, Path(tmp) / "bentoml")), "SHOPREC_DATA_DIR": tmp,
             "SHOPREC_PSEUDONYM_KEY": settings.require_pseudonym_key(),
             "SHOPREC_API_TOKEN": (settings.api_token.get_secret_value()
                                   if settings.api_token is not None else None)}

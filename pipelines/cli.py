@@ -294,6 +294,7 @@ def _serve(args: argparse.Namespace) -> int:
     """Replace this process with ``bentoml serve`` (foreground; signals reach the server)."""
     import os
 
+    from contracts.bento_store import server_home
     from contracts.settings import PROJECT_ROOT
     from pipelines.package import SERVICE
 
@@ -303,9 +304,12 @@ def _serve(args: argparse.Namespace) -> int:
     problem = settings.model_copy(update={"serve_insecure": False}).open_access_problem(host)
     if problem and not (args.insecure or settings.serve_insecure):
         raise UsageError(problem)
-    # Few malloc arenas: glibc otherwise grows one per request thread, and the RSS with them.
+    # A BentoML home of its own (the store linked in): starting a server empties its home's
+    # metrics folder. Few malloc arenas: glibc otherwise grows one per request thread.
+    home = server_home(settings.bentoml_store,
+                       settings.bentoml_store.with_name("bentoml-servers") / str(port))
     env = {"MALLOC_ARENA_MAX": "2"} | os.environ | {
-        "SHOPREC_DATA_DIR": str(settings.data_dir), "BENTOML_HOME": str(settings.bentoml_store)}
+        "SHOPREC_DATA_DIR": str(settings.data_dir), "BENTOML_HOME": str(home)}
     if problem:  # --insecure: the operator chose an open endpoint; say what that means
         print(f"shoprec serve: WARNING: listening on {host} without an API token: every route, "
               "/admin/reload included, is open to anyone who can reach it", file=sys.stderr,

@@ -136,7 +136,8 @@ def test_dag_run_trains_promotes_packages_serves_and_reruns_idempotently(pipelin
     trained_on = {m["content_hash"] for m in lineage}
     assert trained_on and not trained_on & quarantined, "training left the quarantined out"
 
-    client = MlflowClient(env["SHOPREC_TRACKING_URI"])
+    uri = env["SHOPREC_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not a URI another test set
     name = env["SHOPREC_MODEL_NAME"]
     champion = client.get_model_version_by_alias(name, "champion")
     assert client.get_run(champion.run_id).data.tags["shoprec.candidate_rank"] == "1"

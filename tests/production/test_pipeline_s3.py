@@ -50,7 +50,8 @@ def test_the_dag_runs_green_with_the_data_directory_on_s3(
             "mlartifacts"} <= zones
     local = {p.name for p in (tmp_path / "local").iterdir()}
     assert "mlflow.db" in local and not local & zones, "no data zone on local disk"
-    client = MlflowClient(f"sqlite:///{tmp_path / 'local' / 'mlflow.db'}")
+    uri = f"sqlite:///{tmp_path / 'local' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     champion = client.get_model_version_by_alias(env["SHOPREC_MODEL_NAME"], "champion")
     assert champion.source.startswith("models:/") or champion.source.startswith("s3://")
     assert client.get_run(champion.run_id).info.artifact_uri.startswith(f"s3://{prefix}/")
