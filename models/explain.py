@@ -6,15 +6,16 @@ dimensions it says how much that named feature moved the score away from the bas
 attributions add up to ``f(x) - f(x')`` (completeness), which is what lets a reason be checked.
 
 The ids themselves are integers and cannot be differentiated: IG runs on the ranker's embedded
-vectors (``embed``), and only ``head`` is differentiated. All k items x path points go
-through one traced ``tf.function`` as one batch, so explaining a page of recommendations costs one
-forward and one backward pass. Pure computation: no file or network I/O.
+vectors (``embed``), and only ``head`` is differentiated. Embedding and all k items x path
+points go through one concrete function as one batch, so explaining a page of recommendations
+costs one call, one forward and one backward pass. Pure computation: no file or network I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -58,7 +59,11 @@ class Explanation:
 
     def sorted_attributions(self) -> list[tuple[str, float]]:
         """Features from most to least in favour of the item (negative ones last)."""
-        return sorted(self.attributions.items(), key=lambda kv: -kv[1])
+        return list(self._ranked)
+
+    @cached_property
+    def _ranked(self) -> tuple[tuple[str, float], ...]:  # the reason and the answer both read it
+        return tuple(sorted(self.attributions.items(), key=lambda kv: -kv[1]))
 
 
 class IntegratedGradients:
@@ -88,31 +93,26 @@ class IntegratedGradients:
             self.baseline = {
                 n: tf.constant(np.asarray(baseline[n], np.float32).reshape(-1)) for n in self.names
             }
-        # Traced on first use, when the feature widths (and id input shapes) are known; the fixed
-        # signatures (batch dimension None) mean any k reuses the same graph.
-        self._attribute: Any = None
-        self._embed: Any = None
+        # Traced on first use, when the feature widths (and id input shapes) are known, as
+        # concrete functions: the fixed signatures (batch dimension None) mean any k reuses the
+        # same graph, and a call skips tf.function's per-call signature matching.
+        self._explain_ids: Any = None
+        self._explain_vectors: Any = None
 
     # ---- public -----------------------------------------------------------------------------
     def explain(self, features: Mapping[str, Any]) -> list[Explanation]:
         """Explanations for k (user, item) pairs given as raw id inputs, one row per pair."""
         inputs = {k: _as_tensor(v) for k, v in features.items()}
-        if self._embed is None:
+        if self._explain_ids is None:
             signature = {k: tf.TensorSpec([None, *v.shape[1:]], v.dtype) for k, v in inputs.items()}
-            self._embed = tf.function(self.model.embed, input_signature=[signature])
-        return self.explain_embedded(self._embed(inputs))
+            self._explain_ids = tf.function(
+                lambda ids: self._integrate(self.model.embed(ids)), input_signature=[signature]
+            ).get_concrete_function()
+        return self._explanations(*(t.numpy() for t in self._explain_ids(inputs)))
 
     def explain_embedded(self, embedded: Mapping[str, Any]) -> list[Explanation]:
         """Explanations for k pairs given as embedded inputs: a (k, d_f) array per feature."""
-        attributions, scores, baseline_scores, slots = self._attribute_all(embedded)
-        out = []
-        for i, (row, score, base) in enumerate(zip(attributions, scores, baseline_scores,
-                                                  strict=True)):
-            values = {n: float(a) for n, a in zip(self.names, row, strict=True)}
-            delta = float(np.sum(row, dtype=np.float64)) - (float(score) - float(base))
-            out.append(Explanation(float(score), float(base), values, delta,
-                                   tuple(float(v) for v in slots[i])))
-        return out
+        return self._explanations(*self._attribute_all(embedded))
 
     def attribute(self, embedded: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw arrays: attributions (k, features), scores f(x) (k,), baseline scores f(x') (k,)."""
@@ -121,11 +121,22 @@ class IntegratedGradients:
     def _attribute_all(self, embedded: Mapping[str, Any]
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         x = {n: tf.convert_to_tensor(embedded[n], tf.float32) for n in self.names}
-        if self._attribute is None:
+        if self._explain_vectors is None:
             signature = {n: tf.TensorSpec([None, v.shape[-1]], tf.float32) for n, v in x.items()}
-            self._attribute = tf.function(self._integrate, input_signature=[signature])
-        attributions, scores, baseline_scores, slots = self._attribute(x)
-        return attributions.numpy(), scores.numpy(), baseline_scores.numpy(), slots.numpy()
+            self._explain_vectors = tf.function(
+                self._integrate, input_signature=[signature]).get_concrete_function()
+        return tuple(t.numpy() for t in self._explain_vectors(x))  # type: ignore[return-value]
+
+    def _explanations(self, attributions: np.ndarray, scores: np.ndarray,
+                      baseline_scores: np.ndarray, slots: np.ndarray) -> list[Explanation]:
+        """One ``Explanation`` per row; deltas in float64, as Captum sums them."""
+        deltas = (attributions.astype(np.float64).sum(axis=1)
+                  - (scores.astype(np.float64) - baseline_scores.astype(np.float64)))
+        return [Explanation(score, base, dict(zip(self.names, row, strict=True)), delta,
+                            tuple(slot))
+                for row, score, base, delta, slot in zip(
+                    attributions.tolist(), scores.tolist(), baseline_scores.tolist(),
+                    deltas.tolist(), slots.tolist(), strict=True)]
 
     # ---- the traced core --------------------------------------------------------------------
     def _integrate(self, x: dict[str, tf.Tensor]

@@ -39,6 +39,9 @@ TEMPLATES: dict[str, Template] = {
     "hour": Template("Often bought at this time of day ({hour})"),
     "day_of_week": Template("Often bought on {day_of_week}"),
 }
+# The keys each template states, parsed once (a reason is built per recommended item).
+_STATED = {feature: tuple(name for _, name, _, _ in string.Formatter().parse(t.text) if name)
+           for feature, t in TEMPLATES.items()}
 FALLBACK = "Recommended for you."
 SIMILAR_LABELS = {"category": "category", "brand": "brand", "price_band": "price band"}
 
@@ -76,21 +79,20 @@ def _chosen(
     for feature, attribution in explanation.sorted_attributions():
         if len(chosen) >= max_sentences or not attribution > max(min_attribution, 0.0):
             break  # sorted: everything after is weaker
-        template = TEMPLATES.get(feature)
-        if template is None:
+        if feature not in TEMPLATES:
             continue
-        sentence = _fill(template, values)
+        sentence = _fill(feature, values)
         if sentence is not None and sentence not in (s for _, s in chosen):
             chosen.append((feature, sentence))
     return chosen
 
 
-def _fill(template: Template, values: Mapping[str, str]) -> str | None:
+def _fill(feature: str, values: Mapping[str, str]) -> str | None:
     """The sentence, or None when any value it states or needs is unknown, empty or zero."""
-    keys = [name for _, name, _, _ in string.Formatter().parse(template.text) if name]
-    if not all(_known(values.get(k)) for k in (*keys, *template.needs)):
+    stated, template = _STATED[feature], TEMPLATES[feature]
+    if not all(_known(values.get(k)) for k in (*stated, *template.needs)):
         return None
-    return template.text.format_map({k: values[k] for k in keys})
+    return template.text.format_map({k: values[k] for k in stated})
 
 
 def _known(value: str | None) -> bool:
@@ -138,63 +140,108 @@ def feature_values(
     history the model saw, or the values will not match what was explained. ``titles`` maps item
     keys to catalogue titles. Besides one value per feature the dict carries counts reasons need:
     ``history_count`` and ``<category|brand|price_band>_count`` (history items sharing the item's
-    attribute), ``brand_times`` and ``popularity_share``.
+    attribute), ``brand_times`` and ``popularity_share``. ``ValueBook.values`` does the same for
+    many pairs at once.
     """
-    item = _scalar(features_row["item_id"])
     history = np.asarray(features_row["history"] if user_history is None else user_history)
-    history = history.reshape(-1).astype(np.int64)
-    history = history[history != 0]
-    n_history = len(history)
+    pairs = {"item_id": np.asarray([_scalar(features_row["item_id"])]),
+             "history": history.reshape(1, -1),
+             "hour": np.asarray([_scalar(features_row["hour"])]),
+             "day_of_week": np.asarray([_scalar(features_row["day_of_week"])])}
+    return ValueBook(spec, table, titles).values(pairs, [bought])[0]
 
-    category_id, brand_id, band_id = (
-        int(table.category[item]), int(table.brand[item]), int(table.price_band[item])
-    )
-    category = spec.categories.values[category_id] if category_id else None
-    brand = spec.brands.values[brand_id] if brand_id else None
-    band = PRICE_BANDS[band_id - 1] if band_id else None
-    key = spec.items.values[item]
-    price = float(np.expm1(table.log_price[item]))
-    share = float(table.popularity[item])
 
-    def shared(column: np.ndarray, value: int) -> int:
-        return int(np.sum(column[history] == value)) if value else 0
+class ValueBook:
+    """``feature_values`` for many pairs: what depends on the item alone is worked out once per
+    item and kept (one book per served model), what depends on the shopper's history is counted
+    for all pairs in one array operation."""
 
-    counts = {
-        "category": shared(table.category, category_id),
-        "brand": shared(table.brand, brand_id),
-        "price_band": shared(table.price_band, band_id),
-    }
+    COUNTED = ("category", "brand", "price_band")
 
-    def affinity(count: int) -> str:
-        return f"{count} of your {n_history} recent purchases" if n_history else "no purchases yet"
+    def __init__(self, spec: FeatureSpec, table: ItemTable,
+                 titles: Mapping[str, str] | None = None) -> None:
+        self.spec, self.table, self.titles = spec, table, titles or {}
+        self._items: dict[int, dict[str, str]] = {}
+        self._hours = [spec.display("hour", h) for h in range(24)]
+        self._days = [spec.display("day_of_week", d) for d in range(7)]
 
-    values = {
-        "user_id": "you",  # never the shopper's pseudonym: an answer must not echo an id
-        "history": spec.display("history", n_history),
-        "item_id": key,
-        "category": spec.display("category", category),
-        "brand": spec.display("brand", brand),
-        "price_band": f"{band} ({spec.price_range(category, band)})" if band and category
-        else "unknown",
-        "title": (titles or {}).get(key) or key,
-        "price": spec.display("price", price if price > 0 else None),
-        "hour": spec.display("hour", _scalar(features_row["hour"])),
-        "day_of_week": spec.display("day_of_week", _scalar(features_row["day_of_week"])),
-        "category_affinity": affinity(counts["category"]),
-        "brand_affinity": affinity(counts["brand"]),
-        "price_band_affinity": affinity(counts["price_band"]),
-        "popularity": f"{percent(share)} of purchases",
-        "retrieval_score": "similar to what you bought" if n_history
-        else "matches your context",
-    }
-    values |= {f"{name}_count": str(count) for name, count in counts.items()}
-    values["history_count"] = str(n_history)
-    values["brand_times"] = {1: "once", 2: "twice"}.get(counts["brand"], f"{counts['brand']} times")
-    values["popularity_share"] = percent(share)
-    values["bought"] = " and ".join(bought) if bought else "unknown"
-    values["history_items"] = values["bought"]
-    values["trend"] = "recent sales"
-    return values
+    def values(self, pairs: Mapping[str, np.ndarray], bought: Sequence[Sequence[str]]
+               ) -> list[dict[str, str]]:
+        """One dict per row of ``pairs`` (raw ids: ``item_id``, ``history`` (rows x length, 0 =
+        padding), ``hour``, ``day_of_week``); ``bought`` the past purchases each row names."""
+        items = np.asarray(pairs["item_id"]).reshape(-1).astype(np.int64)
+        if not len(items):
+            return []
+        history = np.asarray(pairs["history"]).reshape(len(items), -1).astype(np.int64)
+        held = history != 0
+        n_history = held.sum(axis=1).tolist()
+        counts = {}
+        for name in self.COUNTED:
+            column = np.asarray(getattr(self.table, name))
+            own = column[items]
+            counts[name] = ((column[history] == own[:, None]) & held
+                            & (own != 0)[:, None]).sum(axis=1).tolist()
+        out = []
+        for row, item in enumerate(items.tolist()):
+            n = n_history[row]
+            shared = {name: counts[name][row] for name in self.COUNTED}
+            named = " and ".join(bought[row]) if bought[row] else "unknown"
+            out.append(self._item(item) | {
+                "history": self.spec.display("history", n),
+                "hour": _shown(self._hours, int(pairs["hour"][row]), "hour", self.spec),
+                "day_of_week": _shown(self._days, int(pairs["day_of_week"][row]),
+                                      "day_of_week", self.spec),
+                "category_affinity": _affinity(shared["category"], n),
+                "brand_affinity": _affinity(shared["brand"], n),
+                "price_band_affinity": _affinity(shared["price_band"], n),
+                "retrieval_score": "similar to what you bought" if n else "matches your context",
+                "category_count": str(shared["category"]),
+                "brand_count": str(shared["brand"]),
+                "price_band_count": str(shared["price_band"]),
+                "history_count": str(n),
+                "brand_times": {1: "once", 2: "twice"}.get(shared["brand"],
+                                                           f"{shared['brand']} times"),
+                "bought": named,
+                "history_items": named,
+            })
+        return out
+
+    def _item(self, item: int) -> dict[str, str]:
+        """What a pair's values say about the item alone (kept: the catalogue is fixed)."""
+        known = self._items.get(item)
+        if known is not None:
+            return known
+        spec, table = self.spec, self.table
+        category_id, brand_id, band_id = (
+            int(table.category[item]), int(table.brand[item]), int(table.price_band[item]))
+        category = spec.categories.values[category_id] if category_id else None
+        brand = spec.brands.values[brand_id] if brand_id else None
+        band = PRICE_BANDS[band_id - 1] if band_id else None
+        key = spec.items.values[item]
+        price = float(np.expm1(table.log_price[item]))
+        share = float(table.popularity[item])
+        known = self._items[item] = {
+            "user_id": "you",  # never the shopper's pseudonym: an answer must not echo an id
+            "item_id": key,
+            "category": spec.display("category", category),
+            "brand": spec.display("brand", brand),
+            "price_band": f"{band} ({spec.price_range(category, band)})" if band and category
+            else "unknown",
+            "title": self.titles.get(key) or key,
+            "price": spec.display("price", price if price > 0 else None),
+            "popularity": f"{percent(share)} of purchases",
+            "popularity_share": percent(share),
+            "trend": "recent sales",
+        }
+        return known
+
+
+def _shown(table: list[str], value: int, feature: str, spec: FeatureSpec) -> str:
+    return table[value] if 0 <= value < len(table) else spec.display(feature, value)
+
+
+def _affinity(count: int, n_history: int) -> str:
+    return f"{count} of your {n_history} recent purchases" if n_history else "no purchases yet"
 
 
 def _scalar(value: Any) -> int:

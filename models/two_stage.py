@@ -28,7 +28,7 @@ from models.feature_spec import PRICE_BANDS, FeatureSpec
 from models.index import build_index
 from models.inputs import ItemTable
 from models.ranking import RankingModel
-from models.reasons import feature_values, reason
+from models.reasons import ValueBook, reason
 from models.retrieval import RetrievalModel
 
 BASELINE_PAIRS = 512  # (shopper, item) pairs averaged into IG's reference point
@@ -341,9 +341,13 @@ class TwoStageRecommender:
         attribution of its history slots), positive ones only, at most ``most``."""
         if not explanation.slots:
             return []
-        totals = purchase_attributions(history, explanation.slots)
-        ranked = sorted(((i, v) for i, v in totals.items() if v > 0), key=lambda kv: -kv[1])
-        return ranked[:most]
+        return strongest_purchases(np.asarray(history)[None], np.array([explanation.slots]),
+                                   most)[0]
+
+    @cached_property
+    def value_book(self) -> ValueBook:
+        """What explained pairs' features read as; per-item parts kept across requests."""
+        return ValueBook(self.spec, self.table, self.titles)
 
     @cached_property
     def ig_baseline(self) -> dict[str, np.ndarray]:
@@ -364,21 +368,16 @@ class TwoStageRecommender:
             return []
         users, items = [u for u, _ in pages], [np.asarray(i) for _, i in pages]
         pairs = self.pair_features(users, items, when)
-        explanations = iter(self.explainer.explain(pairs) if len(pairs["item_id"]) else [])
-        out, row = [], 0
-        for page in items:
-            explained = []
-            for _ in page:
-                explanation = next(explanations)
-                bought = self.bought_because(pairs["history"][row], explanation)
-                values = feature_values(self.spec, self.table,
-                                        {k: v[row] for k, v in pairs.items()},
-                                        titles=self.titles,
-                                        bought=[self.titles[self.item_ids[i]] for i, _ in bought])
-                explained.append(ExplainedItem(explanation, values, reason(explanation, values)))
-                row += 1
-            out.append(explained)
-        return out
+        explanations = self.explainer.explain(pairs) if len(pairs["item_id"]) else []
+        if explanations and explanations[0].slots:
+            bought = strongest_purchases(pairs["history"], [e.slots for e in explanations])
+        else:
+            bought = [[] for _ in explanations]
+        values = self.value_book.values(pairs, [[self.titles[self.item_ids[i]] for i, _ in named]
+                                            for named in bought])
+        explained = iter(ExplainedItem(e, v, reason(e, v))
+                         for e, v in zip(explanations, values, strict=True))
+        return [[next(explained) for _ in page] for page in items]
 
 
 def purchase_attributions(history: np.ndarray, slots: Sequence[float]) -> dict[int, float]:
@@ -388,6 +387,30 @@ def purchase_attributions(history: np.ndarray, slots: Sequence[float]) -> dict[i
         if item:
             totals[int(item)] = totals.get(int(item), 0.0) + float(value)
     return totals
+
+
+def strongest_purchases(history: np.ndarray, slots: np.ndarray | Sequence, most: int = 2
+                        ) -> list[list[tuple[int, float]]]:
+    """Per row, the past purchases whose history slots' summed attribution is positive,
+    strongest first, at most ``most``: ``purchase_attributions`` for a page of rows at once."""
+    ids = np.asarray(history, np.int64)
+    values = np.asarray(slots, np.float64).reshape(ids.shape)
+    n, length = ids.shape
+    if not n or not length:
+        return [[] for _ in range(n)]
+    order = np.argsort(ids, axis=1, kind="stable")
+    ids, values = np.take_along_axis(ids, order, 1), np.take_along_axis(values, order, 1)
+    starts = np.ones(ids.shape, bool)  # each distinct item's first slot once sorted
+    starts[:, 1:] = ids[:, 1:] != ids[:, :-1]
+    group = np.cumsum(starts, axis=1) - 1  # the item's column in its row's totals
+    totals = np.bincount((group + np.arange(n)[:, None] * length).ravel(),
+                         weights=values.ravel(), minlength=n * length).reshape(n, length)
+    item = np.zeros(ids.shape, np.int64)
+    item[np.nonzero(starts)[0], group[starts]] = ids[starts]
+    wanted = (item != 0) & (totals > 0)
+    best = np.argsort(np.where(wanted, -totals, np.inf), axis=1, kind="stable")[:, :most]
+    return [[(int(item[r, c]), float(totals[r, c])) for c in best[r] if wanted[r, c]]
+            for r in range(n)]
 
 
 def _repeats(candidates: np.ndarray) -> np.ndarray:
