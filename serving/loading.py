@@ -94,10 +94,27 @@ def load_engine(settings: Settings, info: ModelInfo):
     from contracts.pyfunc import load_logged
     from serving.engine import Engine
 
+    pin_model_threads(settings.serve_model_threads)
     pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
     stored = _store_model(info.uri)[0] if info.uri.startswith(BENTOML_SCHEME) else None
     recommender = load_logged(info.uri, stored)
     return Engine(recommender, info, pseudonymiser)
+
+
+def pin_model_threads(threads: int) -> None:
+    """Threads per TensorFlow operation (``settings.serve_model_threads``; 0 leaves TF's
+    default). TensorFlow fixes it when it first runs an operation: a process that already ran
+    one keeps what it had, and says so."""
+    if not threads:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:
+        current = tf.config.threading.get_intra_op_parallelism_threads() or "default"
+        log.info("TensorFlow already runs with %s threads per operation; serve_model_threads=%s "
+                 "applies to a fresh process", current, threads)
 
 
 def _store_model(uri: str) -> tuple[Path, ModelInfo]:
