@@ -57,6 +57,18 @@ def local_artifact_root() -> str | None:
     return _local_artifact_root
 
 
+def store_missing(uri: str) -> str | None:
+    """The file of a local SQLite store that does not exist yet, else None: a read-only command
+    says there is nothing to read rather than let MLflow create an empty store."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    path = uri[len(prefix):].split("?", 1)[0]
+    if not path or path == ":memory:" or Path(path).expanduser().is_file():
+        return None
+    return path
+
+
 def _ensure_sqlite_folder(uri: str) -> None:
     prefix = "sqlite:///"
     if not uri.startswith(prefix):

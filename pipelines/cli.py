@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from contracts.settings import MissingPseudonymKey, get_settings
+from contracts.storage import DataPath, location
 from pipelines.sources import SOURCE_NAMES
 from pipelines.sources.base import UsageError
 
@@ -22,6 +23,18 @@ EXIT_OK, EXIT_USAGE, EXIT_QUARANTINED, EXIT_DRIFT = 0, 2, 3, 4
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like a usage error should
         self.exit(EXIT_USAGE, f"shoprec: error: {message}\n")
+
+
+DATA_DIR_HELP = "data directory: a folder or an object-store URI such as s3://bucket/prefix " \
+    "(default from settings)"
+
+
+def data_dir_arg(value: str) -> DataPath:
+    """``--data-dir`` as ``SHOPREC_DATA_DIR`` reads it: a folder, or a URI (``s3://...``)."""
+    try:
+        return location(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,12 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
     ing.add_argument("--source", required=True, choices=SOURCE_NAMES)
     ing.add_argument("--mapping", help="YAML column mapping (csv source)")
-    ing.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    ing.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
     ing.add_argument("--json", action="store_true", help="one JSON object per batch per line")
 
     trn = commands.add_parser("train", help="train the candidate grid, log, evaluate and gate "
                               "the best, as the pipeline DAG does")
-    trn.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    trn.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
     trn.add_argument("--dataset", help="names the MLflow experiment (default from settings: "
                      "synthetic)")
     trn.add_argument("--retrieval-epochs", type=int, help="over settings.train_config, for every "
@@ -60,14 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     evl = commands.add_parser("evaluate", help="score models and the baselines on the current "
                               "evaluation window, with 95 %% bootstrap intervals, as the gate does")
-    evl.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    evl.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
     evl.add_argument("--model-uri", action="extend", nargs="+", default=[], metavar="URI",
                      help="MLflow model URI(s) to score (default: the champion and the latest "
                      "challenger)")
     evl.add_argument("--json", action="store_true", help="print one JSON object")
 
     exp = commands.add_parser("explain-check", help="faithfulness suite for explanations")
-    exp.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    exp.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
     exp.add_argument("--model-uri", help="MLflow model URI (default: the registry's champion)")
     exp.add_argument("--users", type=int, default=40, help="how many users to sample")
     exp.add_argument("--k", type=int, default=10)
@@ -88,13 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", help="address to bind (default from settings: 127.0.0.1)")
     srv.add_argument("--port", type=int, help="port (default from settings: 3000)")
     srv.add_argument("--model-uri", help="serve this model (default: the registry's champion)")
-    srv.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    srv.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
     srv.add_argument("--insecure", action="store_true", help="listen on a non-loopback address "
                      "without SHOPREC_API_TOKEN: every route open to the network (warns)")
 
     pkg = commands.add_parser("package", help="champion into the BentoML store, and its Bento")
     pkg.add_argument("--model-uri", help="MLflow model URI (default: the registry's champion)")
-    pkg.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    pkg.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
 
     rol = commands.add_parser("rollout", help="move the new champion through shadow, canary and "
                               "full on the running endpoint, or roll it back")
@@ -103,12 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "is watched (default from settings: rollout_stage_seconds)")
     rol.add_argument("--reason", default="rolled back by an operator",
                      help="rollback: the reason tagged on the version")
-    rol.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    rol.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
     rol.add_argument("--json", action="store_true", help="print one JSON object")
 
     sco = commands.add_parser("score", help="batch recommendations with reasons, as the "
                               "endpoint answers, to Parquet (and a database table if configured)")
-    sco.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    sco.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
     sco.add_argument("--users", type=Path, metavar="FILE", help="raw customer ids, one per line "
                      "or a .csv with a user_id column (default: every shopper the model knows)")
     sco.add_argument("--out", type=Path, required=True, metavar="PATH", help="Parquet file")
@@ -119,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dri = commands.add_parser("drift", help="drift and skew report (Evidently): new data and "
                               "served traffic against the champion's training data")
-    dri.add_argument("--data-dir", type=Path, help="data directory (default from settings)")
+    dri.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
     dri.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -228,10 +241,10 @@ def _train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _settings_for(data_dir: Path | None):
+def _settings_for(data_dir: DataPath | None):
     settings = get_settings()
     if data_dir is not None:  # the data dir also holds the default MLflow store
-        settings = settings.model_copy(update={"data_dir": data_dir.resolve()})
+        settings = settings.model_copy(update={"data_dir": data_dir})
     return settings
 
 

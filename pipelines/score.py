@@ -56,6 +56,10 @@ def load_served(settings: Settings,
     endpoint loads them (TensorFlow imported here)."""
     from contracts.pyfunc import load_logged
 
+    missing = registry.store_missing(settings.mlflow_tracking_uri)
+    if missing is not None:
+        raise UsageError(f"{registry.NO_CHAMPION} for {settings.model_name!r}: no MLflow store "
+                         f"at {missing}; run `shoprec train` first")
     registry.configure(settings)
     uri = model_uri or registry.champion_uri(settings.model_name)
     if uri is None:

@@ -77,6 +77,16 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
+def test_score_without_a_store_says_so_and_writes_nothing_there(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    result = _run("score", "--out", str(tmp_path / "out" / "s.parquet"), data_dir=data_dir)
+
+    assert result.returncode == 2 and "no champion" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert list(data_dir.iterdir()) == [], "a read-only command created no MLflow store"
+
+
 @pytest.mark.parametrize("key", [None, ""])
 def test_no_pseudonymisation_key_stops_ingest_train_and_serve(tmp_path: Path,
                                                               key: str | None) -> None:

@@ -117,3 +117,31 @@ def test_mlflow_artifacts_go_to_the_same_store(s3_settings: Settings,
     artifacts = location(run.info.artifact_uri)
     assert str(artifacts).startswith(f"{s3_settings.data_dir}/mlartifacts/")
     assert json.loads((artifacts / "probe.json").read_text()) == {"ok": True}
+
+
+def test_the_cli_takes_an_s3_data_directory(s3_bucket: dict[str, str], tmp_path) -> None:
+    """``shoprec ingest --data-dir s3://...`` curates on the store, as SHOPREC_DATA_DIR would."""
+    import os
+    import subprocess
+    import sys
+
+    generate_shop(tmp_path / "inbox", ShopSpec(**SHOP))
+    uri = f"s3://{BUCKET}/{tmp_path.name}/cli-data"
+    shoprec = str(Path(sys.executable).with_name("shoprec"))
+    env = os.environ | s3_bucket | {"SHOPREC_PSEUDONYM_KEY": "test-key",
+                                    "SHOPREC_LOCAL_DIR": str(tmp_path / "local")}
+    done = subprocess.run([shoprec, "ingest", "--source", "synthetic", str(tmp_path / "inbox"),
+                           "--data-dir", uri, "--json"], env=env, capture_output=True,
+                          text=True, timeout=600)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert results and {r["status"] for r in results} == {"accepted"}
+    events = read_table(DataDir(location(uri)), "events")
+    assert len(events) == sum(r["rows_accepted"] for r in results if "events" in r["batch"])
+    assert not (tmp_path / "cli-data").exists()
+
+    bad = subprocess.run([shoprec, "train", "--data-dir", "nosuchscheme://bucket/x"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "nosuchscheme" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
