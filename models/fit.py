@@ -314,20 +314,29 @@ def _record(stage, epoch, logs, history, on_epoch, replicas: int = 1) -> None:
         on_epoch(stage, epoch, metrics)
 
 
-def _batches(features: dict[str, np.ndarray], config: TrainConfig, batch_size: int,
-             shuffle: bool) -> tf.data.Dataset:
-    """Global batches; a strategy splits each over replicas, sharded by element (DATA).
+def _batches(size: int, rows: Callable[[tf.Tensor], dict[str, tf.Tensor]],
+             config: TrainConfig, batch_size: int, shuffle: bool) -> tf.data.Dataset:
+    """Global batches of ``size`` rows; ``rows`` gathers a batch's rows by index.
 
-    Every worker builds the same (seeded) data set, so DATA sharding gives each its own part of
-    every batch; FILE sharding is impossible for in-memory arrays.
+    Bounded memory: the data set shuffles row numbers (8 bytes a row) and gathers each batch
+    from arrays held once, instead of slicing the arrays into a shuffle buffer of full copies.
+    The order is the same as shuffling the rows themselves: tf.data's shuffle order depends on
+    the seed and the number of elements only. A strategy splits each batch over replicas,
+    sharded by element (DATA); every worker builds the same (seeded) data set, so each gets its
+    own part of every batch (FILE sharding is impossible for in-memory arrays).
     """
-    dataset = tf.data.Dataset.from_tensor_slices(features)
+    dataset = tf.data.Dataset.range(size)
     if shuffle:
-        size = len(next(iter(features.values())))
         dataset = dataset.shuffle(size, seed=config.seed, reshuffle_each_iteration=True)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
+    return (dataset.batch(batch_size).map(rows, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE).with_options(options))
+
+
+def _gather(columns: dict[str, np.ndarray]) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+    held = {k: tf.constant(v) for k, v in columns.items()}
+    return lambda rows: {k: tf.gather(v, rows) for k, v in held.items()}
 
 
 def _retrieval_set(data: Interactions, table: ItemTable, config: TrainConfig, batch_size: int,
@@ -337,7 +346,7 @@ def _retrieval_set(data: Interactions, table: ItemTable, config: TrainConfig, ba
     probability = np.maximum(table.popularity[data.item], 1e-6).astype(np.float32)
     features = query_features(data) | {"item_id": data.item,
                                        "sampling_probability": probability}
-    return _batches(features, config, batch_size, shuffle)
+    return _batches(len(data), _gather(features), config, batch_size, shuffle)
 
 
 def _random_items(rng: np.random.Generator, n_items: int, shape: tuple[int, int],
@@ -414,10 +423,15 @@ def _ranking_set(retrieval: RetrievalModel, data: Interactions, table: ItemTable
         keep[:] = True  # nothing in the pool (a tiny or cold history): learn from every row
     negative = np.concatenate(negatives).astype(np.int32)[keep]
     data = data.subset(keep)
+    # Row r is pair r % repeats of positive r // repeats: the positive first (label 1), then its
+    # negatives. The shopper's features are held once per positive, not once per pair.
     repeats = 1 + config.negatives
-    features = {k: np.repeat(v, repeats, axis=0) for k, v in query_features(data).items()}
-    features["item_id"] = np.concatenate([data.item[:, None], negative], axis=1).reshape(-1)
-    features["label"] = np.tile(np.r_[1.0, np.zeros(config.negatives)], len(data)).astype(
-        np.float32
-    )
-    return _batches(features, config, batch_size, shuffle)
+    query = _gather(query_features(data))
+    items = tf.constant(np.concatenate([data.item[:, None], negative], axis=1).reshape(-1))
+
+    def rows(index: tf.Tensor) -> dict[str, tf.Tensor]:
+        return query(index // repeats) | {
+            "item_id": tf.gather(items, index),
+            "label": tf.cast(tf.equal(index % repeats, 0), tf.float32)}
+
+    return _batches(len(data) * repeats, rows, config, batch_size, shuffle)
