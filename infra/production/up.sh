@@ -83,7 +83,9 @@ start scheduler airflow scheduler
 start dag-processor airflow dag-processor
 start triggerer airflow triggerer
 start worker airflow celery worker --queues "$SHOPREC_PROD_QUEUE"
-wait_http mlflow "$SHOPREC_TRACKING_URI/health" 120
+# Started beside Airflow on a fresh environment (first imports compile), MLflow 3 took
+# just over 120 s on a slow 2-core day: the same allowance as Airflow.
+wait_http mlflow "$SHOPREC_TRACKING_URI/health" 300
 # The endpoint starts without a champion (not ready); the DAG reloads it after a promotion.
 start serve shoprec serve --host "$SHOPREC_SERVE_HOST" --port "$SHOPREC_SERVE_PORT"
 wait_http api-server "$AIRFLOW__API__BASE_URL/api/v2/monitor/health" 300
