@@ -206,6 +206,11 @@ class ValueBook:
             })
         return out
 
+    def prepare(self) -> None:
+        """Work out every item's part now (the endpoint's warm-up), not on a first request."""
+        for item in range(1, self.spec.items.size):
+            self._item(item)
+
     def _item(self, item: int) -> dict[str, str]:
         """What a pair's values say about the item alone (kept: the catalogue is fixed)."""
         known = self._items.get(item)

@@ -107,9 +107,11 @@ class Engine:
 
     # ---- parts ------------------------------------------------------------------------------
     def _warm_up(self) -> None:
-        """Trace every graph now (fixed signatures: any k reuses them)."""
+        """Trace every graph now (fixed signatures: any k reuses them) and word every item's
+        explanation values, so no request pays for either."""
         known = self.rec.known_users[0]
         self.answers.pages([PageRequest(Query(known, 1, when=pd.Timestamp.now(tz="UTC")), False)])
         self.rec.explain_many([(known, np.array([1]))])
+        self.rec.value_book.prepare()
         self.similar(str(self.rec.item_ids[1]), k=1)
 
