@@ -84,7 +84,7 @@ def load_bundle(folder: Path, retrieve_n: int | None = None):
     ranker.load_weights(str(folder / RANKING))
     return TwoStageRecommender(
         spec, table, retrieval, ranker, catalogue, histories, purchased,
-        retrieve_n=retrieve_n or config.retrieve_n,
+        retrieve_n=retrieve_n or config.retrieve_n, item_item_n=config.item_item_n,
     )
 
 

@@ -193,8 +193,18 @@ class Settings(BaseSettings):
         default="ndcg@10", description="Metric a challenger must improve to become champion."
     )
     gate_margin: float = Field(
-        default=0.0, ge=0, description="How much better (absolute) the challenger must be: "
-        "the 95 % lower bound of its paired difference must be above this."
+        default=0.0, ge=0, description="How much better (absolute) a version must be to "
+        "replace the champion: the 95 % lower bounds of its paired differences against the "
+        "champion and the best baseline must be above this."
+    )
+    gate_noninferiority_margin: float = Field(
+        default=0.01, ge=0, description="With no champion yet, a version becomes the first one "
+        "when it is not worse than the best baseline by more than this (absolute, in gate "
+        "metric units): the 95 % lower bound of its paired difference must be above minus this. "
+        "A shop without a champion gets no answers at all, so a model within a hundredth of "
+        "NDCG@10 of EASE serves better than nothing; 0.01 is well under the gaps that tell a "
+        "working model from a broken one (the demo's first champion was +0.057 over EASE), so "
+        "a clearly worse model still never serves. 0: the first version must beat the floor.",
     )
     gate_min_users: int = Field(
         default=50, ge=1, description="The gate refuses to promote on an evaluation window with "

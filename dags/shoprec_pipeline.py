@@ -133,8 +133,10 @@ def shoprec_pipeline() -> None:
                                    features_uri).to_json()
 
     @task(doc_md="Register the best candidate and write the gate's decision and reason on the "
-          "version: champion only if its paired 95 % lower bounds against the champion and the "
-          "best baseline clear the margin on enough shoppers. No alias moves yet.")
+          "version: on enough shoppers, champion if its paired 95 % lower bounds against the "
+          "champion and the best baseline clear the margin, or, with no champion yet, if it is "
+          "not worse than the best baseline by more than the non-inferiority margin. No alias "
+          "moves yet.")
     def register_version(evaluation: dict[str, Any]) -> dict[str, Any]:
         from pipelines.promote import register
 

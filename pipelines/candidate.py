@@ -30,16 +30,8 @@ from pipelines.validation import K_VALUES, Split, evaluate_on_split, validation_
 
 
 def candidate_config(settings: Settings, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """``settings.train_config`` over the defaults, with one grid entry on top.
-
-    The wide item-item ranker part (``item_item``) is measured by the benchmark only: its fitted
-    item-item state is not yet part of the model bundle, so a served model could not carry it.
-    """
-    config = replace(TrainConfig(**settings.train_config), **(overrides or {}))
-    if config.item_item:
-        raise ValueError("item_item is benchmark-only for now (the model bundle does not carry "
-                         "its item-item matrix): remove it from train_config / train_grid")
-    return config
+    """``settings.train_config`` over the defaults, with one grid entry on top."""
+    return replace(TrainConfig(**settings.train_config), **(overrides or {}))
 
 
 def train_candidate(
@@ -125,7 +117,8 @@ def recommender_for(features: FeatureSet, fitted: Fitted, config: TrainConfig):
     }
     return TwoStageRecommender(spec, features.table, fitted.retrieval, fitted.ranker,
                                features.catalogue, latest_histories(spec, features.train_events),
-                               purchased, retrieve_n=config.retrieve_n)
+                               purchased, retrieve_n=config.retrieve_n,
+                               item_item_n=config.item_item_n)
 
 
 def model_topk(recommender, split: Split, k: int) -> np.ndarray:

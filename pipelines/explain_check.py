@@ -3,7 +3,9 @@
 Figures (one JSON object): completeness (IG's attributions add up to score - baseline score),
 deletion (removing the top-attributed feature hurts more than removing a random one), history
 deletion (removing the most-attributed past purchase from the shopper's history lowers the score
-more than removing a random other one: what "because you bought X" promises), planted
+more than removing a random other one: what "because you bought X" promises), the counterfactual
+check in the spirit of ACCENT / CountER (removing the past purchases a reason names takes the
+item out of the top k, far more often than removing as many random past purchases), planted
 preferences recovered (synthetic data), the Adebayo et al. (2018) randomisation sanity check, and
 the time to explain 10 items.
 """
@@ -44,7 +46,7 @@ def explain_check(
     import tensorflow as tf
 
     from models.explain import STEPS, IntegratedGradients, average_baseline
-    from models.two_stage import Query
+    from models.two_stage import Query, purchase_attributions
 
     rng = np.random.default_rng(seed)
     rec = recommender
@@ -60,6 +62,8 @@ def explain_check(
 
     complete, deletion_wins, planted_hits, planted_total, latencies = [], [], 0, 0, []
     history_wins: list[bool] = []
+    removals: dict[str, list[bool]] = {"named": [], "random": []}
+    planted_values = _planted_values(rec) if ground_truth is not None else {}
     detailed: list[list[float]] = []
     attributions = []
     for user, items in samples:
@@ -86,8 +90,15 @@ def explain_check(
                 history_wins.append(won)
             attributions.append([exp.attributions[n] for n in RANKING_FEATURES])
             detailed.append(_detailed(exp))
+            history = features["history"][row]
+            named = [i for i, _ in rec.bought_because(history, exp)]
+            outcome = _counterfactual(rec, user, features, row, named, k, rng)
+            if outcome is not None:
+                removals["named"].append(outcome[0])
+                removals["random"].append(outcome[1])
             if ground_truth is not None:
-                hit = _planted_hit(rec, ground_truth, user, int(items[row]), order)
+                reasons = _reason_order(exp, purchase_attributions(history, exp.slots))
+                hit = _planted_hit(planted_values, ground_truth, user, int(items[row]), reasons)
                 if hit is not None:
                     planted_total += 1
                     planted_hits += hit
@@ -98,6 +109,9 @@ def explain_check(
         "history_deletion_win_rate": float(np.mean(history_wins)) if history_wins else None,
         "history_deletions": len(history_wins),
         "planted_top2_rate": planted_hits / planted_total if planted_total else None,
+        "counterfactual_pn": _share(removals["named"]),
+        "counterfactual_pn_random": _share(removals["random"]),
+        "counterfactual_removals": len(removals["named"]),
         **_randomisation(ranker, samples, rec, reference, steps, np.array(detailed)),
         "explain_10_items_ms_median": float(np.median(latencies[1:] or latencies)),
         "explain_10_items_ms_p99": float(np.percentile(latencies[1:] or latencies, 99)),
@@ -128,28 +142,75 @@ def _history_deletion(rec, features, row, exp, rng) -> bool | None:
     return bool(exp.score - scores[0] > exp.score - scores[1])
 
 
+def _counterfactual(rec, user, features, row, named, k, rng) -> tuple[bool, bool] | None:
+    """(Does removing the named past purchases take the item out of the shopper's top k, does
+    removing as many random other past purchases?) None when nothing is named or too few other
+    purchases remain to draw from."""
+    history = features["history"][row]
+    others = sorted(set(history[history != 0].tolist()) - set(named))
+    if not named or len(others) < len(named):
+        return None
+    drawn = [int(i) for i in rng.choice(others, size=len(named), replace=False)]
+    query = {k_: np.repeat(v[row : row + 1], 2, axis=0) for k_, v in features.items()
+             if k_ != "item_id"}
+    for i, removed in enumerate((named, drawn)):
+        kept = history[~np.isin(history, removed)]
+        query["history"][i] = np.r_[np.zeros(len(history) - len(kept), np.int32), kept]
+    bought = rec.purchased.get(user, np.zeros(0, np.int64))
+    items, scores = rec.top_k(query, [bought, bought], k)
+    item = int(features["item_id"][row])
+    gone = [item not in items[i][np.isfinite(scores[i])].tolist() for i in range(2)]
+    return gone[0], gone[1]
+
+
+def _share(flags: list[bool]) -> float | None:
+    return float(np.mean(flags)) if flags else None
+
+
+def _reason_order(exp, purchases: dict[int, float]) -> list[str | int]:
+    """What a reason can name, strongest first: each named feature but the wide one, which is
+    split into its past purchases (item ids), as the served reasons split it."""
+    entries: dict[str | int, float] = {n: v for n, v in exp.attributions.items() if n != WIDE}
+    entries.update(purchases)
+    return sorted(entries, key=entries.get, reverse=True)
+
+
 def _detailed(exp) -> list[float]:
     """Attributions as the randomisation check compares them: each named feature, with the wide
     item-item feature split into its history slots (each past purchase is its own input)."""
     return [exp.attributions[n] for n in RANKING_FEATURES if n != WIDE] + list(exp.slots)
 
 
-def _planted_hit(rec, truth, user, item, order) -> bool | None:
+def _planted_hit(values, truth, user, item, order: list[str | int]) -> bool | None:
+    """Is one of the two strongest reasons a planted preference the item matches? A named
+    feature counts when it is that preference's (``PLANTED_FEATURES``); a past purchase counts
+    when it shares the planted attribute with the item (the preference showing through the
+    item-item signal: "because you bought <another book>"). None: the item matches none."""
     planted = truth.get(user)
     if planted is None:
         return None
-    table, spec = rec.table, rec.spec
-    matches = []
-    if spec.categories.values[table.category[item]] == planted["category"]:
-        matches += PLANTED_FEATURES["category"]
-    if spec.brands.values[table.brand[item]] == planted["brand"]:
-        matches += PLANTED_FEATURES["brand"]
-    band = table.price_band[item]
-    if band and ("low", "mid", "high")[band - 1] == planted["price_band"]:
-        matches += PLANTED_FEATURES["price_band"]
-    if not matches:
+    matched = [a for a in PLANTED_FEATURES if values[a][item] == planted[a]]
+    if not matched:
         return None
-    return bool(set(order[:2]) & set(matches))
+    for entry in order[:2]:
+        if isinstance(entry, str):
+            if any(entry in PLANTED_FEATURES[a] for a in matched):
+                return True
+        elif any(values[a][entry] == values[a][item] for a in matched):
+            return True
+    return False
+
+
+def _planted_values(rec) -> dict[str, list[str | None]]:
+    """Per vocabulary item id, its category, brand and price band as the ground truth names
+    them (None when unknown)."""
+    table, spec = rec.table, rec.spec
+    bands = (None, "low", "mid", "high")
+    return {
+        "category": [spec.categories.values[c] if c else None for c in table.category],
+        "brand": [spec.brands.values[b] if b else None for b in table.brand],
+        "price_band": [bands[b] for b in table.price_band],
+    }
 
 
 def _randomisation(ranker, samples, rec, reference, steps, trained: np.ndarray) -> dict:

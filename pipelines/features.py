@@ -1,7 +1,10 @@
 """Build features: curated tables -> feature spec, item table and time-split interactions.
 
 The validation window is the most recent slice of time, never a random sample: a model is judged
-on what happened after the data it learned from, as it will be in production. The pipeline's
+on what happened after the data it learned from, as it will be in production. When that slice
+holds too few shoppers to judge a model on (a few heavy shoppers can dominate the latest time),
+each shopper's own latest events are held out instead: still later than what is learned from,
+per shopper, and the gate gets enough shoppers to decide on. The pipeline's
 features step (``build_features_step``) builds a feature set once per data version and saves it
 with the batches it came from, so every later step (baselines, each candidate) trains on the same
 split and logs the same lineage.
@@ -15,7 +18,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -32,6 +35,9 @@ from pipelines.zones import DataDir, write_json_atomic
 log = logging.getLogger(__name__)
 POSITIVE_EVENTS = ("purchase", "add_to_cart")
 BATCHES = "batches.json"  # the accepted batch manifests a feature set was built from
+SPLIT_RULE = 2  # in the folder name: bump when the split rule changes, so no stale set is reused
+EVENT_ORDER = ["user_id", "timestamp", "event_id"]  # the order ``interactions`` puts events in
+SplitKind = Literal["time", "per_shopper"]
 
 
 @dataclass
@@ -41,9 +47,10 @@ class FeatureSet:
     train: Interactions
     valid: Interactions
     catalogue: pd.DataFrame
-    train_events: pd.DataFrame  # positives before the split, the history serving starts from
-    split_time: pd.Timestamp
+    train_events: pd.DataFrame  # positives on the training side, the history serving starts from
+    split_time: pd.Timestamp  # where the held-out events start (per shopper: the earliest one)
     window: tuple[pd.Timestamp, pd.Timestamp]
+    split_kind: SplitKind = "time"  # "per_shopper": each shopper's latest events held out
 
 
 def load_positive_events(data_dir: DataPath, positive: tuple[str, ...] = POSITIVE_EVENTS):
@@ -66,24 +73,97 @@ def build_features(
     validation_share: float = 0.2,
     history_length: int = 50,
     leave_one_out: bool = False,
+    min_users: int = 0,
 ) -> FeatureSet:
-    """Split positives at the time quantile ``1 - validation_share`` and featurise both sides."""
+    """Split positives at the time quantile ``1 - validation_share`` and featurise both sides.
+
+    When that window judges fewer than ``min_users`` shoppers (``validation_split``'s rows), the
+    split is a per-shopper holdout instead (``per_shopper_holdout``), if it judges more; 0 keeps
+    the time split always. ``leave_one_out`` histories hold every other event of the shopper,
+    held-out ones included, so they only go with the time split.
+    """
+    if leave_one_out and min_users:
+        raise ValueError("leave_one_out histories would show training each shopper's held-out "
+                         "items: a per-shopper holdout (min_users) needs temporal histories")
+    features = _time_split(events, items, users, validation_share, history_length, leave_one_out)
+    if not min_users:
+        return features
+    judged = _judged(features)
+    if judged >= min_users:
+        return features
+    fallback = _per_shopper_split(events, items, users, validation_share, history_length)
+    held = _judged(fallback)
+    log.info("the latest %g of time judges %d shoppers, fewer than %d; each shopper's own latest "
+             "events judge %d: %s", validation_share, judged, min_users, held,
+             "per-shopper holdout" if held > judged else "kept the time split")
+    return fallback if held > judged else features
+
+
+def _judged(features: FeatureSet) -> int:
+    """Shoppers the gate can judge on this split, by the split's own definition."""
+    from pipelines.validation import validation_split  # it imports this module
+
+    return len(validation_split(features).rows)
+
+
+def _time_split(events: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame,
+                validation_share: float, history_length: int, leave_one_out: bool) -> FeatureSet:
     timestamps = pd.to_datetime(events["timestamp"], utc=True)
     split = timestamps.quantile(1 - validation_share)
     train_events = events[timestamps < split]
-    spec = FeatureSpec.build(train_events, items, users, history_length=history_length)
-    table = item_table(spec, items, train_events["item_id"].astype(str))
-    everything = interactions(spec, events, leave_one_out=leave_one_out)
+    everything, spec = _interactions(events, train_events, items, users, history_length,
+                                     leave_one_out)
     in_train = everything.timestamp < np.datetime64(split.tz_localize(None))
+    return _feature_set(spec, items, everything, in_train, train_events, split, timestamps,
+                        "time")
+
+
+def per_shopper_holdout(events: pd.DataFrame, validation_share: float) -> np.ndarray:
+    """Per event of ``events`` (in ``EVENT_ORDER``): whether it is held out, the latest
+    ``validation_share`` of its shopper's events (at least one, never all); shoppers with a
+    single event are not held out (nothing would be left to start from)."""
+    by_user = events.groupby("user_id", sort=False)
+    count = by_user["user_id"].transform("size").to_numpy()
+    from_end = by_user.cumcount(ascending=False).to_numpy()
+    held = np.clip(np.floor(count * validation_share).astype(np.int64), 1, None)
+    return (count >= 2) & (from_end < np.minimum(held, count - 1))
+
+
+def _per_shopper_split(events: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame,
+                       validation_share: float, history_length: int) -> FeatureSet:
+    """Each shopper's latest events held out; histories stay temporal, so a held-out event's
+    history holds only that shopper's earlier events and no training row sees a held-out one."""
+    events = events.sort_values(EVENT_ORDER, kind="stable")  # rows align with the interactions
+    held_out = per_shopper_holdout(events, validation_share)
+    train_events = events[~held_out]
+    everything, spec = _interactions(events, train_events, items, users, history_length, False)
+    timestamps = pd.to_datetime(events["timestamp"], utc=True)
+    start = timestamps[held_out].min() if held_out.any() else timestamps.max()
+    return _feature_set(spec, items, everything, ~held_out, train_events, start, timestamps,
+                        "per_shopper")
+
+
+def _interactions(events: pd.DataFrame, train_events: pd.DataFrame, items: pd.DataFrame,
+                  users: pd.DataFrame, history_length: int, leave_one_out: bool
+                  ) -> tuple[Interactions, FeatureSpec]:
+    """Every event featurised with the spec of the training side (its vocabularies only)."""
+    spec = FeatureSpec.build(train_events, items, users, history_length=history_length)
+    return interactions(spec, events, leave_one_out=leave_one_out), spec
+
+
+def _feature_set(spec: FeatureSpec, items: pd.DataFrame, everything: Interactions,
+                 in_train: np.ndarray, train_events: pd.DataFrame, split_time: pd.Timestamp,
+                 timestamps: pd.Series, split_kind: SplitKind) -> FeatureSet:
     return FeatureSet(
         spec=spec,
-        table=table,
+        table=item_table(spec, items, train_events["item_id"].astype(str)),
         train=everything.subset(in_train),
         valid=everything.subset(~in_train),
         catalogue=items[["item_id", "title", "category", "brand", "price"]].copy(),
         train_events=train_events,
-        split_time=split,
+        split_time=split_time,
         window=(timestamps.min(), timestamps.max()),
+        split_kind=split_kind,
     )
 
 
@@ -118,7 +198,8 @@ def _write_features(features: FeatureSet, tmp: Path) -> None:
     features.catalogue.to_parquet(tmp / "catalogue.parquet", index=False)
     features.train_events.to_parquet(tmp / "train_events.parquet", index=False)
     write_json_atomic(tmp / "meta.json", {"split_time": features.split_time.isoformat(),
-                                          "window": [t.isoformat() for t in features.window]})
+                                          "window": [t.isoformat() for t in features.window],
+                                          "split_kind": features.split_kind})
 
 
 def features_path(uri: str) -> DataPath:
@@ -145,6 +226,7 @@ def _read_features(folder: Path) -> FeatureSet:
         train_events=pd.read_parquet(folder / "train_events.parquet"),
         split_time=pd.Timestamp(meta["split_time"]),
         window=tuple(pd.Timestamp(t) for t in meta["window"]),
+        split_kind=meta.get("split_kind", "time"),  # sets saved before the per-shopper rule
     )
 
 
@@ -153,7 +235,9 @@ def build_features_step(settings: Settings, history_length: int | None = None) -
 
     The folder is named after the accepted batches' data hash, so a retry or re-run on the same
     data reuses it, and every candidate of a run trains on exactly the same split. The history
-    length is ``settings.train_config``'s unless given: the features are built for it.
+    length is ``settings.train_config``'s unless given: the features are built for it. The
+    window must judge ``settings.gate_min_users`` shoppers, else it is a per-shopper holdout
+    (``build_features``); that minimum and ``SPLIT_RULE`` are in the name too.
     """
     if history_length is None:
         from models.fit import TrainConfig  # TensorFlow: only when the config must be read
@@ -164,12 +248,14 @@ def build_features_step(settings: Settings, history_length: int | None = None) -
     if not batches:
         raise ValueError(f"no accepted batches under {data.root}: ingest some first")
     version = data_hash([m["content_hash"] for m in batches])
-    folder = data.features / f"{version[:16]}-h{history_length}"
+    min_users = settings.gate_min_users
+    folder = data.features / f"{version[:16]}-h{history_length}-u{min_users}-s{SPLIT_RULE}"
     if (folder / BATCHES).is_file():
         log.info("features for data %s already built: %s", version[:16], folder)
         return folder.as_uri()
     events, items, users = load_positive_events(data.root)
-    features = build_features(events, items, users, history_length=history_length)
+    features = build_features(events, items, users, history_length=history_length,
+                              min_users=min_users)
     uri = save_features(features, folder)
     write_json_atomic(folder / BATCHES, batches)  # last: marks the feature set complete
     return uri

@@ -55,8 +55,11 @@ class Window:
         return len(self.split.rows)
 
     def describe(self) -> dict[str, Any]:
+        """What the window is; ``split`` says how it was cut ("time", or "per_shopper": each
+        shopper's latest events, ``start`` then being the earliest of them)."""
         return {"start": str(self.features.split_time), "end": str(self.features.window[1]),
-                "data_hash": self.data_hash, "items": int(self.features.spec.items.size),
+                "split": self.features.split_kind, "data_hash": self.data_hash,
+                "items": int(self.features.spec.items.size),
                 "test_items": int(sum(len(t) for t in self.split.test_sets))}
 
 

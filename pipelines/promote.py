@@ -139,7 +139,7 @@ def evaluate_candidates(
         champion=evaluation.value(CHAMPION, metric) if CHAMPION in models else None,
         vs_champion=(evaluation.paired[f"{CANDIDATE}-{CHAMPION}"][metric]
                      if CHAMPION in models else None),
-        note=note,
+        note=note, split_kind=window.features.split_kind,
     )
     probe = next((window.split.users[r] for r in window.split.rows
                   if candidate.is_known(window.split.users[r])), None)
@@ -176,6 +176,7 @@ def register(settings: Settings, evaluation: Evaluation | Mapping[str, Any]) -> 
     registry.configure(settings)
     return register_version(evaluation.best.model_uri, evaluation.evidence,
                             margin=settings.gate_margin, min_users=settings.gate_min_users,
+                            noninferiority_margin=settings.gate_noninferiority_margin,
                             name=settings.model_name)
 
 
@@ -195,6 +196,7 @@ def promote(settings: Settings, evaluation: Evaluation | Mapping[str, Any]) -> G
     registry.configure(settings)
     return register_and_gate(evaluation.best.model_uri, evaluation.evidence,
                              margin=settings.gate_margin, min_users=settings.gate_min_users,
+                             noninferiority_margin=settings.gate_noninferiority_margin,
                              name=settings.model_name)
 
 

@@ -1,9 +1,6 @@
-"""A candidate's config: the settings' train_config under one grid entry, nothing the bundle
-cannot carry."""
+"""A candidate's config: the settings' train_config under one grid entry."""
 
 from __future__ import annotations
-
-import pytest
 
 from pipelines.candidate import candidate_config
 
@@ -17,6 +14,6 @@ def test_grid_entry_overrides_train_config_over_the_defaults(settings) -> None:
     assert config.retrieval_epochs == type(config)().retrieval_epochs
 
 
-def test_the_benchmark_only_item_item_part_is_refused(settings) -> None:
-    with pytest.raises(ValueError, match="benchmark-only"):
-        candidate_config(settings, {"item_item": True})
+def test_the_wide_item_item_part_is_in_the_product_default(settings) -> None:
+    assert candidate_config(settings).item_item
+    assert not candidate_config(settings, {"item_item": False}).item_item

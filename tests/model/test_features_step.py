@@ -14,9 +14,17 @@ import pytest
 
 from contracts.settings import Settings
 from pipelines import features as features_module
-from pipelines.features import BATCHES, build_features_step, features_path, lineage
+from pipelines.features import (
+    BATCHES,
+    build_features_step,
+    features_path,
+    lineage,
+    load_features,
+)
 from pipelines.tracking import data_hash
+from pipelines.validation import validation_split
 from pipelines.zones import DataDir, write_json_atomic
+from tests.model.test_per_shopper_window import crowded_late
 from tests.model.tiny import tiny_shop
 
 HISTORY = 4
@@ -58,7 +66,8 @@ def test_same_batches_reuse_the_feature_set(shop, settings: Settings, monkeypatc
     again = build_features_step(settings, history_length=HISTORY)
 
     assert again == first
-    assert features_path(first).name.endswith(f"-h{HISTORY}")
+    assert features_path(first).name.endswith(
+        f"-h{HISTORY}-u{settings.gate_min_users}-s{features_module.SPLIT_RULE}")
     assert [p.name for p in data.features.iterdir()] == [features_path(first).name]
     batches, version = lineage(first)
     hashes = {m["content_hash"] for m in data.read_manifests()}
@@ -87,6 +96,35 @@ def test_a_new_accepted_batch_builds_a_new_feature_set(shop, settings: Settings)
 def test_other_history_length_is_another_feature_set(shop, settings: Settings) -> None:
     assert (build_features_step(settings, history_length=HISTORY)
             != build_features_step(settings, history_length=HISTORY + 1))
+
+
+def test_the_gate_minimum_shapes_the_window_and_names_the_set(
+    shop, settings: Settings, monkeypatch
+) -> None:
+    real, asked = features_module.build_features, []
+    monkeypatch.setattr(features_module, "build_features",
+                        lambda *a, **k: asked.append(k["min_users"]) or real(*a, **k))
+    fewer = settings.model_copy(update={"gate_min_users": 5})
+
+    default, lowered = (build_features_step(s, history_length=HISTORY) for s in (settings, fewer))
+
+    assert asked == [settings.gate_min_users, 5], "the step passes gate_min_users"
+    assert default != lowered, "another minimum may cut another window: another feature set"
+
+
+def test_a_late_window_too_thin_for_the_gate_is_held_out_per_shopper(settings: Settings) -> None:
+    events, items, users = crowded_late()
+    data = DataDir(settings.data_dir)
+    _curate(data, "catalogue_2026-01-01", {"items": items, "users": users})
+    _curate(data, "events_2026-01-02", {"events": events})
+
+    judged = load_features(build_features_step(settings, history_length=HISTORY))
+    anyway = load_features(build_features_step(
+        settings.model_copy(update={"gate_min_users": 3}), history_length=HISTORY))
+
+    assert judged.split_kind == "per_shopper", "3 shoppers in the latest fifth of time"
+    assert len(validation_split(judged).rows) >= settings.gate_min_users
+    assert anyway.split_kind == "time", "enough for a minimum of 3"
 
 
 def test_no_accepted_batch_is_an_error(settings: Settings) -> None:

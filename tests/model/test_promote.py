@@ -107,6 +107,10 @@ def test_the_champion_is_rescored_on_the_candidates_window(local_store: Settings
     enough = local_store.model_copy(update={"gate_min_users": 1})
     same = register(enough, Evaluation.from_json(evaluation.to_json()))
     assert not same.promoted and f"does not beat champion v{version}" in same.reason
+    assert same.rule == "superiority", "a champion serves: only superiority replaces it"
+    tags = client.get_model_version(local_store.model_name, same.version).tags
+    assert tags["gate_noninferiority_margin"] == "0.01", "the margin comes from settings"
+    assert tags["gate_split"] == evidence.split_kind == "time"
     aliases = client.get_registered_model(local_store.model_name).aliases
     assert {k: str(v) for k, v in aliases.items()} == {"champion": version}, \
         "register decides; no alias moved"

@@ -117,9 +117,10 @@ def evidence(name: str, candidate: float, baseline: float = BASELINE, users: int
 
 
 def gate(dataset: str, name: str, value: float, margin: float = 0.0, min_users: int = 50,
-         **kwargs) -> GateDecision:
+         noninferiority_margin: float = 0.0, **kwargs) -> GateDecision:
     return register_and_gate(train(dataset, value), evidence(name, value, **kwargs),
-                             margin=margin, min_users=min_users, name=name)
+                             margin=margin, min_users=min_users,
+                             noninferiority_margin=noninferiority_margin, name=name)
 
 
 def version_tags(name: str, version: str) -> dict[str, str]:
@@ -155,9 +156,12 @@ def test_first_model_becomes_champion(name: str, dataset: str) -> None:
     assert decision.champion is None and decision.baseline == pytest.approx(0.10)
     assert champion_uri(name) == f"models:/{name}@champion"
     tags = version_tags(name, decision.version)
-    assert tags["gate_decision"] == "promoted"
-    assert tags["gate_reason"].endswith("first champion") and "on the same 200 shoppers" in \
-        tags["gate_reason"]
+    assert tags["gate_decision"] == "promoted" and tags["gate_rule"] == "non_inferiority"
+    assert decision.rule == "non_inferiority"
+    assert tags["gate_reason"].startswith("first champion by non-inferiority: ndcg@10 0.3 is no "
+                                          "worse than the best baseline, ease (λ=100), 0.1 on "
+                                          "the same 200 shoppers")
+    assert tags["gate_reason"].endswith(" above 0"), "default margin: it must beat the floor"
     assert tags["gate_users"] == "200" and tags["gate_baseline_name"] == "ease"
     assert tags["gate_vs_baseline"].startswith("paired difference +0.2, 95 % CI [")
     model = mlflow.pyfunc.load_model(champion_uri(name))
@@ -167,13 +171,15 @@ def test_first_model_becomes_champion(name: str, dataset: str) -> None:
 def test_better_model_replaces_champion(name: str, dataset: str) -> None:
     first = gate(dataset, name, 0.300)
     second = gate(dataset, name, 0.310, margin=0.002)
-    assert second.promoted and second.alias == "champion"
+    assert second.promoted and second.alias == "champion" and second.rule == "superiority"
+    assert second.reason.endswith("above margin 0.002: champion replaced by superiority")
     assert second.champion == pytest.approx(0.300) and second.champion_version == first.version
     assert MlflowClient().get_model_version(name, first.version).run_id  # lineage kept
     assert champion_version(name) == second.version
     assert version_tags(name, first.version)["superseded_by"] == second.version
     tags = version_tags(name, second.version)
     assert tags["gate_champion"] == "0.3" and tags["gate_candidate"] == "0.31"
+    assert tags["gate_rule"] == "superiority"
     assert tags["gate_baseline"] == "0.1" and tags["gate_champion_version"] == first.version
     low, high = (float(v) for v in tags["gate_vs_champion"].split("[")[1].strip("]").split(","))
     assert 0.002 < low < 0.01 < high, "the paired interval brackets the true difference"
@@ -200,13 +206,77 @@ def test_worse_model_becomes_challenger(name: str, dataset: str) -> None:
 def test_a_candidate_worse_than_ease_is_never_champion(name: str, dataset: str) -> None:
     below = gate(dataset, name, 0.05)
     assert not below.promoted and champion_uri(name) is None
-    assert below.reason.startswith("ndcg@10 0.05 does not beat the best baseline, ease "
-                                   "(λ=100), 0.1 on the same 200 shoppers")
+    assert below.reason.startswith("ndcg@10 0.05 is not shown to be no worse than the best "
+                                   "baseline, ease (λ=100), 0.1 on the same 200 shoppers")
     first = gate(dataset, name, 0.20)
     assert first.promoted
     beats_champion_only = gate(dataset, name, 0.25, baseline=0.30)
     assert not beats_champion_only.promoted and beats_champion_only.alias == "challenger"
     assert "does not beat the best baseline, ease (λ=100), 0.3" in beats_champion_only.reason
+    assert champion_version(name) == first.version
+
+
+def _first(name: str, dataset: str, vs_baseline: dict, margin: float = 0.01,
+           split_kind: str = "time") -> GateDecision:
+    """A first version whose paired difference against the floor is ``vs_baseline``."""
+    given = evidence(name, 0.12)
+    given.vs_baseline, given.split_kind = vs_baseline, split_kind
+    return register_and_gate(train(dataset, 0.12), given, min_users=50,
+                             noninferiority_margin=margin, name=name)
+
+
+def test_a_first_version_no_worse_than_the_floor_becomes_champion(
+    name: str, dataset: str
+) -> None:
+    # The issue's 14-day shop: +0.020 over EASE, 95 % CI [-0.005, +0.046]: not superior.
+    decision = _first(name, dataset, {"value": 0.020, "ci95": [-0.005, 0.046]})
+    assert decision.promoted and decision.rule == "non_inferiority"
+    assert champion_version(name) == decision.version
+    assert decision.reason == (
+        "first champion by non-inferiority: ndcg@10 0.12 is no worse than the best baseline, "
+        "ease (λ=100), 0.1 on the same 200 shoppers (paired difference +0.02, 95 % CI "
+        "[-0.005, 0.046]), lower bound -0.005 above -0.01")
+    tags = version_tags(name, decision.version)
+    assert tags["gate_rule"] == "non_inferiority" and tags["gate_noninferiority_margin"] == "0.01"
+
+
+def test_a_first_version_clearly_worse_than_the_floor_stays_challenger(
+    name: str, dataset: str
+) -> None:
+    worse = _first(name, dataset, {"value": -0.004, "ci95": [-0.012, 0.003]})
+    assert not worse.promoted and worse.alias == "challenger" and champion_uri(name) is None
+    assert worse.rule == "non_inferiority"
+    assert worse.reason.endswith("lower bound not above -0.01 (first version, non-inferiority "
+                                 "margin 0.01)")
+    at_bound = _first(name, dataset, {"value": 0.0, "ci95": [-0.01, 0.01]},
+                      split_kind="per_shopper")
+    assert not at_bound.promoted, "the lower bound must be strictly above minus the margin"
+    assert "on the same 200 shoppers (each one's latest events held out)" in at_bound.reason
+    assert version_tags(name, at_bound.version)["gate_split"] == "per_shopper"
+
+
+def test_nan_bounds_clear_nothing(name: str, dataset: str) -> None:
+    nan = float("nan")
+    first = _first(name, dataset, {"value": nan, "ci95": [nan, nan]}, margin=1.0)
+    assert not first.promoted and champion_uri(name) is None
+    assert "95 % CI [nan, nan]" in first.reason
+    champion = gate(dataset, name, 0.30)
+    blind = evidence(name, 0.90)
+    blind.vs_champion = {"value": nan, "ci95": [nan, nan]}
+    refused = register_and_gate(train(dataset, 0.90), blind, noninferiority_margin=1.0,
+                                name=name)
+    assert not refused.promoted and refused.rule == "superiority"
+    assert champion_version(name) == champion.version
+
+
+def test_a_champion_is_replaced_only_by_a_superior_version(name: str, dataset: str) -> None:
+    first = gate(dataset, name, 0.300, noninferiority_margin=0.01)
+    assert first.promoted
+    level = gate(dataset, name, 0.299, noninferiority_margin=0.01)
+    low = float(level.reason.split("CI [")[1].split(",")[0])
+    assert -0.01 < low < 0, "non-inferior to the champion, not superior"
+    assert not level.promoted and level.rule == "superiority"
+    assert level.reason.startswith(f"ndcg@10 0.299 does not beat champion v{first.version}")
     assert champion_version(name) == first.version
 
 
@@ -266,6 +336,9 @@ def test_failed_registration_leaves_the_champion_alone(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     with pytest.raises(ValueError, match="margin must be non-negative"):
         register_and_gate(train(dataset, 0.9), evidence(name, 0.9), margin=-0.1, name=name)
+    with pytest.raises(ValueError, match="noninferiority_margin must be non-negative"):
+        register_and_gate(train(dataset, 0.9), evidence(name, 0.9), noninferiority_margin=-0.1,
+                          name=name)
     with pytest.raises(Exception):  # noqa: B017  (whatever MLflow raises for a missing model)
         register_and_gate("models:/m-doesnotexist", evidence(name, 0.9), name=name)
     assert champion_version(name) == first.version
