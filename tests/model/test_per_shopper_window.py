@@ -171,3 +171,11 @@ def test_the_split_kind_is_saved_and_reaches_the_evaluation(held_out, local_stor
 def test_leave_one_out_needs_the_time_split() -> None:
     with pytest.raises(ValueError, match="needs temporal histories"):
         build_features(*steady(), history_length=4, leave_one_out=True, min_users=MIN_USERS)
+
+
+def test_the_features_step_counts_judged_shoppers_as_the_validation_split_does() -> None:
+    from pipelines.features import _judged as counted
+
+    for features in (build_features(*crowded_late(), min_users=MIN_USERS),
+                     build_features(*crowded_late())):
+        assert counted(features) == _judged(features)
