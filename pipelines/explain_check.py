@@ -169,9 +169,9 @@ def _share(flags: list[bool]) -> float | None:
 
 def _reason_order(exp, purchases: dict[int, float]) -> list[str | int]:
     """What a reason can name, strongest first: each named feature but the wide one, which is
-    split into its past purchases (item ids), as the served reasons split it."""
+    split into its past purchases with positive attribution (item ids), as served reasons are."""
     entries: dict[str | int, float] = {n: v for n, v in exp.attributions.items() if n != WIDE}
-    entries.update(purchases)
+    entries.update({item: v for item, v in purchases.items() if v > 0})  # reasons name these
     return sorted(entries, key=entries.get, reverse=True)
 
 

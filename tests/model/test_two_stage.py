@@ -279,3 +279,6 @@ def test_explain_check_reports_history_deletion(tiny_recommender) -> None:
     assert figures["history_deletions"] > 0
     assert 0.0 <= figures["history_deletion_win_rate"] <= 1.0
     assert set(figures["global_importance"]) >= {"history_items", "trend"}
+    assert figures["counterfactual_removals"] > 0
+    for key in ("counterfactual_pn", "counterfactual_pn_random"):
+        assert 0.0 <= figures[key] <= 1.0
