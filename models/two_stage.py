@@ -32,6 +32,7 @@ from models.reasons import ValueBook, reason
 from models.retrieval import RetrievalModel
 
 BASELINE_PAIRS = 512  # (shopper, item) pairs averaged into IG's reference point
+ROWS_AT_ONCE = 128  # shoppers ranked per model call in ``top_k`` (bounds its memory)
 SHARED_ATTRIBUTES = ("category", "brand", "price_band")
 _NONE = np.zeros(0, np.int64)
 
@@ -226,7 +227,20 @@ class TwoStageRecommender:
         filters: Filters | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k item ids and ranker scores per row of ``features``: retrieve, filter, rank.
-        Rows with fewer than k allowed items are padded with score -inf."""
+        Rows with fewer than k allowed items are padded with score -inf.
+
+        At most ``ROWS_AT_ONCE`` rows are ranked at once: the ranker embeds every (row,
+        candidate) pair's history, so a whole evaluation window in one call would hold
+        rows x candidates x history length embeddings (gigabytes on a real shop's window).
+        """
+        rows = len(features["user_id"])
+        if rows > ROWS_AT_ONCE:
+            parts = [self.top_k({n: v[i : i + ROWS_AT_ONCE] for n, v in features.items()},
+                                None if exclude is None else exclude[i : i + ROWS_AT_ONCE],
+                                k, filters)
+                     for i in range(0, rows, ROWS_AT_ONCE)]
+            return (np.concatenate([p[0] for p in parts]),
+                    np.concatenate([p[1] for p in parts]))
         query = self._query({k: tf.constant(v, tf.int32) for k, v in features.items()}).numpy()
         always = np.array([0], np.int64)  # the unknown item
         if filters is not None and filters.active:

@@ -282,3 +282,16 @@ def test_explain_check_reports_history_deletion(tiny_recommender) -> None:
     assert figures["counterfactual_removals"] > 0
     for key in ("counterfactual_pn", "counterfactual_pn_random"):
         assert 0.0 <= figures[key] <= 1.0
+
+
+def test_top_k_in_parts_is_top_k_at_once(tiny_recommender, monkeypatch) -> None:
+    import models.two_stage as two_stage
+
+    rec, *_ = tiny_recommender
+    features = rec.features_for_many(rec.known_users)
+    exclude = [rec.purchased.get(u, np.zeros(0, np.int64)) for u in rec.known_users]
+    whole = rec.top_k(features, exclude, 3)
+    monkeypatch.setattr(two_stage, "ROWS_AT_ONCE", 3)
+    parts = rec.top_k(features, exclude, 3)
+    np.testing.assert_array_equal(whole[0], parts[0])
+    np.testing.assert_allclose(whole[1], parts[1], rtol=1e-5)
