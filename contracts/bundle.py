@@ -105,4 +105,5 @@ def _dummy_batch(spec: FeatureSpec) -> dict[str, np.ndarray]:
         "hour": np.zeros(1, np.int32),
         "day_of_week": np.zeros(1, np.int32),
         "item_id": np.ones(1, np.int32),
+        "purchases": np.zeros((1, 1), np.int32),
     }

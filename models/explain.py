@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import tensorflow as tf
 
-from models.ranking import RANKING_FEATURES, WIDE
+from models.ranking import PURCHASES, RANKING_FEATURES, WIDE
 
 # "zero": all-zero embedded inputs. A mapping: one vector per named feature, e.g. the average
 # shopper / average item (``average_baseline`` over ``TwoStageRecommender.typical_pairs``):
@@ -55,8 +55,9 @@ class Explanation:
     # sum(attributions) - (score - baseline_score): the path integral's numerical error, as
     # Captum reports its convergence delta. Near 0 when ``steps`` is large enough.
     completeness_delta: float
-    # The wide feature's attribution per history slot (oldest first, as the history input):
-    # they sum to ``attributions["history_items"]``. Empty when the model has no such feature.
+    # The wide feature's attribution per past purchase, aligned with the ``purchases`` input
+    # row it was explained with (padding slots 0): they sum to ``attributions["history_items"]``.
+    # Empty when the model has no such feature.
     slots: tuple[float, ...] = ()
 
     def sorted_attributions(self) -> list[tuple[str, float]]:
@@ -95,6 +96,10 @@ class IntegratedGradients:
             self.baseline = {
                 n: tf.constant(np.asarray(baseline[n], np.float32).reshape(-1)) for n in self.names
             }
+            # The wide part's width varies with the shopper: its reference is "no item-item
+            # evidence", one 0 broadcast over every past purchase.
+            if WIDE in self.baseline:
+                self.baseline[WIDE] = tf.zeros([1], tf.float32)
         # Traced on first use, when the feature widths (and id input shapes) are known, as
         # concrete functions: the fixed signatures (batch dimension None) mean any k reuses the
         # same graph, and a call skips tf.function's per-call signature matching.
@@ -106,7 +111,9 @@ class IntegratedGradients:
         """Explanations for k (user, item) pairs given as raw id inputs, one row per pair."""
         inputs = {k: _as_tensor(v) for k, v in features.items()}
         if self._explain_ids is None:
-            signature = {k: tf.TensorSpec([None, *v.shape[1:]], v.dtype) for k, v in inputs.items()}
+            signature = {k: tf.TensorSpec([None] * v.shape.rank if k == PURCHASES
+                                          else [None, *v.shape[1:]], v.dtype)
+                         for k, v in inputs.items()}
             self._explain_ids = tf.function(
                 lambda ids: self._integrate(self.model.embed(ids)), input_signature=[signature]
             ).get_concrete_function()
@@ -124,7 +131,8 @@ class IntegratedGradients:
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         x = {n: tf.convert_to_tensor(embedded[n], tf.float32) for n in self.names}
         if self._explain_vectors is None:
-            signature = {n: tf.TensorSpec([None, v.shape[-1]], tf.float32) for n, v in x.items()}
+            signature = {n: tf.TensorSpec([None, None if n == WIDE else v.shape[-1]], tf.float32)
+                         for n, v in x.items()}
             self._explain_vectors = tf.function(
                 self._integrate, input_signature=[signature]).get_concrete_function()
         return tuple(t.numpy() for t in self._explain_vectors(x))  # type: ignore[return-value]
@@ -167,7 +175,7 @@ class IntegratedGradients:
             g = tf.reshape(grads[n], [points, k, -1])
             average = tf.tensordot(self._weights, g, axes=1)  # the quadrature's weighted mean
             columns.append(tf.reduce_sum(diff[n] * average, axis=-1))
-            if n == WIDE:  # one attribution per history slot: each past purchase its own
+            if n == WIDE:  # one attribution per past purchase: each its own
                 slots = diff[n] * average
         logits = tf.reshape(logits, [points, k])
         return tf.stack(columns, axis=1), logits[-1], logits[0], slots
@@ -191,7 +199,8 @@ def quadrature(method: Method, steps: int) -> tuple[np.ndarray, np.ndarray]:
 def average_baseline(
     model: Explainable, features_sample: Mapping[str, Any], batch_size: int = 4096
 ) -> dict[str, np.ndarray]:
-    """Mean embedded vector per feature over a sample of (user, item) pairs (raw id inputs)."""
+    """Mean embedded vector per feature over a sample of (user, item) pairs (raw id inputs).
+    The wide part's width varies with the shopper: its entry is one 0 (no item-item evidence)."""
     n = len(next(iter(features_sample.values())))
     if n == 0:
         raise ValueError("the baseline needs at least one (user, item) pair")
@@ -200,6 +209,9 @@ def average_baseline(
         part = {k: _as_tensor(np.asarray(v)[start : start + batch_size])
                 for k, v in features_sample.items()}
         for name, value in model.embed(part).items():
+            if name == WIDE:
+                totals[name] = np.zeros(1)
+                continue
             chunk = np.asarray(value, np.float64).sum(axis=0)
             totals[name] = totals[name] + chunk if name in totals else chunk
     return {name: (total / n).astype(np.float32) for name, total in totals.items()}

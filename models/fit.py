@@ -17,8 +17,8 @@ from models.collaborative import (
     inner_split,
 )
 from models.feature_spec import FeatureSpec
-from models.inputs import Interactions, ItemTable
-from models.ranking import RankingModel
+from models.inputs import Interactions, ItemTable, pad_left
+from models.ranking import PURCHASES, RankingModel
 from models.retrieval import RetrievalModel
 
 EpochCallback = Callable[[str, int, dict[str, float]], None]
@@ -205,7 +205,7 @@ def _pool_ndcg(ranker: RankingModel, data: Interactions, earlier: Interactions,
     known = sp.csr_matrix((np.ones(len(users), bool),
                            (users, np.concatenate([rows.item, earlier.item, data.item]))),
                           shape=(int(users.max()) + 1, n))
-    scores = np.asarray(_bag(rows.history, n) @ collaborative.matrix)
+    scores = np.asarray(rows.bag_matrix(n) @ collaborative.matrix)
     at = (np.arange(len(rows)), rows.item)
     own = scores[at].copy()
     scores[known[rows.user].nonzero()] = -np.inf
@@ -217,11 +217,14 @@ def _pool_ndcg(ranker: RankingModel, data: Interactions, earlier: Interactions,
     saved = float(ranker.deep_weight.numpy())
     ranker.deep_weight.assign(deep_weight)
     try:
-        pairs = {k: np.repeat(v, pool, axis=0) for k, v in query_features(rows).items()}
-        pairs["item_id"] = top.reshape(-1).astype(np.int32)
-        logits = np.concatenate([
-            ranker({k: tf.constant(v[i : i + 8192]) for k, v in pairs.items()}).numpy()
-            for i in range(0, len(pairs["item_id"]), 8192)]).reshape(top.shape)
+        query, bags, parts = query_features(rows), rows.bags(), []
+        for i in range(0, len(rows), 64):  # 64 shoppers x the pool per call
+            part = slice(i, i + 64)
+            pairs = {k: np.repeat(v[part], pool, axis=0) for k, v in query.items()}
+            pairs[PURCHASES] = np.repeat(pad_left(bags[part]), pool, axis=0)
+            pairs["item_id"] = top[part].reshape(-1).astype(np.int32)
+            parts.append(ranker({k: tf.constant(v) for k, v in pairs.items()}).numpy())
+        logits = np.concatenate(parts).reshape(top.shape)
     finally:
         ranker.deep_weight.assign(saved)
     logits[~np.isfinite(np.take_along_axis(scores, top, axis=1))] = -np.inf
@@ -251,19 +254,10 @@ def _wide_scale(matrix: np.ndarray, data: Interactions, sample: int = 4096) -> f
     """A slot weight that puts B's scores of the training pairs at about unit spread in logits:
     Adam's small steps would take long to stretch raw EASE scores (~0.1) to logit scale."""
     rows = data.subset(np.arange(len(data)) < sample)
-    scores = _bag(rows.history, matrix.shape[0]) @ matrix
+    scores = rows.bag_matrix(matrix.shape[0]) @ matrix
     spread = float(np.std(scores[np.arange(len(rows)), rows.item])) if len(rows) else 0.0
     spread = max(spread, float(np.std(scores)) if scores.size else 0.0)
     return 3.0 / spread if spread > 0 else 1.0
-
-
-def _bag(history: np.ndarray, n_items: int) -> sp.csr_matrix:
-    """Histories as a rows x items count matrix (padding dropped)."""
-    rows = np.repeat(np.arange(len(history)), history.shape[1])
-    ids = history.reshape(-1)
-    keep = ids != 0
-    return sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows[keep], ids[keep])),
-                         shape=(len(history), n_items))
 
 
 def _plain_copies(spec: FeatureSpec, table: ItemTable, retrieval: RetrievalModel,
@@ -276,6 +270,7 @@ def _plain_copies(spec: FeatureSpec, table: ItemTable, retrieval: RetrievalModel
     Every worker calls this at the same point, so the reads that do all-reduce line up.
     """
     sample = {k: v[:1] for k, v in (query_features(data) | {"item_id": data.item}).items()}
+    sample[PURCHASES] = pad_left(data.subset(slice(0, 1)).bags())
     copy = retrieval_model(spec, table, config)
     copy.query_tower(sample)
     copy.candidate_tower(sample["item_id"])
@@ -339,6 +334,26 @@ def _gather(columns: dict[str, np.ndarray]) -> Callable[[tf.Tensor], dict[str, t
     return lambda rows: {k: tf.gather(v, rows) for k, v in held.items()}
 
 
+def _gather_bags(data: Interactions) -> Callable[[tf.Tensor], tf.Tensor]:
+    """Row numbers -> those rows' distinct past purchases, right-aligned and as wide as the
+    batch's longest (``pad_left`` in the graph): the bags are sliced from the one shared array
+    per batch, never held per row."""
+    flat = tf.constant(data.bag_items)
+    starts = tf.constant(data.bag_start.astype(np.int64))
+    lengths = tf.constant(data.bag_length.astype(np.int64))
+
+    def gather(rows: tf.Tensor) -> tf.Tensor:
+        n, start = tf.gather(lengths, rows), tf.gather(starts, rows)
+        width = tf.maximum(tf.reduce_max(n), 1)
+        ragged = tf.ragged.range(n)
+        row, j = ragged.value_rowids(), ragged.flat_values
+        where = tf.stack([row, width - tf.gather(n, row) + j], axis=1)
+        values = tf.gather(flat, tf.gather(start, row) + j)
+        return tf.scatter_nd(where, values, tf.stack([tf.size(rows, out_type=tf.int64), width]))
+
+    return gather
+
+
 def _retrieval_set(data: Interactions, table: ItemTable, config: TrainConfig, batch_size: int,
                    shuffle: bool):
     if len(data) == 0:
@@ -391,7 +406,7 @@ def _ranking_set(retrieval: RetrievalModel, data: Interactions, table: ItemTable
     for start in range(0, len(data), 4096):
         part = slice(start, start + 4096)
         if collaborative is not None:
-            scores = np.asarray(_bag(data.history[part], n_items) @ collaborative.matrix)
+            scores = np.asarray(data.subset(part).bag_matrix(n_items) @ collaborative.matrix)
         else:
             query = retrieval.query_tower(
                 {k: tf.constant(v[part]) for k, v in query_features(data).items()},
@@ -426,11 +441,12 @@ def _ranking_set(retrieval: RetrievalModel, data: Interactions, table: ItemTable
     # Row r is pair r % repeats of positive r // repeats: the positive first (label 1), then its
     # negatives. The shopper's features are held once per positive, not once per pair.
     repeats = 1 + config.negatives
-    query = _gather(query_features(data))
+    query, bags = _gather(query_features(data)), _gather_bags(data)
     items = tf.constant(np.concatenate([data.item[:, None], negative], axis=1).reshape(-1))
 
     def rows(index: tf.Tensor) -> dict[str, tf.Tensor]:
         return query(index // repeats) | {
+            PURCHASES: bags(index // repeats),
             "item_id": tf.gather(items, index),
             "label": tf.cast(tf.equal(index % repeats, 0), tf.float32)}
 

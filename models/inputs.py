@@ -6,10 +6,12 @@ both call these so training and serving features cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from models.feature_spec import FeatureSpec
 
@@ -58,7 +60,14 @@ def item_table(spec: FeatureSpec, items: pd.DataFrame, interactions: pd.Series) 
 
 @dataclass(frozen=True)
 class Interactions:
-    """Positive (user, item) events in time order, each with the history that preceded it."""
+    """Positive (user, item) events in time order, each with the history that preceded it.
+
+    ``history`` is the recent window the deep part reads (L slots, repeats included). The wide
+    item-item part reads each event's *distinct* past purchases, however many: a slice of the
+    shopper's first-purchase sequence (``bag_items``, one array for all rows, sized to the
+    user x item matrix, not to events x history length), ``bag_length`` long from
+    ``bag_start``.
+    """
 
     user: np.ndarray  # (n,) int32 user vocabulary ids
     item: np.ndarray  # (n,) int32 item vocabulary ids
@@ -67,12 +76,49 @@ class Interactions:
     day_of_week: np.ndarray  # (n,) int32
     timestamp: np.ndarray  # (n,) datetime64[ns]
     user_key: np.ndarray  # (n,) object: pseudonymised user ids
+    bag_start: np.ndarray  # (n,) int64 offset into ``bag_items``
+    bag_length: np.ndarray  # (n,) int32 distinct past purchases of the event
+    bag_items: np.ndarray  # (m,) int32 every shopper's distinct items, first purchase order
 
     def __len__(self) -> int:
         return len(self.user)
 
     def subset(self, mask: np.ndarray) -> Interactions:
-        return Interactions(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
+        """The rows ``mask`` selects; ``bag_items`` is shared, not indexed."""
+        return Interactions(*(getattr(self, f) if f == "bag_items" else getattr(self, f)[mask]
+                              for f in self.__dataclass_fields__))
+
+    def bags(self) -> list[np.ndarray]:
+        """Each row's distinct past purchases, oldest first purchase first."""
+        return [self.bag_items[s : s + n] for s, n in
+                zip(self.bag_start.tolist(), self.bag_length.tolist(), strict=True)]
+
+    def bag_matrix(self, n_items: int) -> sp.csr_matrix:
+        """Rows x items 0/1 matrix of each row's distinct past purchases (EASE's input row)."""
+        return bag_matrix(self.bags(), n_items)
+
+
+def bag_matrix(bags: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
+    """Rows x items 0/1 matrix of distinct item ids per row (0, the unknown item, dropped)."""
+    lengths = np.array([len(b) for b in bags], np.int64)
+    ids = np.concatenate(bags).astype(np.int64) if len(bags) else np.zeros(0, np.int64)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    matrix = sp.csr_matrix((np.ones(len(ids), np.float32), ids, indptr),
+                           shape=(len(bags), n_items))
+    matrix.data[matrix.indices == 0] = 0.0
+    matrix.eliminate_zeros()
+    return matrix
+
+
+def pad_left(bags: Sequence[np.ndarray], width: int | None = None) -> np.ndarray:
+    """Rows of item ids right-aligned in a (rows, width) int32 array, 0 = padding in front (as
+    histories): width defaults to the longest row (at least 1, so a batch is never 0 wide)."""
+    width = max([1, *(len(b) for b in bags)]) if width is None else width
+    out = np.zeros((len(bags), width), np.int32)
+    for row, bag in enumerate(bags):
+        if len(bag):
+            out[row, width - len(bag):] = bag[-width:]
+    return out
 
 
 def interactions(
@@ -82,17 +128,32 @@ def interactions(
 
     ``leave_one_out`` uses the user's *other* positives instead, for protocols whose splits are
     random rather than temporal (MovieLens): there, order carries no meaning and the model is
-    evaluated from the full history, so it should learn from full histories too.
+    evaluated from the full history, so it should learn from full histories too. The bag of
+    distinct past purchases is then every item of the shopper (the event's own item included:
+    EASE's B has a zero diagonal, so it adds nothing to its own score).
     """
     events = events.sort_values(["user_id", "timestamp", "event_id"], kind="stable")
     users = events["user_id"].astype(str).to_numpy()
     items = spec.items.lookup(events["item_id"])
     n, length = len(events), spec.history_length
     history = np.zeros((n, length), np.int32)
+    bag_start = np.zeros(n, np.int64)
+    bag_length = np.zeros(n, np.int32)
+    bag_items: list[np.ndarray] = []
+    offset = 0
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
     ends = np.r_[starts[1:], n]
     for start, end in zip(starts, ends, strict=True):
         seq = items[start:end]
+        distinct, first = np.unique(seq, return_index=True)
+        order = np.argsort(first, kind="stable")
+        firsts = np.sort(first)
+        bag_items.append(distinct[order])
+        bag_start[start:end] = offset
+        # Distinct items first bought before each event (or all of them, leave-one-out).
+        bag_length[start:end] = (len(distinct) if leave_one_out else
+                                 np.searchsorted(firsts, np.arange(end - start), side="left"))
+        offset += len(distinct)
         for k in range(0 if leave_one_out else 1, end - start):
             if leave_one_out:
                 others = np.delete(seq, k)
@@ -110,6 +171,9 @@ def interactions(
         day_of_week=ts.dt.day_of_week.to_numpy(np.int32),
         timestamp=ts.dt.tz_localize(None).to_numpy(),
         user_key=users,
+        bag_start=bag_start,
+        bag_length=bag_length,
+        bag_items=(np.concatenate(bag_items) if bag_items else np.zeros(0)).astype(np.int32),
     )
 
 
@@ -124,3 +188,13 @@ def latest_histories(spec: FeatureSpec, events: pd.DataFrame) -> dict[str, np.nd
         row[length - len(seq) :] = seq
         out[str(user)] = row
     return out
+
+
+def first_purchases(spec: FeatureSpec, events: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each user's distinct items in first-purchase order, as the wide part reads them (and the
+    items a recommendation leaves out)."""
+    events = events.sort_values(["user_id", "timestamp", "event_id"], kind="stable")
+    ids = spec.items.lookup(events["item_id"])
+    frame = pd.DataFrame({"user": events["user_id"].astype(str).to_numpy(), "item": ids})
+    frame = frame[frame["item"] != 0].drop_duplicates(["user", "item"], keep="first")
+    return {str(u): g.to_numpy(np.int32) for u, g in frame.groupby("user", sort=False)["item"]}

@@ -7,7 +7,8 @@ history shares the item's category, brand and price band) make the planted kind 
 explicit, so an explanation can name it.
 
 Wide and deep: the wide part (``ItemItem``) adds EASE's item-item score of the item given the
-history, one term per history slot (``history_items``), straight to the logit; the deep part
+shopper's distinct past purchases (input ``purchases``, the whole record), one term per purchase
+(``history_items``), straight to the logit; the deep part
 (cross and deep layers) reads every other named feature, among them what EASE cannot see: what is
 selling now (``trend``), the item's attributes, the shopper's affinities and the moment.
 """
@@ -30,7 +31,8 @@ RANKING_FEATURES = (
     "hour", "day_of_week", "category_affinity", "brand_affinity", "price_band_affinity",
     "popularity", "retrieval_score", "trend", "history_items",
 )
-WIDE = "history_items"  # one value per history slot, summed into the logit
+WIDE = "history_items"  # one value per distinct past purchase, summed into the logit
+PURCHASES = "purchases"  # the wide part's input: (b, M) distinct past purchases, right-aligned
 
 
 class RankingModel(tfrs.Model):
@@ -58,7 +60,7 @@ class RankingModel(tfrs.Model):
         self.popularity = tf.constant(table.popularity)
         # Constants fitted on the training events (``assign_collaborative``); weights so that a
         # saved model carries them.
-        self.item_item = ItemItem(spec.items.size, spec.history_length,
+        self.item_item = ItemItem(spec.items.size,
                                   enabled=item_item and WIDE not in self.excluded)
         self.trend = self.add_weight(name="trend", shape=(spec.items.size,), initializer="zeros",
                                      trainable=False)
@@ -141,7 +143,7 @@ class RankingModel(tfrs.Model):
             if "retrieval_score" in self.excluded
             else tf.stop_gradient(self._similarity(features)),
             "trend": tf.gather(self.trend, items)[..., None],
-            WIDE: self.item_item(history, items),
+            WIDE: self.item_item(features[PURCHASES], items),
         }
 
     @property

@@ -20,19 +20,19 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import tensorflow as tf
 
 from models.explain import Explanation, IntegratedGradients, average_baseline
 from models.feature_spec import PRICE_BANDS, FeatureSpec
 from models.index import build_index
-from models.inputs import ItemTable
-from models.ranking import RankingModel
+from models.inputs import ItemTable, bag_matrix, pad_left
+from models.ranking import PURCHASES, RankingModel
 from models.reasons import ValueBook, reason
 from models.retrieval import RetrievalModel
 
 BASELINE_PAIRS = 512  # (shopper, item) pairs averaged into IG's reference point
-ROWS_AT_ONCE = 128  # shoppers ranked per model call in ``top_k`` (bounds its memory)
+ROWS_AT_ONCE = 128  # shoppers ranked per model call in ``top_k`` (bounds its memory) ...
+PAIR_CELLS = 1 << 23  # ... and at most this many (pair, past purchase) cells of the wide part
 SHARED_ATTRIBUTES = ("category", "brand", "price_band")
 _NONE = np.zeros(0, np.int64)
 
@@ -100,6 +100,8 @@ class TwoStageRecommender:
         self.item_item_n = min(item_item_n, spec.items.size - 1)
         # B as NumPy: the item-item candidates are one sparse-dense product per batch.
         self.ease = ranker.item_item.matrix.numpy() if ranker.item_item.enabled else None
+        # ``purchased``: each shopper's distinct items in first-purchase order, the wide part's
+        # input and what a recommendation leaves out.
         self.histories, self.purchased = histories, purchased
         self.user_index = spec.users.index()
         self.item_index = spec.items.index()
@@ -133,7 +135,9 @@ class TwoStageRecommender:
         self._query = tf.function(
             lambda f: retrieval.query_tower(f, training=False), input_signature=[query_spec]
         ).get_concrete_function()
-        rank_spec = dict(query_spec, item_id=tf.TensorSpec([None], tf.int32))
+        self._query_keys = tuple(query_spec)
+        rank_spec = dict(query_spec, item_id=tf.TensorSpec([None], tf.int32),
+                         **{PURCHASES: tf.TensorSpec([None, None], tf.int32)})
         self._rank = tf.function(
             lambda f: ranker(f, training=False), input_signature=[rank_spec]
         ).get_concrete_function()
@@ -156,7 +160,8 @@ class TwoStageRecommender:
         """Query features, one row per shopper: the only place they are built.
 
         Unknown shoppers get an empty history and the unknown user id. ``when`` (one moment for
-        all, or one per shopper; default now) gives the hour and weekday.
+        all, or one per shopper; default now) gives the hour and weekday. ``purchases`` (the
+        wide part's bag) is as wide as the batch's longest record.
         """
         moments = list(when) if isinstance(when, Sequence) else [when] * len(users)
         if len(moments) != len(users):
@@ -171,6 +176,7 @@ class TwoStageRecommender:
             else np.zeros((0, self.spec.history_length), np.int32),
             "hour": np.array([m.hour for m in moments], np.int32),
             "day_of_week": np.array([m.day_of_week for m in moments], np.int32),
+            PURCHASES: pad_left([self.purchased.get(u, _NONE) for u in users]),
         }
 
     def pair_features(
@@ -207,8 +213,11 @@ class TwoStageRecommender:
         return pairs
 
     # ---- scoring arrays ---------------------------------------------------------------------
+    def _query_of(self, features: dict[str, np.ndarray]) -> tf.Tensor:
+        return self._query({k: tf.constant(features[k], tf.int32) for k in self._query_keys})
+
     def retrieval_scores(self, features: dict[str, np.ndarray]) -> np.ndarray:
-        query = self._query({k: tf.constant(v, tf.int32) for k, v in features.items()})
+        query = self._query_of(features)
         return tf.matmul(query, self.candidate_embeddings, transpose_b=True).numpy()
 
     def rank_pairs(self, features: dict[str, np.ndarray], items: np.ndarray) -> np.ndarray:
@@ -234,14 +243,15 @@ class TwoStageRecommender:
         rows x candidates x history length embeddings (gigabytes on a real shop's window).
         """
         rows = len(features["user_id"])
-        if rows > ROWS_AT_ONCE:
-            parts = [self.top_k({n: v[i : i + ROWS_AT_ONCE] for n, v in features.items()},
-                                None if exclude is None else exclude[i : i + ROWS_AT_ONCE],
-                                k, filters)
-                     for i in range(0, rows, ROWS_AT_ONCE)]
+        width = self.retrieve_n + (self.item_item_n if self.ease is not None else 0)
+        step = max(1, min(ROWS_AT_ONCE, PAIR_CELLS // (width * features[PURCHASES].shape[1])))
+        if rows > step:
+            parts = [self.top_k(_trimmed({n: v[i : i + step] for n, v in features.items()}),
+                                None if exclude is None else exclude[i : i + step], k, filters)
+                     for i in range(0, rows, step)]
             return (np.concatenate([p[0] for p in parts]),
                     np.concatenate([p[1] for p in parts]))
-        query = self._query({k: tf.constant(v, tf.int32) for k, v in features.items()}).numpy()
+        query = self._query_of(features).numpy()
         always = np.array([0], np.int64)  # the unknown item
         if filters is not None and filters.active:
             always = np.union1d(always, np.flatnonzero(~self.allowed(filters)))
@@ -250,7 +260,7 @@ class TwoStageRecommender:
         candidates, scores = self.index.search(query, self.retrieve_n, banned)
         valid = scores > -np.inf
         if self.ease is not None and self.item_item_n > 0:
-            wide, wide_scores = self.item_item_candidates(features["history"], banned)
+            wide, wide_scores = self.item_item_candidates(features[PURCHASES], banned)
             candidates = np.concatenate([candidates, wide], axis=1)
             valid = np.concatenate([valid, wide_scores > -np.inf], axis=1) & ~_repeats(candidates)
         ranked = self.rank_pairs(features, candidates)
@@ -258,17 +268,13 @@ class TwoStageRecommender:
         order = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(candidates, order, 1), np.take_along_axis(ranked, order, 1)
 
-    def item_item_candidates(self, history: np.ndarray, banned: Sequence[np.ndarray]
+    def item_item_candidates(self, purchases: np.ndarray, banned: Sequence[np.ndarray]
                              ) -> tuple[np.ndarray, np.ndarray]:
-        """EASE's top ``item_item_n`` ids and scores per history row, banned ids never (-inf)."""
+        """EASE's top ``item_item_n`` ids and scores per row of distinct past purchases
+        (right-aligned, 0 = padding), banned ids never (-inf)."""
         assert self.ease is not None
         n = self.ease.shape[0]
-        rows = np.repeat(np.arange(len(history)), history.shape[1])
-        ids = history.reshape(-1)
-        keep = ids != 0
-        bag = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows[keep], ids[keep])),
-                            shape=(len(history), n))
-        scores = np.asarray(bag @ self.ease)
+        scores = np.asarray(bag_matrix(list(purchases), n) @ self.ease)
         for row, items in enumerate(banned):
             scores[row, items] = -np.inf
         m = min(self.item_item_n, n)
@@ -349,13 +355,14 @@ class TwoStageRecommender:
         return found
 
     # ---- explaining -------------------------------------------------------------------------
-    def bought_because(self, history: np.ndarray, explanation: Explanation, most: int = 2
+    def bought_because(self, purchases: np.ndarray, explanation: Explanation, most: int = 2
                        ) -> list[tuple[int, float]]:
-        """The past purchases that pushed this score up, strongest first: (item id, summed
-        attribution of its history slots), positive ones only, at most ``most``."""
+        """The past purchases that pushed this score up, strongest first: (item id, its
+        attribution), positive ones only, at most ``most``. ``purchases`` is the row the pair
+        was explained with."""
         if not explanation.slots:
             return []
-        return strongest_purchases(np.asarray(history)[None], np.array([explanation.slots]),
+        return strongest_purchases(np.asarray(purchases)[None], np.array([explanation.slots]),
                                    most)[0]
 
     @cached_property
@@ -384,7 +391,7 @@ class TwoStageRecommender:
         pairs = self.pair_features(users, items, when)
         explanations = self.explainer.explain(pairs) if len(pairs["item_id"]) else []
         if explanations and explanations[0].slots:
-            bought = strongest_purchases(pairs["history"], [e.slots for e in explanations])
+            bought = strongest_purchases(pairs[PURCHASES], [e.slots for e in explanations])
         else:
             bought = [[] for _ in explanations]
         values = self.value_book.values(pairs, [[self.titles[self.item_ids[i]] for i, _ in named]
@@ -394,10 +401,11 @@ class TwoStageRecommender:
         return [[next(explained) for _ in page] for page in items]
 
 
-def purchase_attributions(history: np.ndarray, slots: Sequence[float]) -> dict[int, float]:
-    """Item id -> summed attribution of its history slots (a repeat purchase fills several)."""
+def purchase_attributions(purchases: np.ndarray, slots: Sequence[float]) -> dict[int, float]:
+    """Item id -> the wide part's attribution of that past purchase (summed, should an id
+    fill several slots)."""
     totals: dict[int, float] = {}
-    for item, value in zip(np.asarray(history).reshape(-1), slots, strict=True):
+    for item, value in zip(np.asarray(purchases).reshape(-1), slots, strict=True):
         if item:
             totals[int(item)] = totals.get(int(item), 0.0) + float(value)
     return totals
@@ -425,6 +433,14 @@ def strongest_purchases(history: np.ndarray, slots: np.ndarray | Sequence, most:
     best = np.argsort(np.where(wanted, -totals, np.inf), axis=1, kind="stable")[:, :most]
     return [[(int(item[r, c]), float(totals[r, c])) for c in best[r] if wanted[r, c]]
             for r in range(n)]
+
+
+def _trimmed(features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A part of a batch with the purchases' all-padding columns in front cut away."""
+    bags = features[PURCHASES]
+    filled = np.flatnonzero(bags.any(axis=0))
+    start = min(int(filled[0]) if len(filled) else bags.shape[1] - 1, bags.shape[1] - 1)
+    return features | {PURCHASES: bags[:, start:]}
 
 
 def _repeats(candidates: np.ndarray) -> np.ndarray:

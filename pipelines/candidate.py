@@ -22,7 +22,7 @@ from contracts.model_info import PROBE_USER_TAG
 from contracts.settings import Settings
 from models import distribute
 from models.fit import Fitted, TrainConfig, fit_two_stage
-from models.inputs import latest_histories
+from models.inputs import first_purchases, latest_histories
 from pipelines import model_logging, tracking
 from pipelines.features import FeatureSet, lineage, load_features
 from pipelines.promote import CandidateResult
@@ -110,14 +110,10 @@ def recommender_for(features: FeatureSet, fitted: Fitted, config: TrainConfig):
     """The recommender serving would build: histories and purchases from before the split."""
     from models.two_stage import TwoStageRecommender
 
-    spec = features.spec
-    purchased = {
-        str(user): np.unique(spec.items.lookup(group["item_id"]))
-        for user, group in features.train_events.groupby("user_id")
-    }
+    spec, events = features.spec, features.train_events
     return TwoStageRecommender(spec, features.table, fitted.retrieval, fitted.ranker,
-                               features.catalogue, latest_histories(spec, features.train_events),
-                               purchased, retrieve_n=config.retrieve_n,
+                               features.catalogue, latest_histories(spec, events),
+                               first_purchases(spec, events), retrieve_n=config.retrieve_n,
                                item_item_n=config.item_item_n)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from contracts.storage import DataPath, location
-from models.ranking import RANKING_FEATURES, WIDE
+from models.ranking import PURCHASES, RANKING_FEATURES, WIDE
 
 PLANTED_FEATURES = {
     "category": ("category", "category_affinity"),
@@ -90,14 +90,14 @@ def explain_check(
                 history_wins.append(won)
             attributions.append([exp.attributions[n] for n in RANKING_FEATURES])
             detailed.append(_detailed(exp))
-            history = features["history"][row]
-            named = [i for i, _ in rec.bought_because(history, exp)]
+            purchases = features[PURCHASES][row]
+            named = [i for i, _ in rec.bought_because(purchases, exp)]
             outcome = _counterfactual(rec, user, features, row, named, k, rng)
             if outcome is not None:
                 removals["named"].append(outcome[0])
                 removals["random"].append(outcome[1])
             if ground_truth is not None:
-                reasons = _reason_order(exp, purchase_attributions(history, exp.slots))
+                reasons = _reason_order(exp, purchase_attributions(purchases, exp.slots))
                 hit = _planted_hit(planted_values, ground_truth, user, int(items[row]), reasons)
                 if hit is not None:
                     planted_total += 1
@@ -112,7 +112,7 @@ def explain_check(
         "counterfactual_pn": _share(removals["named"]),
         "counterfactual_pn_random": _share(removals["random"]),
         "counterfactual_removals": len(removals["named"]),
-        **_randomisation(ranker, samples, rec, reference, steps, np.array(detailed)),
+        **_randomisation(ranker, samples, rec, reference, steps, detailed),
         "explain_10_items_ms_median": float(np.median(latencies[1:] or latencies)),
         "explain_10_items_ms_p99": float(np.percentile(latencies[1:] or latencies, 99)),
         "global_importance": dict(zip(RANKING_FEATURES,
@@ -123,20 +123,20 @@ def explain_check(
 
 
 def _history_deletion(rec, features, row, exp, rng) -> bool | None:
-    """Does removing the most-attributed past purchase (all its slots) lower the full model's
-    score more than removing a random other one? None with fewer than two distinct items."""
+    """Does removing the most-attributed past purchase (from the record and the recent window)
+    lower the full model's score more than removing a random other one? None with fewer than
+    two distinct items."""
     from models.two_stage import purchase_attributions
 
-    history = features["history"][row]
-    totals = purchase_attributions(history, exp.slots)
+    totals = purchase_attributions(features[PURCHASES][row], exp.slots)
+    totals.pop(0, None)
     if len(totals) < 2:
         return None
     top = max(totals, key=totals.get)
     other = int(rng.choice([i for i in totals if i != top]))
     pair = {k: np.repeat(v[row : row + 1], 2, axis=0) for k, v in features.items()}
     for i, removed in enumerate((top, other)):
-        kept = pair["history"][i][pair["history"][i] != removed]
-        pair["history"][i] = np.r_[np.zeros(len(history) - len(kept), np.int32), kept]
+        _remove(pair, i, [removed])
     scores = rec.rank_pairs({k: v for k, v in pair.items() if k != "item_id"},
                             pair["item_id"][:, None]).reshape(-1)
     return bool(exp.score - scores[0] > exp.score - scores[1])
@@ -146,21 +146,29 @@ def _counterfactual(rec, user, features, row, named, k, rng) -> tuple[bool, bool
     """(Does removing the named past purchases take the item out of the shopper's top k, does
     removing as many random other past purchases?) None when nothing is named or too few other
     purchases remain to draw from."""
-    history = features["history"][row]
-    others = sorted(set(history[history != 0].tolist()) - set(named))
+    purchases = features[PURCHASES][row]
+    others = sorted(set(purchases[purchases != 0].tolist()) - set(named))
     if not named or len(others) < len(named):
         return None
     drawn = [int(i) for i in rng.choice(others, size=len(named), replace=False)]
     query = {k_: np.repeat(v[row : row + 1], 2, axis=0) for k_, v in features.items()
              if k_ != "item_id"}
     for i, removed in enumerate((named, drawn)):
-        kept = history[~np.isin(history, removed)]
-        query["history"][i] = np.r_[np.zeros(len(history) - len(kept), np.int32), kept]
+        _remove(query, i, removed)
     bought = rec.purchased.get(user, np.zeros(0, np.int64))
     items, scores = rec.top_k(query, [bought, bought], k)
     item = int(features["item_id"][row])
     gone = [item not in items[i][np.isfinite(scores[i])].tolist() for i in range(2)]
     return gone[0], gone[1]
+
+
+def _remove(features: dict[str, np.ndarray], row: int, items: list[int]) -> None:
+    """Take ``items`` out of one row's past purchases, in the record (``purchases``) and in the
+    recent window (``history``), keeping both right-aligned and as wide."""
+    for name in ("history", PURCHASES):
+        values = features[name][row]
+        kept = values[~np.isin(values, items)]
+        features[name][row] = np.r_[np.zeros(len(values) - len(kept), np.int32), kept]
 
 
 def _share(flags: list[bool]) -> float | None:
@@ -177,7 +185,7 @@ def _reason_order(exp, purchases: dict[int, float]) -> list[str | int]:
 
 def _detailed(exp) -> list[float]:
     """Attributions as the randomisation check compares them: each named feature, with the wide
-    item-item feature split into its history slots (each past purchase is its own input)."""
+    item-item feature split into its past purchases (each is its own input)."""
     return [exp.attributions[n] for n in RANKING_FEATURES if n != WIDE] + list(exp.slots)
 
 
@@ -213,7 +221,8 @@ def _planted_values(rec) -> dict[str, list[str | None]]:
     }
 
 
-def _randomisation(ranker, samples, rec, reference, steps, trained: np.ndarray) -> dict:
+def _randomisation(ranker, samples, rec, reference, steps, detailed: list[list[float]]
+                   ) -> dict:
     """Randomise the ranker's weights and check the attributions no longer look the same.
 
     Adebayo et al. (2018): an explanation that survives randomising the model explains the
@@ -232,11 +241,16 @@ def _randomisation(ranker, samples, rec, reference, steps, trained: np.ndarray) 
             weight.assign(shuffle.permutation(value.reshape(-1)).reshape(value.shape))
         # The same method on the randomised model: its baseline is re-derived too.
         ig = IntegratedGradients(ranker, average_baseline(ranker, reference), steps=steps)
-        random = np.array([_detailed(e) for user, items in samples
-                           for e in ig.explain(rec.pair_features([user], [items]))])
+        randomised = [_detailed(e) for user, items in samples
+                      for e in ig.explain(rec.pair_features([user], [items]))]
     finally:
         for weight, value in zip(weights, saved, strict=True):
             weight.assign(value)
+    # Shoppers' records differ in length: pad each explanation's purchases with zeros (which
+    # neither ranking below counts) so that rows align.
+    width = max(len(r) for r in [*detailed, *randomised])
+    trained, random = (np.array([r + [0.0] * (width - len(r)) for r in rows])
+                       for rows in (detailed, randomised))
     # Features that never carry attribution (excluded from the ranker, or equal to the baseline,
     # like the hour when every request is explained at the same time) would tie at the bottom of
     # both rankings and fake agreement: compare only the features that can move.

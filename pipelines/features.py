@@ -35,7 +35,7 @@ from pipelines.zones import DataDir, write_json_atomic
 log = logging.getLogger(__name__)
 POSITIVE_EVENTS = ("purchase", "add_to_cart")
 BATCHES = "batches.json"  # the accepted batch manifests a feature set was built from
-SPLIT_RULE = 2  # in the folder name: bump when the split rule changes, so no stale set is reused
+SPLIT_RULE = 3  # in the folder name: bump when the split rule changes, so no stale set is reused
 EVENT_ORDER = ["user_id", "timestamp", "event_id"]  # the order ``interactions`` puts events in
 SplitKind = Literal["time", "per_shopper"]
 

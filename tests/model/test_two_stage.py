@@ -12,7 +12,7 @@ import pytest
 
 from models.feature_spec import FeatureSpec
 from models.fit import TrainConfig, fit_two_stage
-from models.inputs import interactions, latest_histories
+from models.inputs import first_purchases, interactions, latest_histories, pad_left
 from models.ranking import RANKING_FEATURES, RankingModel
 from models.retrieval import RetrievalModel
 from models.two_stage import Filters, Query, TwoStageRecommender
@@ -55,6 +55,7 @@ def test_models_build_and_train_a_step_on_tiny_data() -> None:
         "user_id": features.train.user[:3], "history": features.train.history[:3],
         "hour": features.train.hour[:3], "day_of_week": features.train.day_of_week[:3],
         "item_id": features.train.item[:3],
+        "purchases": pad_left(features.train.subset(slice(0, 3)).bags()),
     })
     assert tuple(embedded) == RANKING_FEATURES
 
@@ -67,9 +68,12 @@ def tiny_recommender():
     fitted = fit_two_stage(features.spec, features.table, features.train, features.valid, TINY)
     spec = features.spec
     user = events["user_id"].iloc[0]
-    bought = spec.items.lookup(events.loc[events["user_id"] == user, "item_id"])
+    # The records as of each shopper's 6th event: a tiny-shop shopper soon buys all six items
+    # of their parity, after which nothing the wide part knows is left to recommend.
+    purchased = first_purchases(spec, events.groupby("user_id").head(6))
+    bought = purchased[user]
     rec = TwoStageRecommender(spec, features.table, fitted.retrieval, fitted.ranker, items,
-                              latest_histories(spec, events), {user: bought}, retrieve_n=5)
+                              latest_histories(spec, events), purchased, retrieve_n=5)
     return rec, events, items, user, bought
 
 
@@ -242,15 +246,16 @@ def test_past_purchases_get_their_own_attributions_and_reason(tiny_recommender) 
     user = rec.known_users[0]
     [ranked] = rec.recommend_many([Query(user, 3)])
     [page] = rec.explain_many([(user, ranked.items)])
-    history = rec.features_for_many([user])["history"][0]
+    purchases = rec.features_for_many([user])["purchases"][0]
+    assert sorted(purchases[purchases != 0].tolist()) == sorted(rec.purchased[user].tolist())
     for one in page:
         exp = one.explanation
-        assert len(exp.slots) == len(history)
+        assert len(exp.slots) == len(purchases)
         assert sum(exp.slots) == pytest.approx(exp.attributions["history_items"], abs=1e-5)
-        named = rec.bought_because(history, exp)
+        named = rec.bought_because(purchases, exp)
         assert all(v > 0 for _, v in named) and [v for _, v in named] == sorted(
             (v for _, v in named), reverse=True)
-        assert set(i for i, _ in named) <= set(history.tolist())
+        assert set(i for i, _ in named) <= set(purchases.tolist())
         if named:
             titles = [rec.titles[rec.item_ids[i]] for i, _ in named]
             assert one.values["bought"] == " and ".join(titles)
@@ -261,7 +266,7 @@ def test_past_purchases_get_their_own_attributions_and_reason(tiny_recommender) 
 def test_candidates_are_the_union_of_retrieval_and_item_item(tiny_recommender) -> None:
     rec, *_ = tiny_recommender
     features = rec.features_for_many(rec.known_users[:2])
-    wide, scores = rec.item_item_candidates(features["history"], [np.array([0])] * 2)
+    wide, scores = rec.item_item_candidates(features["purchases"], [np.array([0])] * 2)
     assert wide.shape == (2, rec.item_item_n) and np.isfinite(scores).all()
     items, ranked = rec.top_k(features, None, k=rec.spec.items.size)
     for row in range(2):
