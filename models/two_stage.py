@@ -210,6 +210,9 @@ class TwoStageRecommender:
         pairs["hour"] = rng.integers(0, 24, size).astype(np.int32)
         pairs["day_of_week"] = rng.integers(0, 7, size).astype(np.int32)
         pairs["item_id"] = rng.integers(1, self.spec.items.size, size).astype(np.int32)
+        # The wide part's reference is 0 whatever the record (``average_baseline``): no need
+        # to embed 512 shoppers' whole records for it.
+        pairs[PURCHASES] = np.zeros((size, 1), np.int32)
         return pairs
 
     # ---- scoring arrays ---------------------------------------------------------------------

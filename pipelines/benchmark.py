@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from contracts.settings import get_settings
+from contracts.settings import Settings, get_settings
 from contracts.storage import DataPath, location
 from models.baselines import (
     EASE,
@@ -322,79 +322,84 @@ def strongest_ease(baselines: dict[str, dict[str, float]], metric: str = "ndcg@1
     return max((n for n in baselines if n.startswith("ease")), key=lambda n: baselines[n][metric])
 
 
-class TwoStageOnProtocol:
-    """The TFRS two-stage model behind the baselines' ``fit``/``score`` interface.
+def train_on_protocol(data: BenchmarkData, protocol: Protocol, settings: Settings
+                      ) -> tuple[ProtocolScores, list[dict[str, Any]]]:
+    """The product's training steps on a protocol's train interactions: features
+    (``build_features``), one candidate per ``settings.train_grid`` entry fitted and judged on
+    the validation window (``fit_and_judge``, as ``shoprec train`` does), the best by the gate
+    metric kept. What a protocol changes is named in ``PROTOCOL_TRAINING``.
 
-    It trains on the protocol's train interactions (the last 10% by time held out for early
-    stopping), then refits the ranker's collaborative constants (EASE's B at the chosen λ, the
-    recent popularity) on all of them, as the baselines fit on all of them. It scores every
-    protocol item: the two-stage top ``TOP`` first in ranker order, the rest in retrieval order.
+    The protocol's test interactions lie beyond every train one, so the chosen model's
+    collaborative constants (B at its λ, the trend) are then refitted on all of them and it
+    answers from every train event, as the baselines are fitted on all of them. Returns the
+    scorer and each grid entry's validation figures, the chosen one first.
     """
+    from models.collaborative import fit_collaborative
+    from models.inputs import first_purchases, latest_histories
+    from models.two_stage import TwoStageRecommender
+    from pipelines.candidate import candidate_config, fit_and_judge
+    from pipelines.features import build_features
+    from pipelines.register import metric_value
+    from pipelines.validation import validation_split
+
+    random_split = protocol == "random"
+    rows = data.interactions
+    events = pd.DataFrame({
+        "event_id": np.arange(len(rows)).astype(str),
+        "user_id": rows["user_id"].astype(str).to_numpy(),
+        "item_id": rows["item_id"].astype(str).to_numpy(),
+        "timestamp": pd.to_datetime(rows["timestamp"], utc=True).to_numpy(),
+    })
+    item_keys = [str(i) for i in data.item_ids]
+    # No content is known: empty titles, not ids posing as titles (their tokens would be a
+    # second id embedding the ranker memorises).
+    items = pd.DataFrame({"item_id": item_keys, "title": "", "category": "other",
+                          "brand": None, "price": np.nan})
+    if data.catalogue is not None:
+        items = data.catalogue.assign(item_id=lambda d: d["item_id"].astype(str))
+    users = pd.DataFrame({"user_id": events["user_id"].unique()})
+    configs = [candidate_config(settings, {**PROTOCOL_TRAINING[protocol], **entry})
+               for entry in settings.train_grid]
+    features = build_features(events, items, users, validation_share=VALIDATION_SHARE,
+                              history_length=configs[0].history_length,
+                              leave_one_out=random_split,
+                              min_users=0 if random_split else settings.gate_min_users)
+    split = validation_split(features)
+    judged = []
+    for entry, config in zip(settings.train_grid, configs, strict=True):
+        fitted, _, metrics = fit_and_judge(features, config, split)
+        judged.append(({"overrides": dict(entry), "validation": metrics,
+                        "deep_choice": fitted.deep_choice}, fitted, config))
+    judged.sort(key=lambda j: -(metric_value(j[0]["validation"], settings.gate_metric) or 0.0))
+    _, fitted, config = judged[0]
+    spec = features.spec
+    if fitted.collaborative is not None:
+        whole = [np.concatenate([getattr(features.train, f), getattr(features.valid, f)])
+                 for f in ("user", "item", "timestamp")]
+        fitted.ranker.assign_collaborative(fit_collaborative(
+            *whole, spec.items.size, fitted.collaborative.lambda_, config.trend_days))
+    recommender = TwoStageRecommender(
+        spec, features.table, fitted.retrieval, fitted.ranker, items,
+        latest_histories(spec, events), first_purchases(spec, events),
+        retrieve_n=config.retrieve_n, item_item_n=config.item_item_n)
+    return ProtocolScores(recommender, data), [j[0] for j in judged]
+
+
+class ProtocolScores:
+    """A trained recommender behind the baselines' ``score`` interface, on the protocol's
+    columns: its top ``TOP`` first in ranker order, every other item after them in retrieval
+    order (the protocol's metrics read the top 20)."""
 
     TOP = 50
-    USERS_AT_ONCE = 32
 
-    def __init__(self, data: BenchmarkData, config=None, leave_one_out: bool = False) -> None:
-        self.data = data
-        self.config = config
-        self.leave_one_out = leave_one_out
-
-    def fit(self, train: sp.csr_matrix) -> TwoStageOnProtocol:
-        from models.collaborative import fit_collaborative
-        from models.fit import TrainConfig, fit_two_stage
-        from models.inputs import latest_histories
-        from models.two_stage import TwoStageRecommender
-        from pipelines.features import build_features
-
-        config = self.config or TrainConfig()
-        rows = self.data.interactions
-        events = pd.DataFrame({
-            "event_id": np.arange(len(rows)).astype(str),
-            "user_id": rows["user_id"].astype(str).to_numpy(),
-            "item_id": rows["item_id"].astype(str).to_numpy(),
-            "timestamp": pd.to_datetime(rows["timestamp"], utc=True).to_numpy(),
-        })
-        item_keys = [str(i) for i in self.data.item_ids]
-        # No content is known: empty titles, not ids posing as titles (their tokens would be a
-        # second id embedding the ranker memorises).
-        items = pd.DataFrame({"item_id": item_keys, "title": "", "category": "other",
-                              "brand": None, "price": np.nan})
-        if self.data.catalogue is not None:
-            items = self.data.catalogue.assign(item_id=lambda d: d["item_id"].astype(str))
-        users = pd.DataFrame({"user_id": events["user_id"].unique()})
-        features = build_features(events, items, users, validation_share=0.1,
-                                  history_length=config.history_length,
-                                  leave_one_out=self.leave_one_out)
-        fitted = fit_two_stage(features.spec, features.table, features.train, features.valid,
-                               config)
-        spec = features.spec
-        self.deep_choice = fitted.deep_choice
-        if fitted.collaborative is not None:
-            users_, items_, times = (np.concatenate([getattr(features.train, f),
-                                                     getattr(features.valid, f)])
-                                     for f in ("user", "item", "timestamp"))
-            fitted.ranker.assign_collaborative(fit_collaborative(
-                users_, items_, times, spec.items.size, fitted.collaborative.lambda_,
-                config.trend_days))
-        self.recommender = TwoStageRecommender(
-            spec, features.table, fitted.retrieval, fitted.ranker, items,
-            latest_histories(spec, events), {}, retrieve_n=config.retrieve_n,
-            item_item_n=config.item_item_n,
-        )
-        self.columns = spec.items.lookup(item_keys)  # protocol column -> model item id
-        self.protocol_column = np.full(spec.items.size, -1, np.int64)
+    def __init__(self, recommender, data: BenchmarkData) -> None:
+        self.recommender, self.data = recommender, data
+        self.columns = recommender.spec.items.lookup([str(i) for i in data.item_ids])
+        self.protocol_column = np.full(recommender.spec.items.size, -1, np.int64)
         self.protocol_column[self.columns] = np.arange(len(self.columns))
-        self.user_keys = [str(u) for u in self.data.user_ids]
-        return self
+        self.user_keys = [str(u) for u in data.user_ids]
 
     def score(self, user_rows: np.ndarray) -> np.ndarray:
-        # The ranker embeds every (user, candidate) pair's history: a few hundred users at once
-        # bound that at about a gigabyte.
-        parts = [self._score(part) for part in np.array_split(
-            user_rows, max(1, -(-len(user_rows) // self.USERS_AT_ONCE)))]
-        return np.vstack(parts) if parts else np.zeros((0, self.data.n_items), np.float32)
-
-    def _score(self, user_rows: np.ndarray) -> np.ndarray:
         rec = self.recommender
         features = rec.features_for_many([self.user_keys[r] for r in user_rows])
         retrieval = rec.retrieval_scores(features)
@@ -404,7 +409,8 @@ class TwoStageOnProtocol:
         seen = [self.columns[exclude.indices[exclude.indptr[i]:exclude.indptr[i + 1]]]
                 for i in range(len(user_rows))]
         items, ranked = rec.top_k(features, seen, self.TOP)
-        scores = by_column - (np.nanmax(np.abs(by_column[np.isfinite(by_column)])) + 1e3)
+        finite = by_column[np.isfinite(by_column)]
+        scores = by_column - ((np.nanmax(np.abs(finite)) if finite.size else 0.0) + 1e3)
         rows, slots = np.nonzero(np.isfinite(ranked))
         columns = self.protocol_column[items[rows, slots]]
         known = columns >= 0
@@ -461,16 +467,17 @@ def load_data_dir(data_dir: DataPath, protocol: Protocol, seed: int = ML100K_SEE
 
 
 # What a protocol changes in the product's candidate config (``candidate_config``: the
-# settings' train_config over TrainConfig's defaults), by protocol, not by data set. The
-# product's first grid entry (the wide-and-deep model) is benchmarked. A random split makes
-# histories "all other interactions" (the whole profile, which the wide item-item part reads as
-# EASE does: 600 covers ML-100K's largest, 579; 200 cost 2.5 % NDCG@10), with no time order for
-# the context features or the ranker's inner split to follow; a temporal one keeps the product's.
+# settings' train_config, then these, then each grid entry), by protocol, not by data set. A
+# random split has no time order for the context features or the ranker's inner split to follow;
+# a temporal one keeps the product's. (The wide part reads whole records either way.)
 PROTOCOL_TRAINING: dict[str, dict[str, Any]] = {
-    "random": {"item_item": True, "history_length": 600, "use_context": False,
-               "inner_split": "random"},
-    "temporal": {"item_item": True},
+    "random": {"use_context": False, "inner_split": "random"},
+    "temporal": {},
 }
+# The protocol's test split is held apart already: the validation window, which only chooses
+# (early stopping, the deep part, the grid entry), takes a tenth of the train side rather than
+# the product's fifth.
+VALIDATION_SHARE = 0.1
 
 
 def benchmark(dataset: str | None, path: Path | None = None, protocol: Protocol | None = None,
@@ -494,17 +501,11 @@ def benchmark(dataset: str | None, path: Path | None = None, protocol: Protocol 
     baselines = run_baselines(data, data.name, protocol=protocol, max_items=ease_max_items)
     floor = strongest_ease(baselines)
     start = time.perf_counter()
-    from pipelines.candidate import candidate_config
-
-    random_split = protocol == "random"
-    config = candidate_config(get_settings(), PROTOCOL_TRAINING[protocol])
-    model = TwoStageOnProtocol(data, config, leave_one_out=random_split).fit(data.train)
+    model, grid = train_on_protocol(data, protocol, get_settings())
     fitted = time.perf_counter()
     metrics = evaluate_model(model, data, (5, 10, 20))
     metrics["train_seconds"] = fitted - start
     metrics["eval_seconds"] = time.perf_counter() - fitted
-    if model.deep_choice is not None:
-        metrics |= {f"validation_pool_ndcg@10.{k}": v for k, v in model.deep_choice.items()}
     return {
         "dataset": data.name,
         "protocol": protocol,
@@ -515,6 +516,7 @@ def benchmark(dataset: str | None, path: Path | None = None, protocol: Protocol 
         "test_interactions": data.n_test_interactions,
         "load_seconds": round(load_seconds, 2),
         "model": metrics,
+        "grid": grid,
         "baselines": baselines,
         "ease_restriction": ease_restriction(data.n_items, ease_max_items),
         "strongest_ease": floor,

@@ -23,6 +23,7 @@ from contracts.settings import Settings
 from models import distribute
 from models.fit import Fitted, TrainConfig, fit_two_stage
 from models.inputs import first_purchases, latest_histories
+from models.two_stage import TwoStageRecommender
 from pipelines import model_logging, tracking
 from pipelines.features import FeatureSet, lineage, load_features
 from pipelines.promote import CandidateResult
@@ -76,23 +77,32 @@ def train_candidate(
             "split_time": str(features.split_time), "window_start": str(features.window[0]),
             "window_end": str(features.window[1]), "batches": len(batches)}})
         tracking.log_lineage(batches, f"{settings.dataset}-curated", data_hash)
-        started = time.perf_counter()
-        fitted = _fit(features, config, strategy, on_epoch=_log_epoch)
-        seconds = time.perf_counter() - started
-        recommender = recommender_for(features, fitted, config)
+        fitted, recommender, metrics = fit_and_judge(features, config, split, strategy,
+                                                     on_epoch=_log_epoch)
         if recommender.known_users:
             mlflow.set_tag(PROBE_USER_TAG, recommender.known_users[0])
-        metrics = evaluate_on_split(model_topk(recommender, split, max(K_VALUES)), split,
-                                    features)
-        metrics["train_seconds"] = seconds
-        ranking = [e["val_auc"] for e in fitted.history["ranking"] if "val_auc" in e]
-        if ranking:  # the best epoch's validation AUC (pairs of positives and sampled negatives)
-            metrics["ranker_auc"] = max(ranking)
         tracking.log_metrics(metrics)
         model_logging.log_explanations(recommender, settings.data_dir)
         model_uri = model_logging.log_model(run.info.run_id, recommender, features, fitted,
                                             config, metrics, dict(baselines or {}))
     return CandidateResult(run.info.run_id, model_uri, metrics, overrides)
+
+
+def fit_and_judge(features: FeatureSet, config: TrainConfig, split: Split, strategy=None,
+                  on_epoch=None) -> tuple[Fitted, TwoStageRecommender, dict[str, float]]:
+    """Fit one candidate and judge it on the validation ``split``: the fitted models, the
+    recommender serving would build, and its figures (what ``rank_candidates`` orders by).
+    The benchmark chooses among the grid with this same step."""
+    started = time.perf_counter()
+    fitted = _fit(features, config, strategy, on_epoch=on_epoch)
+    seconds = time.perf_counter() - started
+    recommender = recommender_for(features, fitted, config)
+    metrics = evaluate_on_split(model_topk(recommender, split, max(K_VALUES)), split, features)
+    metrics["train_seconds"] = seconds
+    ranking = [e["val_auc"] for e in fitted.history["ranking"] if "val_auc" in e]
+    if ranking:  # the best epoch's validation AUC (pairs of positives and sampled negatives)
+        metrics["ranker_auc"] = max(ranking)
+    return fitted, recommender, metrics
 
 
 def _fit(features: FeatureSet, config: TrainConfig, strategy, on_epoch=None) -> Fitted:
@@ -106,10 +116,9 @@ def _log_epoch(stage: str, epoch: int, metrics: Mapping[str, float]) -> None:
                          step=epoch)
 
 
-def recommender_for(features: FeatureSet, fitted: Fitted, config: TrainConfig):
+def recommender_for(features: FeatureSet, fitted: Fitted, config: TrainConfig
+                    ) -> TwoStageRecommender:
     """The recommender serving would build: histories and purchases from before the split."""
-    from models.two_stage import TwoStageRecommender
-
     spec, events = features.spec, features.train_events
     return TwoStageRecommender(spec, features.table, fitted.retrieval, fitted.ranker,
                                features.catalogue, latest_histories(spec, events),

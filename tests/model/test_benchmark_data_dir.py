@@ -40,3 +40,7 @@ def test_random_protocol_on_an_ingested_shop(tmp_path) -> None:
     assert out["ratio_to_strongest_ease_ndcg@10"] == pytest.approx(
         out["model"]["ndcg@10"] / strongest)
     assert out["model"]["ndcg@10"] > out["baselines"]["popularity"]["ndcg@10"]
+    # The product's grid, judged on validation as `shoprec train` judges it: the best first.
+    grid = out["grid"]
+    assert [g["overrides"] for g in grid] and len(grid) == 2
+    assert grid[0]["validation"]["ndcg@10"] >= grid[1]["validation"]["ndcg@10"]

@@ -35,8 +35,8 @@ def test_a_loaded_bundle_answers_and_explains_as_the_trained_model(tmp_path) -> 
     assert np.abs(trained.ease).sum() > 0, "the wide part was fitted"
     np.testing.assert_array_equal(loaded.ease, trained.ease)
     assert float(loaded.ranker.deep_weight.numpy()) == 0.0
-    np.testing.assert_allclose(loaded.ranker.item_item.slot_weights.numpy(),
-                               fitted.ranker.item_item.slot_weights.numpy())
+    np.testing.assert_allclose(loaded.ranker.item_item.recency_weights.numpy(),
+                               fitted.ranker.item_item.recency_weights.numpy())
     assert loaded.item_item_n == trained.item_item_n
     queries = [Query(u, 3) for u in trained.known_users]
     for a, b in zip(trained.recommend_many(queries), loaded.recommend_many(queries),

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from models.explain import Explanation, IntegratedGradients, average_baseline, quadrature
 from models.fit import fit_two_stage
+from models.inputs import pad_left
 from models.ranking import RANKING_FEATURES
 from models.reasons import FALLBACK, feature_values, reason, reason_features
 from pipelines.features import build_features
@@ -85,6 +86,7 @@ def tiny():
         "hour": np.repeat(data.hour, n_items - 1),
         "day_of_week": np.repeat(data.day_of_week, n_items - 1),
         "item_id": np.tile(np.arange(1, n_items, dtype=np.int32), len(data)),
+        "purchases": np.repeat(pad_left(data.bags()), n_items - 1, axis=0),
     }
     average = average_baseline(fitted.ranker, pairs)
     return features, fitted.ranker, pairs, average, items
