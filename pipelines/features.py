@@ -27,7 +27,14 @@ from contracts.bundle import load_arrays, save_arrays
 from contracts.settings import Settings
 from contracts.storage import DataPath, is_remote, local_copy, location, put
 from models.feature_spec import FeatureSpec
-from models.inputs import Interactions, ItemTable, interactions, item_table
+from models.inputs import (
+    Interactions,
+    ItemTable,
+    first_purchases,
+    interactions,
+    item_table,
+    latest_histories,
+)
 from pipelines.curated import read_table
 from pipelines.tracking import data_hash
 from pipelines.zones import DataDir, write_json_atomic
@@ -37,7 +44,7 @@ POSITIVE_EVENTS = ("purchase", "add_to_cart")
 BATCHES = "batches.json"  # the accepted batch manifests a feature set was built from
 SPLIT_RULE = 3  # in the folder name: bump when the split rule changes, so no stale set is reused
 EVENT_ORDER = ["user_id", "timestamp", "event_id"]  # the order ``interactions`` puts events in
-SplitKind = Literal["time", "per_shopper"]
+SplitKind = Literal["time", "per_shopper", "random"]
 
 
 @dataclass
@@ -79,13 +86,16 @@ def build_features(
 
     When that window judges fewer than ``min_users`` shoppers (``validation_split``'s rows), the
     split is a per-shopper holdout instead (``per_shopper_holdout``), if it judges more; 0 keeps
-    the time split always. ``leave_one_out`` histories hold every other event of the shopper,
-    held-out ones included, so they only go with the time split.
+    the time split always. ``leave_one_out`` is a random protocol's features (no time order):
+    a seeded random ``validation_share`` of the events is held out, and every history holds the
+    shopper's other training events.
     """
     if leave_one_out and min_users:
         raise ValueError("leave_one_out histories would show training each shopper's held-out "
                          "items: a per-shopper holdout (min_users) needs temporal histories")
-    features = _time_split(events, items, users, validation_share, history_length, leave_one_out)
+    if leave_one_out:
+        return _random_split(events, items, users, validation_share, history_length)
+    features = _time_split(events, items, users, validation_share, history_length)
     if not min_users:
         return features
     judged = _judged(features)
@@ -110,15 +120,60 @@ def _judged(features: FeatureSet) -> int:
 
 
 def _time_split(events: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame,
-                validation_share: float, history_length: int, leave_one_out: bool) -> FeatureSet:
+                validation_share: float, history_length: int) -> FeatureSet:
     timestamps = pd.to_datetime(events["timestamp"], utc=True)
     split = timestamps.quantile(1 - validation_share)
     train_events = events[timestamps < split]
-    everything, spec = _interactions(events, train_events, items, users, history_length,
-                                     leave_one_out)
+    everything, spec = _interactions(events, train_events, items, users, history_length)
     in_train = everything.timestamp < np.datetime64(split.tz_localize(None))
     return _feature_set(spec, items, everything, in_train, train_events, split, timestamps,
                         "time")
+
+
+def _random_split(events: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame,
+                  validation_share: float, history_length: int, seed: int = 0) -> FeatureSet:
+    """A seeded random ``validation_share`` of the events held out, as a random protocol holds
+    out its test set: training histories are each shopper's *other training* events (no
+    held-out item is ever an input), a held-out event's its shopper's training events."""
+    events = events.sort_values(EVENT_ORDER, kind="stable").reset_index(drop=True)
+    held_out = np.zeros(len(events), bool)
+    order = np.random.default_rng(seed).permutation(len(events))
+    held_out[order[: int(round(len(events) * validation_share))]] = True
+    train_events = events[~held_out]
+    spec = FeatureSpec.build(train_events, items, users, history_length=history_length)
+    train = interactions(spec, train_events, leave_one_out=True)
+    valid = _held_out_rows(spec, train_events, events[held_out])
+    timestamps = pd.to_datetime(events["timestamp"], utc=True)
+    return FeatureSet(
+        spec=spec, table=item_table(spec, items, train_events["item_id"].astype(str)),
+        train=train, valid=valid,
+        catalogue=items[["item_id", "title", "category", "brand", "price"]].copy(),
+        train_events=train_events, split_time=timestamps.max(),
+        window=(timestamps.min(), timestamps.max()), split_kind="random")
+
+
+def _held_out_rows(spec: FeatureSpec, train_events: pd.DataFrame, held: pd.DataFrame
+                   ) -> Interactions:
+    """Held-out events, each with its shopper's training events as history and record (what
+    the recommender built from ``train_events`` answers from)."""
+    histories = latest_histories(spec, train_events)
+    records = first_purchases(spec, train_events)
+    keys = held["user_id"].astype(str).to_numpy()
+    owners = list(records)
+    offsets = dict(zip(owners, np.cumsum([0] + [len(records[u]) for u in owners])[:-1].tolist(),
+                       strict=True))
+    empty = np.zeros(spec.history_length, np.int32)
+    ts = pd.to_datetime(held["timestamp"], utc=True)
+    return Interactions(
+        user=spec.users.lookup(keys), item=spec.items.lookup(held["item_id"]),
+        history=np.stack([histories.get(u, empty) for u in keys]) if len(keys)
+        else np.zeros((0, spec.history_length), np.int32),
+        hour=ts.dt.hour.to_numpy(np.int32), day_of_week=ts.dt.day_of_week.to_numpy(np.int32),
+        timestamp=ts.dt.tz_localize(None).to_numpy(), user_key=keys,
+        bag_start=np.array([offsets.get(u, 0) for u in keys], np.int64),
+        bag_length=np.array([len(records.get(u, ())) for u in keys], np.int32),
+        bag_items=(np.concatenate([records[u] for u in owners]) if owners
+                   else np.zeros(0)).astype(np.int32))
 
 
 def per_shopper_holdout(events: pd.DataFrame, validation_share: float) -> np.ndarray:
@@ -139,7 +194,7 @@ def _per_shopper_split(events: pd.DataFrame, items: pd.DataFrame, users: pd.Data
     events = events.sort_values(EVENT_ORDER, kind="stable")  # rows align with the interactions
     held_out = per_shopper_holdout(events, validation_share)
     train_events = events[~held_out]
-    everything, spec = _interactions(events, train_events, items, users, history_length, False)
+    everything, spec = _interactions(events, train_events, items, users, history_length)
     timestamps = pd.to_datetime(events["timestamp"], utc=True)
     start = timestamps[held_out].min() if held_out.any() else timestamps.max()
     return _feature_set(spec, items, everything, ~held_out, train_events, start, timestamps,
@@ -147,11 +202,10 @@ def _per_shopper_split(events: pd.DataFrame, items: pd.DataFrame, users: pd.Data
 
 
 def _interactions(events: pd.DataFrame, train_events: pd.DataFrame, items: pd.DataFrame,
-                  users: pd.DataFrame, history_length: int, leave_one_out: bool
-                  ) -> tuple[Interactions, FeatureSpec]:
+                  users: pd.DataFrame, history_length: int) -> tuple[Interactions, FeatureSpec]:
     """Every event featurised with the spec of the training side (its vocabularies only)."""
     spec = FeatureSpec.build(train_events, items, users, history_length=history_length)
-    return interactions(spec, events, leave_one_out=leave_one_out), spec
+    return interactions(spec, events), spec
 
 
 def _feature_set(spec: FeatureSpec, items: pd.DataFrame, everything: Interactions,

@@ -179,3 +179,23 @@ def test_the_features_step_counts_judged_shoppers_as_the_validation_split_does()
     for features in (build_features(*crowded_late(), min_users=MIN_USERS),
                      build_features(*crowded_late())):
         assert counted(features) == _judged(features)
+
+
+def test_a_random_protocol_holds_out_a_random_share_and_never_shows_it_to_training() -> None:
+    """``leave_one_out`` (a random protocol): validation is a seeded random share of the events;
+    no held-out event's item is in any training history or record of its shopper, and each
+    held-out event starts from its shopper's training record, as the recommender answers."""
+    events, items, users = steady()
+    features = build_features(events, items, users, validation_share=0.2, history_length=4,
+                              leave_one_out=True)
+    assert features.split_kind == "random"
+    assert len(features.valid) == round(0.2 * len(events))
+    train, valid = features.train, features.valid
+    held = {(int(u), int(i)) for u, i in zip(valid.user, valid.item, strict=True)}
+    owned = {(int(u), int(i)) for u, i in zip(train.user, train.item, strict=True)}
+    for row, bag in enumerate(train.bags()):
+        shown = {*bag.tolist(), *train.history[row].tolist()} - {0}
+        assert not {(int(train.user[row]), i) for i in shown} & (held - owned)
+    for row, bag in enumerate(valid.bags()):
+        user = int(valid.user[row])
+        assert set(bag.tolist()) == {i for u, i in owned if u == user}
