@@ -221,11 +221,13 @@ class Settings(BaseSettings):
         default_factory=dict, description="TrainConfig overrides applied to every candidate.",
     )
     train_grid: list[dict[str, Any]] = Field(
-        default_factory=lambda: [{}, {"item_item": False}], min_length=1,
+        default_factory=lambda: [{}, {"item_item_record": False}, {"item_item": False}],
+        min_length=1,
         description="One candidate per entry: TrainConfig overrides on top of train_config. "
-        "Default: the wide-and-deep model and the deep model alone, so validation chooses "
-        "(the wide item-item part wins on sparse real baskets, the deep part alone on the "
-        "synthetic shop's content-driven preferences).",
+        "Default: the wide-and-deep model reading each shopper's whole record, the same "
+        "reading only the recent history window, and the deep model alone, so validation "
+        "chooses (the record wins on ratings-like data, the window on repeat baskets, the "
+        "deep part alone on the synthetic shop's content-driven preferences).",
     )
     ease_lambda: float = Field(
         default=100.0, gt=0, description="L2 regularisation (λ) of the EASE baseline the gate's "

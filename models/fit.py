@@ -86,6 +86,11 @@ class TrainConfig:
     deep_margin: float = 0.02
     inner_split: str = "time"
     trend_days: int = 7
+    # What the wide part reads: the shopper's whole record of distinct purchases (EASE's row;
+    # True) or the deep part's window of the latest ``history_length`` slots (False). Measured:
+    # the record brings ML-100K to parity with EASE (0.4408 vs 0.4406), the window wins on
+    # Online Retail's repeat baskets; the default grid trains both and validation chooses.
+    item_item_record: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,7 +115,8 @@ def ranking_model(spec: FeatureSpec, table: ItemTable, retrieval: RetrievalModel
                   config: TrainConfig) -> RankingModel:
     return RankingModel(spec, table, retrieval, dropout=config.dropout,
                         excluded=tuple(config.ranker_excluded),
-                        item_item=uses_item_item(spec, config))
+                        item_item=uses_item_item(spec, config),
+                        item_item_record=config.item_item_record)
 
 
 def uses_item_item(spec: FeatureSpec, config: TrainConfig) -> bool:
@@ -354,6 +360,10 @@ def _gather_bags(data: Interactions) -> Callable[[tf.Tensor], tf.Tensor]:
     return gather
 
 
+def _no_bags(rows: tf.Tensor) -> tf.Tensor:
+    return tf.zeros(tf.stack([tf.size(rows), 1]), tf.int32)
+
+
 def _retrieval_set(data: Interactions, table: ItemTable, config: TrainConfig, batch_size: int,
                    shuffle: bool):
     if len(data) == 0:
@@ -441,7 +451,10 @@ def _ranking_set(retrieval: RetrievalModel, data: Interactions, table: ItemTable
     # Row r is pair r % repeats of positive r // repeats: the positive first (label 1), then its
     # negatives. The shopper's features are held once per positive, not once per pair.
     repeats = 1 + config.negatives
-    query, bags = _gather(query_features(data)), _gather_bags(data)
+    query = _gather(query_features(data))
+    # Only the wide part reading whole records needs them: else one padding column.
+    bags = (_gather_bags(data) if collaborative is not None and config.item_item_record
+            else _no_bags)
     items = tf.constant(np.concatenate([data.item[:, None], negative], axis=1).reshape(-1))
 
     def rows(index: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -31,15 +31,25 @@ class ItemItem(tf.keras.layers.Layer):
     shape.
     """
 
-    def __init__(self, n_items: int, enabled: bool = True, **kwargs) -> None:
+    def __init__(self, n_items: int, enabled: bool = True, record: bool = True,
+                 history_length: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.n_items, self.enabled = n_items, enabled
+        self.n_items, self.enabled, self.record = n_items, enabled, record
         size = n_items if enabled else 1
         self.matrix = self.add_weight(name="ease_matrix", shape=(size, size),
                                       initializer="zeros", trainable=False)
-        self.recency_weights = self.add_weight(name="recency_weights",
-                                               shape=(RECENCY_BUCKETS,),
-                                               initializer="ones", trainable=True)
+        # ``record=False`` reads the deep part's window of recent slots instead (a repeat counts
+        # once, at its latest slot), one weight per slot: where what a shopper bought lately
+        # predicts the next basket better than everything they ever bought (validation decides,
+        # ``TrainConfig.item_item_record``).
+        self.recency_weights = self.add_weight(
+            name="recency_weights", shape=(RECENCY_BUCKETS if record else history_length,),
+            initializer="ones", trainable=True)
+
+    @property
+    def input_name(self) -> str:
+        """The input whose ids the per-purchase terms line up with."""
+        return "purchases" if self.record else "history"
 
     def assign_matrix(self, matrix: np.ndarray) -> None:
         """Install B (n x n, row/column 0 zero); a no-op when the part is disabled."""
@@ -50,15 +60,20 @@ class ItemItem(tf.keras.layers.Layer):
         """Every recency weight to ``value``: B's scores in logit units before training."""
         self.recency_weights.assign(tf.fill(self.recency_weights.shape, float(value)))
 
-    def call(self, purchases: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+    def call(self, purchases: tf.Tensor, history: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+        ids = purchases if self.record else history
         if not self.enabled:
-            return tf.zeros(tf.shape(purchases), tf.float32)
+            return tf.zeros(tf.shape(ids), tf.float32)
         flat = tf.reshape(self.matrix, [-1])
-        index = (tf.cast(purchases, tf.int64) * self.n_items
-                 + tf.cast(items, tf.int64)[:, None])
+        index = tf.cast(ids, tf.int64) * self.n_items + tf.cast(items, tf.int64)[:, None]
         values = tf.gather(flat, index)
-        present = tf.cast(tf.not_equal(purchases, 0), tf.float32)
-        return values * present * tf.gather(self.recency_weights, recency_buckets(purchases))
+        present = tf.not_equal(ids, 0)
+        if self.record:
+            weights = tf.gather(self.recency_weights, recency_buckets(ids))
+        else:
+            present &= ~_earlier_repeats(ids)
+            weights = self.recency_weights[None, :]
+        return values * tf.cast(present, tf.float32) * weights
 
 
 def recency_buckets(purchases: tf.Tensor) -> tf.Tensor:
@@ -68,3 +83,13 @@ def recency_buckets(purchases: tf.Tensor) -> tf.Tensor:
     rank = tf.cast(tf.range(width - 1, -1, -1), tf.float32)
     bucket = tf.cast(tf.floor(tf.math.log(rank + 1.0) / np.log(2.0) + 1e-6), tf.int32)
     return tf.minimum(bucket, RECENCY_BUCKETS - 1)[None, :]
+
+
+def _earlier_repeats(history: tf.Tensor) -> tf.Tensor:
+    """Slots whose item comes again later in the row: EASE counts an item once however often
+    it was bought, so only its most recent slot carries its term (found by a stable sort)."""
+    order = tf.argsort(history, axis=-1, stable=True)
+    ordered = tf.gather(history, order, batch_dims=1)
+    again = tf.concat([tf.equal(ordered[:, :-1], ordered[:, 1:]),
+                       tf.zeros_like(ordered[:, :1], tf.bool)], axis=-1)
+    return tf.gather(again, tf.argsort(order, axis=-1, stable=True), batch_dims=1)

@@ -46,6 +46,7 @@ class RankingModel(tfrs.Model):
         dropout: float = 0.2,
         excluded: tuple[str, ...] = (),
         item_item: bool = True,
+        item_item_record: bool = True,
     ) -> None:
         super().__init__()
         dims = spec.embedding_dims
@@ -61,7 +62,8 @@ class RankingModel(tfrs.Model):
         # Constants fitted on the training events (``assign_collaborative``); weights so that a
         # saved model carries them.
         self.item_item = ItemItem(spec.items.size,
-                                  enabled=item_item and WIDE not in self.excluded)
+                                  enabled=item_item and WIDE not in self.excluded,
+                                  record=item_item_record, history_length=spec.history_length)
         self.trend = self.add_weight(name="trend", shape=(spec.items.size,), initializer="zeros",
                                      trainable=False)
         # 1 or 0: whether the deep part's logit counts, chosen on validation after training
@@ -143,7 +145,7 @@ class RankingModel(tfrs.Model):
             if "retrieval_score" in self.excluded
             else tf.stop_gradient(self._similarity(features)),
             "trend": tf.gather(self.trend, items)[..., None],
-            WIDE: self.item_item(features[PURCHASES], items),
+            WIDE: self.item_item(features[PURCHASES], history, items),
         }
 
     @property

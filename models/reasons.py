@@ -56,7 +56,12 @@ def reason(
 ) -> str:
     """One or two sentences naming the strongest positive features, or a neutral fallback."""
     sentences = [s for _, s in _chosen(explanation, values, max_sentences, min_attribution)]
-    return " ".join(f"{s}." for s in sentences) if sentences else FALLBACK
+    return " ".join(_full_stop(s) for s in sentences) if sentences else FALLBACK
+
+
+def _full_stop(sentence: str) -> str:
+    """End a sentence once: a catalogue title can end in its own full stop ("SKULL.")."""
+    return sentence if sentence.endswith((".", "!", "?")) else f"{sentence}."
 
 
 def reason_features(

@@ -176,7 +176,9 @@ class TwoStageRecommender:
             else np.zeros((0, self.spec.history_length), np.int32),
             "hour": np.array([m.hour for m in moments], np.int32),
             "day_of_week": np.array([m.day_of_week for m in moments], np.int32),
-            PURCHASES: pad_left([self.purchased.get(u, _NONE) for u in users]),
+            # Read by the wide part only: without it, one padding column.
+            PURCHASES: pad_left([self.purchased.get(u, _NONE) for u in users])
+            if self.ease is not None else np.zeros((len(users), 1), np.int32),
         }
 
     def pair_features(
@@ -361,12 +363,17 @@ class TwoStageRecommender:
     def bought_because(self, purchases: np.ndarray, explanation: Explanation, most: int = 2
                        ) -> list[tuple[int, float]]:
         """The past purchases that pushed this score up, strongest first: (item id, its
-        attribution), positive ones only, at most ``most``. ``purchases`` is the row the pair
-        was explained with."""
+        attribution), positive ones only, at most ``most``. ``purchases`` is the pair's row of
+        ``wide_input`` it was explained with."""
         if not explanation.slots:
             return []
         return strongest_purchases(np.asarray(purchases)[None], np.array([explanation.slots]),
                                    most)[0]
+
+    @property
+    def wide_input(self) -> str:
+        """The input whose rows an explanation's per-purchase ``slots`` line up with."""
+        return self.ranker.item_item.input_name
 
     @cached_property
     def value_book(self) -> ValueBook:
@@ -394,7 +401,7 @@ class TwoStageRecommender:
         pairs = self.pair_features(users, items, when)
         explanations = self.explainer.explain(pairs) if len(pairs["item_id"]) else []
         if explanations and explanations[0].slots:
-            bought = strongest_purchases(pairs[PURCHASES], [e.slots for e in explanations])
+            bought = strongest_purchases(pairs[self.wide_input], [e.slots for e in explanations])
         else:
             bought = [[] for _ in explanations]
         values = self.value_book.values(pairs, [[self.titles[self.item_ids[i]] for i, _ in named]

@@ -90,7 +90,7 @@ def explain_check(
                 history_wins.append(won)
             attributions.append([exp.attributions[n] for n in RANKING_FEATURES])
             detailed.append(_detailed(exp))
-            purchases = features[PURCHASES][row]
+            purchases = features[rec.wide_input][row]
             named = [i for i, _ in rec.bought_because(purchases, exp)]
             outcome = _counterfactual(rec, user, features, row, named, k, rng)
             if outcome is not None:
@@ -128,7 +128,7 @@ def _history_deletion(rec, features, row, exp, rng) -> bool | None:
     two distinct items."""
     from models.two_stage import purchase_attributions
 
-    totals = purchase_attributions(features[PURCHASES][row], exp.slots)
+    totals = purchase_attributions(features[rec.wide_input][row], exp.slots)
     totals.pop(0, None)
     if len(totals) < 2:
         return None
@@ -146,7 +146,7 @@ def _counterfactual(rec, user, features, row, named, k, rng) -> tuple[bool, bool
     """(Does removing the named past purchases take the item out of the shopper's top k, does
     removing as many random other past purchases?) None when nothing is named or too few other
     purchases remain to draw from."""
-    purchases = features[PURCHASES][row]
+    purchases = features[rec.wide_input][row]
     others = sorted(set(purchases[purchases != 0].tolist()) - set(named))
     if not named or len(others) < len(named):
         return None

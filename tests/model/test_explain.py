@@ -248,3 +248,10 @@ def test_shared_sentences_are_said_once() -> None:
         "Similar to items you bought before. Often bought at this time of day (14:00-15:00)."
     )
     assert reason_features(e, VALUES) == ["history", "hour"]
+
+
+def test_a_title_s_own_full_stop_ends_the_sentence_once() -> None:
+    e = _explanation(history_items=0.9, price_band_affinity=0.2)
+    text = reason(e, VALUES | {"bought": "LUNCH BAG  BLACK SKULL."})
+    assert text == ("Because you bought LUNCH BAG  BLACK SKULL. "
+                    "In your usual price range (mid (10.00-20.00)).")

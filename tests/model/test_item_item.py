@@ -21,13 +21,13 @@ def test_terms_hold_each_past_purchase_s_share_and_sum_to_ease() -> None:
     purchases = pad_left([np.array([2, 3]), np.array([1, 3, 4])])
     items = np.array([4, 2], np.int32)
 
-    terms = layer(purchases, items).numpy()
+    terms = layer(purchases, None, items).numpy()
 
     assert terms[0].tolist() == [0.0, b[2, 4], b[3, 4]], "padding contributes nothing"
     ease = np.asarray(bag_matrix([np.array([2, 3]), np.array([1, 3, 4])], 5) @ b)
     assert np.allclose(terms.sum(1), ease[[0, 1], items]), "with unit weights: EASE's score"
     layer.set_scale(2.0)
-    assert np.allclose(layer(purchases, items).numpy(), 2 * terms)
+    assert np.allclose(layer(purchases, None, items).numpy(), 2 * terms)
 
 
 def test_a_record_longer_than_any_window_is_read_whole() -> None:
@@ -39,7 +39,7 @@ def test_a_record_longer_than_any_window_is_read_whole() -> None:
     layer = ItemItem(n)
     layer.assign_matrix(b)
     record = np.arange(1, n - 1)
-    assert float(layer(pad_left([record]), np.array([n - 1])).numpy().sum()) == n - 2
+    assert float(layer(pad_left([record]), None, np.array([n - 1])).numpy().sum()) == n - 2
 
 
 def test_recency_buckets_double_in_width_from_the_latest_purchase() -> None:
@@ -52,9 +52,26 @@ def test_recency_buckets_double_in_width_from_the_latest_purchase() -> None:
 def test_a_disabled_part_keeps_its_shape_and_adds_nothing() -> None:
     layer = ItemItem(5, enabled=False)
     layer.assign_matrix(np.ones((5, 5)))  # ignored
-    out = layer(np.ones((2, 3), np.int32), np.ones(2, np.int32)).numpy()
+    out = layer(np.ones((2, 3), np.int32), None, np.ones(2, np.int32)).numpy()
     assert out.shape == (2, 3) and not out.any()
     assert tuple(layer.matrix.shape) == (1, 1)
+
+
+def test_the_window_reading_counts_a_repeat_once_at_its_latest_slot() -> None:
+    """``record=False``: the deep part's recent slots, one learnt weight per slot; an item bought
+    twice in the window adds one term (EASE's row is binary), at its most recent slot."""
+    b = np.zeros((4, 4), np.float32)
+    b[1, 3], b[2, 3] = 1.0, 10.0
+    layer = ItemItem(4, record=False, history_length=3)
+    layer.assign_matrix(b)
+    history = np.array([[1, 2, 1]], np.int32)
+
+    terms = layer(None, history, np.array([3], np.int32)).numpy()
+
+    assert terms.tolist() == [[0.0, 10.0, 1.0]], "slot 0 repeats slot 2: only the latest counts"
+    assert layer.input_name == "history" and ItemItem(4).input_name == "purchases"
+    layer.recency_weights.assign([1.0, 2.0, 3.0])
+    assert layer(None, history, np.array([3], np.int32)).numpy().tolist() == [[0.0, 20.0, 3.0]]
 
 
 def _events() -> tuple[FeatureSpec, pd.DataFrame]:
