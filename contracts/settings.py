@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, PlainValidator, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from contracts.shopper_store import SQLITE_FILE
 from contracts.storage import DataPath, is_remote, location
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -215,6 +216,18 @@ class Settings(BaseSettings):
         default=None, description="Where new raw batches arrive for the pipeline DAG to land; "
         "default <local_dir>/inbox (the data directory when local).",
     )
+    shopper_store: str | None = Field(
+        default=None, description="The online shopper store that ingestion and /feedback write "
+        "and the endpoint reads per request: sqlite:///FILE or redis://[user:password@]host:"
+        "port/db[?prefix=P]; default sqlite:///<local_dir>/online/shoppers.sqlite (the data "
+        "directory when local; none when the data is on an object store and local_dir is unset). "
+        "'off': the endpoint answers from the model bundle's histories alone.",
+    )
+    shopper_store_limit: int = Field(
+        default=1000, ge=1, description="Events kept per shopper in the shopper store (the "
+        "latest by event time); the model reads at most its history length of them, the "
+        "exclusion of purchased items all of them beside the bundle's record.",
+    )
     source: str = Field(default="synthetic", description="Source adapter of the inbox batches.")
     dataset: str = Field(default="synthetic", description="Names the MLflow experiment.")
     train_config: dict[str, Any] = Field(
@@ -354,6 +367,18 @@ class Settings(BaseSettings):
     @property
     def inbox(self) -> Path:
         return (self.inbox_dir or self.local_root / "inbox").expanduser().resolve()
+
+    @property
+    def shopper_store_url(self) -> str | None:
+        """The shopper store in force; None when it is turned off, or when it would default to
+        a local file but nothing is local (data on an object store, no ``local_dir``)."""
+        if self.shopper_store == "off":
+            return None
+        if self.shopper_store:
+            return self.shopper_store
+        if self.local_dir is None and is_remote(self.data_dir):
+            return None
+        return f"sqlite:///{self.local_root / 'online' / SQLITE_FILE}"
 
     @property
     def mlflow_tracking_uri(self) -> str:

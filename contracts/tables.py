@@ -12,6 +12,8 @@ from typing import Literal
 import pandas as pd
 
 EVENT_TYPES: tuple[str, ...] = ("view", "add_to_cart", "purchase", "return")
+# What a shopper's history is made of, in training and in the online shopper store.
+POSITIVE_EVENTS: tuple[str, ...] = ("purchase", "add_to_cart")
 TABLES: tuple[str, ...] = ("events", "items", "users")
 
 DType = Literal["string", "int64", "float64", "timestamp"]

@@ -14,7 +14,7 @@ attribute arrays, the IG baseline and traced ``tf.function``s with fixed signatu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -148,6 +148,12 @@ class TwoStageRecommender:
     def known_users(self) -> list[str]:
         """Pseudonyms the model has a history for, sorted (a stable sample order)."""
         return sorted(self.histories)
+
+    def use_shoppers(self, histories: Mapping[str, np.ndarray],
+                     purchased: Mapping[str, np.ndarray]) -> None:
+        """Answer from this shopper state (the endpoint's online store over the snapshot)
+        rather than the snapshot frozen at training: same shapes, read per query."""
+        self.histories, self.purchased = histories, purchased
 
     def is_known(self, user_key: str) -> bool:
         return user_key in self.histories

@@ -26,6 +26,7 @@ import pandas as pd
 from contracts.bundle import load_arrays, save_arrays
 from contracts.settings import Settings
 from contracts.storage import DataPath, is_remote, local_copy, location, put
+from contracts.tables import POSITIVE_EVENTS
 from models.feature_spec import FeatureSpec
 from models.inputs import (
     Interactions,
@@ -40,7 +41,6 @@ from pipelines.tracking import data_hash
 from pipelines.zones import DataDir, write_json_atomic
 
 log = logging.getLogger(__name__)
-POSITIVE_EVENTS = ("purchase", "add_to_cart")
 BATCHES = "batches.json"  # the accepted batch manifests a feature set was built from
 SPLIT_RULE = 3  # in the folder name: bump when the split rule changes, so no stale set is reused
 EVENT_ORDER = ["user_id", "timestamp", "event_id"]  # the order ``interactions`` puts events in

@@ -37,7 +37,9 @@ import pandas as pd
 
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings
+from contracts.shopper_store import open_store
 from contracts.storage import DataPath, is_remote, local_copy, put, write_atomic
+from contracts.tables import POSITIVE_EVENTS
 from pipelines.batch_result import BatchResult
 from pipelines.curated import item_ids, read_parquet
 from pipelines.reports import write_summary
@@ -48,6 +50,7 @@ from pipelines.zones import DataDir, private_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
+STORE_COLUMNS = ["user_id", "event_id", "item_id", "event_type", "timestamp"]
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 _FAR_FUTURE = pd.Timestamp("2200-01-01", tz="UTC")
 DUPLICATE_EVENT = "duplicate_event"
@@ -115,6 +118,28 @@ class Ingestor:
             size=settings.history_batches,
             events=_curated_event_ids(self.data, manifests),
         )
+        url = settings.shopper_store_url
+        self.store = open_store(url, settings.shopper_store_limit) if url else None
+        if self.store is not None:
+            self._catch_up_store(manifests)
+
+    def _catch_up_store(self, manifests: Iterable[dict[str, Any]]) -> None:
+        """Apply the accepted batches the shopper store lacks, oldest first: a store set up
+        after the data, or an ingest killed between recording a batch and writing the store."""
+        applied = self.store.applied()
+        missing = sorted((m for m in manifests if m["status"] == "accepted"
+                          and m["batch"] not in applied), key=lambda m: m["ingested_at"])
+        if not missing:
+            return
+        root = self.data.curated / "events"
+        files = {f.stem: f for f in root.glob("batch_date=*/*.parquet")} if root.is_dir() else {}
+        for manifest in missing:
+            path = files.get(manifest["batch"])
+            events = (read_parquet(path, STORE_COLUMNS,
+                                   [("event_type", "in", list(POSITIVE_EVENTS))])
+                      if path is not None else None)
+            self.store.apply(manifest["batch"], events)
+        log.info("shopper store: applied %d earlier batches", len(missing))
 
     def ingest(self, paths: Sequence[DataPath], source: Source | str) -> list[BatchResult]:
         """Ingest files or folders (landed folders on an object store are read from a local
@@ -315,6 +340,8 @@ class Ingestor:
         if stats:
             self.history.recent.setdefault(batch.source, []).append(stats)
         self._record(batch, result, stats)
+        if self.store is not None:  # after the record: a crash before this is caught up later
+            self.store.apply(batch.batch_id, conformed.tables.get("events"))
         return result
 
     def _record(

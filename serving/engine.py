@@ -18,10 +18,12 @@ import pandas as pd
 from contracts.answers import COLD_START, Answers, PageRequest, ig_note
 from contracts.model_info import ModelInfo
 from contracts.pseudonyms import Pseudonymiser
+from contracts.shopper_store import ShopperStore
 from models.reasons import similar_reason
 from models.two_stage import Filters, Query, TwoStageRecommender
 from serving import metrics
 from serving.batching import MicroBatcher
+from serving.shoppers import LiveShoppers
 
 
 class UnknownItem(LookupError):
@@ -40,9 +42,16 @@ class Page:
 
 class Engine:
     def __init__(
-        self, recommender: TwoStageRecommender, info: ModelInfo, pseudonymiser: Pseudonymiser
+        self, recommender: TwoStageRecommender, info: ModelInfo, pseudonymiser: Pseudonymiser,
+        store: ShopperStore | None = None,
     ) -> None:
         self.rec, self.info, self.pseudonymiser = recommender, info, pseudonymiser
+        # The online store over the bundle's snapshot (None: the snapshot alone).
+        self.shoppers = None
+        if store is not None:
+            self.shoppers = LiveShoppers(store, recommender.spec, recommender.histories,
+                                         recommender.purchased)
+            recommender.use_shoppers(self.shoppers.histories, self.shoppers.purchased)
         self.loaded_at = datetime.now(UTC)
         self.answers = Answers(recommender)
         # Model work runs on these batchers' threads: the event loop only awaits it.

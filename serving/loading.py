@@ -24,6 +24,7 @@ import threading
 from collections import deque
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,21 @@ def load_engine(settings: Settings, info: ModelInfo):
     pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
     stored = _store_model(info.uri)[0] if info.uri.startswith(BENTOML_SCHEME) else None
     recommender = load_logged(info.uri, stored)
-    return Engine(recommender, info, pseudonymiser)
+    return Engine(recommender, info, pseudonymiser, shopper_store(settings))
+
+
+@lru_cache(maxsize=4)
+def _open_store(url: str, limit: int):
+    from contracts.shopper_store import open_store
+
+    return open_store(url, limit)
+
+
+def shopper_store(settings: Settings):
+    """The process's one connection to the online shopper store (None when it is off); every
+    engine and the feedback route share it."""
+    url = settings.shopper_store_url
+    return _open_store(url, settings.shopper_store_limit) if url else None
 
 
 def pin_model_threads(threads: int) -> None:

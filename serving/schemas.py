@@ -252,9 +252,21 @@ class RollbackEvent(BaseModel):
                                          "threshold; null when the candidate could not load.")
 
 
+class ShopperStateInfo(BaseModel):
+    """How fresh the online shopper store the endpoint answers from is."""
+
+    store: str = Field(description="sqlite or redis.")
+    last_batch: str | None = Field(description="The batch applied last.")
+    applied_at: str | None = Field(description="When it was applied (UTC, ISO 8601).")
+    batches: int = Field(description="Batches applied so far.")
+    events: int = Field(description="Positive events held (at most the per-shopper limit each).")
+
+
 class ServiceMetadata(Metadata):
     """The stable model's lineage, any rollout in progress, and the latest rollbacks."""
 
+    shopper_state: ShopperStateInfo | None = Field(
+        description="The online shopper store; null: answers come from the model's snapshot.")
     rollout: RolloutState | None
     rollbacks: list[RollbackEvent] = Field(description="Most recent first, since start-up.")
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import bentoml
+import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -29,12 +30,14 @@ from pydantic import BaseModel
 from contracts.bento_store import MODEL_ARGUMENT
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings, get_settings
+from contracts.shopper_store import LIVE
+from contracts.tables import POSITIVE_EVENTS
 from models.two_stage import Filters
 from serving import metrics, schemas
 from serving.access import DEFAULT_HOST, AccessMiddleware, refuse_unsafe_start, serve_host
 from serving.engine import Engine, UnknownItem
 from serving.feedback import FeedbackInbox
-from serving.loading import EngineHolder, NoModel, Unavailable
+from serving.loading import EngineHolder, NoModel, Unavailable, shopper_store
 from serving.request_timeout import disarm_timers_when_answered
 from serving.rollout import Rollout
 from serving.traffic_log import open_traffic_log
@@ -58,6 +61,7 @@ refuse_unsafe_start(SETTINGS, serve_host())  # exits here: no key, or an open pu
 PSEUDONYMISER = Pseudonymiser(SETTINGS.require_pseudonym_key())
 FEEDBACK = FeedbackInbox(SETTINGS.inbox)
 HOLDER = EngineHolder(SETTINGS)  # one per server process, shared with the access middleware
+STORE = shopper_store(SETTINGS)  # the online shopper state (None: off), shared with the engines
 TRAFFIC = open_traffic_log(SETTINGS)  # what was served, for the drift report (None: off)
 EXPLORE_PAGE = (Path(__file__).with_name("explore.html")).read_text(encoding="utf-8")
 ERRORS = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
@@ -206,9 +210,17 @@ async def feedback(body: schemas.FeedbackRequest) -> dict:
             "type": "value_error", "loc": ("body", "timestamp"), "input": None,
             "msg": f"timestamp is older than {SETTINGS.feedback_max_age_hours:g} hours "
                    "(SHOPREC_FEEDBACK_MAX_AGE_HOURS)"}])
+    user, moment = PSEUDONYMISER.one(body.user_id), body.timestamp or datetime.now(UTC)
     event_id, batch = await asyncio.to_thread(
-        FEEDBACK.append, PSEUDONYMISER.one(body.user_id), body.item_id, body.event_type,
-        body.quantity, body.unit_price, body.timestamp)
+        FEEDBACK.append, user, body.item_id, body.event_type, body.quantity, body.unit_price,
+        moment)
+    if STORE is not None and body.event_type in POSITIVE_EVENTS:  # live for the next answer
+        await asyncio.to_thread(STORE.apply, LIVE, pd.DataFrame({
+            "user_id": [user], "event_id": [event_id], "item_id": [body.item_id],
+            "event_type": [body.event_type], "timestamp": [moment]}))
+        for served in (HOLDER.engine, HOLDER.rollout and HOLDER.rollout.candidate):
+            if served is not None and served.shoppers is not None:
+                served.shoppers.forget(user)
     engine = HOLDER.engine
     metrics.answered("feedback", engine.info.version if engine is not None else None, None)
     return {"feedback_id": event_id, "batch": batch}
@@ -218,7 +230,12 @@ async def feedback(body: schemas.FeedbackRequest) -> dict:
 async def metadata() -> dict:
     """The stable model, any rollout with each model's counts, the latest rollbacks. On the
     event loop, where the rollout counts are kept, so it reads them whole."""
-    return _metadata(_engine()) | {"rollout": _rollout(HOLDER.rollout),
+    state = None
+    if STORE is not None:
+        fresh = await asyncio.to_thread(STORE.freshness)
+        state = {"store": type(STORE).__name__.removesuffix("ShopperStore").lower()
+                 } | fresh.to_json()
+    return _metadata(_engine()) | {"shopper_state": state, "rollout": _rollout(HOLDER.rollout),
                                    "rollbacks": list(HOLDER.rollbacks)}
 
 

@@ -125,3 +125,35 @@ def test_synthetic_ground_truth_is_kept_pseudonymised(settings: Settings, tmp_pa
     kept = json.loads((settings.data_dir / "reference" / "ground_truth.json").read_text())
     assert kept["users"] == {Pseudonymiser("test-key").one("C1"): {
         "category": "toys", "brand": "X", "price_band": "low"}}
+
+
+def test_the_shopper_store_follows_every_accepted_batch_and_catches_up(
+        settings: Settings, ingestor: Ingestor, tmp_path) -> None:
+    """Each accepted batch's curated positives land in the online store once; a store lost (or
+    an ingest killed after recording its batch) is rebuilt from the curated zone on the next
+    run, to the same state."""
+    from contracts.shopper_store import open_store
+    from contracts.tables import POSITIVE_EVENTS
+
+    _history(ingestor, tmp_path, days=3)
+    path = write_events(tmp_path / "hist", "2026-01-01", event_rows("2026-01-01"))
+    assert ingestor.ingest([path], SyntheticSource())[0].status == "duplicate"
+
+    events = read_table(ingestor.data, "events")
+    positive = events[events["event_type"].isin(POSITIVE_EVENTS)].sort_values(
+        ["timestamp", "event_id"])
+    store = open_store(settings.shopper_store_url, settings.shopper_store_limit)
+    expected = {u: tuple(g["item_id"]) for u, g in positive.groupby("user_id")}
+    assert {u: s.items for u, s in store.states(list(expected)).items()} == expected
+    assert store.freshness().events == len(positive) > 0
+
+    store.close()
+    ingestor.store.close()
+    file = Path(settings.shopper_store_url.removeprefix("sqlite:///"))
+    for lost in (file, file.with_name(file.name + "-wal"), file.with_name(file.name + "-shm")):
+        lost.unlink(missing_ok=True)
+    rebuilt = Ingestor(settings)
+    again = open_store(settings.shopper_store_url, settings.shopper_store_limit)
+    assert {u: s.items for u, s in again.states(list(expected)).items()} == expected
+    assert again.applied() == store.applied() == {
+        m["batch"] for m in rebuilt.data.read_manifests() if m["status"] == "accepted"}

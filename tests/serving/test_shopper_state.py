@@ -1,0 +1,71 @@
+"""The running endpoint answers from the online shopper store: a purchase sent as feedback is left
+out of the shopper's next answer at once, a shopper first seen after training is answered
+personally, and a batch another process applies is read without a restart."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from contracts.pseudonyms import Pseudonymiser
+from contracts.shopper_store import SQLITE_FILE, open_store
+from serving.shoppers import newer_than
+from tests.serving.conftest import KEY, Server
+
+
+def _items(page: dict) -> list[str]:
+    return [i["item_id"] for i in page["items"]]
+
+
+def test_feedback_purchases_make_a_new_shopper_known_and_are_not_offered_back(
+        server: Server) -> None:
+    shopper = "S-NEW-1"
+    status, cold = server.call("/recommend", {"user_id": shopper, "k": 4})
+    assert status == 200 and cold["fallback"] == "cold_start"
+    bought = ["I2", "I4"]
+    for item in bought:
+        status, answer = server.call("/feedback", {"user_id": shopper, "item_id": item,
+                                                   "event_type": "purchase"})
+        assert status == 200, answer
+
+    status, page = server.call("/recommend", {"user_id": shopper, "k": 6})
+
+    assert status == 200 and page["fallback"] is None, "personal: the store knows them now"
+    assert not set(_items(page)) & set(bought), "what they just bought is not offered back"
+    _, history = server.call("/history", {"user_id": shopper})
+    assert [i["item_id"] for i in history["items"]] == bought[::-1], "latest first"
+
+
+def test_a_batch_applied_by_another_process_is_served_without_a_restart(server: Server) -> None:
+    pseudonym = Pseudonymiser(KEY).one("S-NEW-2")
+    store = open_store(f"sqlite:///{server.data_dir / 'online' / SQLITE_FILE}", limit=1000)
+    now = pd.Timestamp.now(tz="UTC")
+    store.apply("test-batch-new-shopper", pd.DataFrame({
+        "user_id": pseudonym, "event_id": ["x1", "x2", "x3"], "item_id": ["I1", "I3", "I5"],
+        "event_type": "purchase", "timestamp": [now - pd.Timedelta(minutes=m) for m in (3, 2, 1)],
+    }))
+
+    deadline, page = time.monotonic() + 60, None
+    while time.monotonic() < deadline:
+        _, page = server.call("/recommend", {"user_id": "S-NEW-2", "k": 4})
+        if page["fallback"] is None:
+            break
+        time.sleep(0.2)
+
+    assert page is not None and page["fallback"] is None, page
+    assert not set(_items(page)) & {"I1", "I3", "I5"}
+    status, meta = server.call("/metadata", method="GET")
+    assert status == 200 and meta["shopper_state"]["store"] == "sqlite"
+    assert meta["shopper_state"]["last_batch"] == "test-batch-new-shopper"
+    assert meta["shopper_state"]["events"] >= 3
+
+
+def test_stored_events_after_the_snapshot_are_the_ones_appended() -> None:
+    snapshot = np.array([4, 5, 4])
+    # A store fed by every batch holds the snapshot's events, then the newer ones.
+    assert newer_than(snapshot, np.array([1, 4, 5, 4, 7, 8])).tolist() == [7, 8]
+    # A store that only saw what happened since (live feedback): all of it is newer.
+    assert newer_than(snapshot, np.array([9])).tolist() == [9]
+    assert newer_than(np.array([], int), np.array([2, 3])).tolist() == [2, 3]
