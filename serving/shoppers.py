@@ -51,10 +51,14 @@ class LiveShoppers:
     def freshness(self) -> Freshness:
         return self.store.freshness()
 
-    def _arrays(self, user: str, items: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-        # Items the model never saw (id 0) carry nothing it could read: they are left out.
+    def _arrays(self, user: str, items: tuple[str, ...]
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+        # Items the model never saw (id 0) carry nothing it could read: they are left out, and
+        # a shopper with nothing else stays unknown (a cold start, not a "personal" guess).
         ids = np.fromiter((self._index.get(i, 0) for i in items), np.int32, len(items))
         ids = ids[ids != 0]
+        if not len(ids):
+            return None
         snapshot = self._snapshot[0].get(user, np.zeros(0, np.int32))
         snapshot = snapshot[snapshot != 0]
         recent = np.concatenate([snapshot, newer_than(snapshot, ids)])[-self._length:]

@@ -69,3 +69,18 @@ def test_stored_events_after_the_snapshot_are_the_ones_appended() -> None:
     # A store that only saw what happened since (live feedback): all of it is newer.
     assert newer_than(snapshot, np.array([9])).tolist() == [9]
     assert newer_than(np.array([], int), np.array([2, 3])).tolist() == [2, 3]
+
+
+def test_a_shopper_whose_stored_items_the_model_never_saw_stays_a_cold_start(
+        server: Server) -> None:
+    status, _ = server.call("/feedback", {"user_id": "S-NEW-3", "item_id": "I1",
+                                          "event_type": "view"})
+    assert status == 200
+    store = open_store(f"sqlite:///{server.data_dir / 'online' / SQLITE_FILE}", limit=1000)
+    store.apply("test-batch-unseen-items", pd.DataFrame({
+        "user_id": Pseudonymiser(KEY).one("S-NEW-3"), "event_id": ["y1"],
+        "item_id": ["NOT-IN-THE-MODEL"], "event_type": "purchase",
+        "timestamp": [pd.Timestamp.now(tz="UTC")]}))
+    time.sleep(0.6)  # past the endpoint's read cache
+    _, page = server.call("/recommend", {"user_id": "S-NEW-3", "k": 3})
+    assert page["fallback"] == "cold_start", "a view is not a positive, an unseen item no signal"
