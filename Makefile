@@ -46,6 +46,7 @@ bench: setup
 	$(PY) bench/ingest.py
 	.venv/bin/shoprec benchmark --dataset ml-100k --json
 	.venv/bin/shoprec benchmark --dataset online-retail --json
+	$(PY) bench/fresh_state.py
 
 # Load test of the real endpoint on the demo's champion (needs `make demo` running: its MLflow).
 bench-serve: setup

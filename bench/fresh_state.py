@@ -1,0 +1,123 @@
+"""Benchmark: answers from what the shop knows now, without retraining (the online shopper store).
+
+A synthetic shop of ``--days`` days (default 28) is generated; its first ``--train-days`` (20) are
+ingested and trained on through the product path (``shoprec ingest``, ``shoprec train``, the
+gate); then the remaining days are ingested, with no retraining. The champion is loaded as the
+endpoint loads it (``serving.loading.load_engine``: the online store over the bundle's snapshot)
+and, beside it, the same model answering from its snapshot alone. For every shopper with a
+purchase or add-to-cart in the later days, both are asked for their top ``--k``:
+
+- ``new_shoppers``: shoppers first seen in the later days, and the share answered personally
+  (``fallback`` none) by each;
+- ``bought_back``: answers that recommend an item the shopper bought or carted in the later days
+  (the goal: none with the store).
+
+Prints one JSON object. Settings come from the environment; data and MLflow store live in a
+fresh work directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SHOPREC = str(Path(sys.executable).with_name("shoprec"))
+
+
+def _run(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run([SHOPREC, *args], capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"shoprec {args[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return done.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=28)
+    parser.add_argument("--train-days", type=int, default=20)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="shoprec-fresh-"))
+    data, raw, later = work / "data", work / "raw", work / "later"
+    env = os.environ | {"SHOPREC_PSEUDONYM_KEY": os.environ.get("SHOPREC_PSEUDONYM_KEY",
+                                                                 "bench-key"),
+                        "SHOPREC_DATA_DIR": str(data)}
+    os.environ.update(env)
+    try:
+        _run("generate", "--out", str(raw), "--days", str(args.days), "--seed", str(args.seed),
+             env=env)
+        days = sorted((raw / "events").glob("*.csv"))
+        later.mkdir()
+        for day in days[args.train_days:]:
+            shutil.move(day, later / day.name)
+        _run("ingest", str(raw), "--source", "synthetic", env=env)
+        started = time.perf_counter()
+        trained = json.loads(_run("train", "--json", env=env))
+        train_seconds = time.perf_counter() - started
+        if not trained["gate"]["promoted"]:
+            raise SystemExit(f"no champion to serve: {trained['gate']['reason']}")
+        _run("ingest", str(later), "--source", "synthetic", env=env)
+        print(json.dumps(_measure(data, args.k) | {
+            "days": args.days, "train_days": args.train_days, "k": args.k,
+            "train_seconds": round(train_seconds, 1),
+            "gate": trained["gate"]["reason"]}, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _measure(data: Path, k: int) -> dict:
+    from contracts.settings import Settings
+    from contracts.tables import POSITIVE_EVENTS
+    from pipelines.curated import read_table
+    from pipelines.zones import DataDir
+    from serving.loading import describe_served, load_engine
+
+    settings = Settings(data_dir=data)
+    info = describe_served(settings)
+    live = load_engine(settings, info)
+    frozen = load_engine(settings.model_copy(update={"shopper_store": "off"}), info)
+    events = read_table(DataDir(data), "events")
+    events = events[events["event_type"].isin(POSITIVE_EVENTS)]
+    first = events.groupby("user_id")["timestamp"].min()
+    cut = _window_end(info.window_end)  # the end of what the model was trained on
+    recent = events[events["timestamp"] > cut]
+    bought = {u: set(g) for u, g in recent.groupby("user_id")["item_id"]}
+    new = [u for u in bought if first[u] > cut]
+
+    async def answers(engine) -> dict[str, object]:
+        return {u: await engine.recommend(u, k, explain=False, pseudonymised=True)
+                for u in bought}
+
+    out = {"shoppers_active_later": len(bought), "new_shoppers": len(new)}
+    for name, engine in (("store", live), ("snapshot", frozen)):
+        pages = asyncio.run(answers(engine))
+        personal = [u for u in new if pages[u].fallback is None]
+        back = [u for u in bought
+                if {i["item_id"] for i in pages[u].items} & bought[u]]
+        out[name] = {"new_shoppers_personal_share": len(personal) / len(new) if new else None,
+                     "answers_with_an_item_bought_back": len(back),
+                     "share_bought_back": len(back) / len(bought) if len(bought) else None}
+    return out
+
+
+def _window_end(value: str):
+    import pandas as pd
+
+    moment = pd.Timestamp(value)
+    return moment.tz_convert("UTC") if moment.tzinfo else moment.tz_localize("UTC")
+
+
+if __name__ == "__main__":
+    main()
