@@ -52,6 +52,11 @@ bench: setup
 bench-serve: setup
 	SHOPREC_TRACKING_URI=http://127.0.0.1:5000 $(PY) bench/serve_load.py --data-dir .demo/data
 
+# What the online shopper store costs per request and how soon feedback counts, under load
+# (needs `make demo` running, and Redis on 127.0.0.1:6379 for its Redis run).
+bench-store: setup
+	SHOPREC_TRACKING_URI=http://127.0.0.1:5000 $(PY) bench/store_load.py --data-dir .demo/data
+
 # The cost curve (issue 17): every stage's time and peak RSS at synthetic shops of 1x, 4x and 16x
 # the demo's events (SIZES=1,4 for fewer); one JSON object. Long at 16x: run it on a quiet machine.
 bench-scale: setup

@@ -219,8 +219,9 @@ class Settings(BaseSettings):
     shopper_store: str | None = Field(
         default=None, description="The online shopper store that ingestion and /feedback write "
         "and the endpoint reads per request: sqlite:///FILE or redis://[user:password@]host:"
-        "port/db[?prefix=P]; default sqlite:///<local_dir>/online/shoppers.sqlite (the data "
-        "directory when local; none when the data is on an object store and local_dir is unset). "
+        "port/db[?prefix=P]; default sqlite:///<local_dir>/online/shoppers.sqlite; none when the "
+        "data directory is on an object store (hosts sharing data there share no local file: "
+        "set Redis). "
         "'off': the endpoint answers from the model bundle's histories alone.",
     )
     shopper_store_limit: int = Field(
@@ -370,13 +371,13 @@ class Settings(BaseSettings):
 
     @property
     def shopper_store_url(self) -> str | None:
-        """The shopper store in force; None when it is turned off, or when it would default to
-        a local file but nothing is local (data on an object store, no ``local_dir``)."""
+        """The shopper store in force; None when it is turned off, or by default when the data
+        is on an object store: hosts that share data there share no local file (set Redis)."""
         if self.shopper_store == "off":
             return None
         if self.shopper_store:
             return self.shopper_store
-        if self.local_dir is None and is_remote(self.data_dir):
+        if is_remote(self.data_dir):
             return None
         return f"sqlite:///{self.local_root / 'online' / SQLITE_FILE}"
 

@@ -47,7 +47,7 @@ class Engine:
     ) -> None:
         self.rec, self.info, self.pseudonymiser = recommender, info, pseudonymiser
         # The online store over the bundle's snapshot (None: the snapshot alone).
-        self.shoppers = None
+        self.shoppers: LiveShoppers | None = None
         if store is not None:
             self.shoppers = LiveShoppers(store, recommender.spec, recommender.histories,
                                          recommender.purchased)

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from contracts.shopper_store import Freshness, ShopperStore
+from contracts.shopper_store import ShopperStore
 from models.feature_spec import FeatureSpec
 
 TTL_SECONDS = 0.5
@@ -47,9 +47,6 @@ class LiveShoppers:
 
     def forget(self, user: str) -> None:
         self._cache.pop(user, None)
-
-    def freshness(self) -> Freshness:
-        return self.store.freshness()
 
     def _arrays(self, user: str, items: tuple[str, ...]
                 ) -> tuple[np.ndarray, np.ndarray] | None:
