@@ -7,7 +7,7 @@ export TF_USE_LEGACY_KERAS := 1
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup test test-production lint demo demo-stop prod-up prod-down bench bench-serve bench-scale clean
+.PHONY: setup test test-production lint demo demo-stop prod-up prod-down bench bench-serve bench-store bench-scale clean
 
 # `uv sync --frozen` is a no-op in about a second when the environment is current.
 setup:
