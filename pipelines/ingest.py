@@ -96,6 +96,8 @@ class Ingestor:
     """Ingests batches into one data directory; holds the GX context and history across batches."""
 
     def __init__(self, settings: Settings, data_dir: DataPath | None = None) -> None:
+        if data_dir is not None:  # what defaults to the data dir (the shopper store) follows it
+            settings = settings.model_copy(update={"data_dir": data_dir})
         self.settings = settings
         self.data = DataDir(data_dir or settings.data_dir).create()
         self.validator = BatchValidator(settings.expectations_dir, self.data, settings.data_docs)

@@ -35,7 +35,7 @@ TIMEOUT_S = 60.0
 SERVING_PACKAGES = ("bentoml", "fastapi", "mlflow", "tensorflow", "tf-keras",
                     "tensorflow-recommenders", "numpy", "pandas", "pyarrow", "scipy", "faiss-cpu",
                     "pydantic", "pydantic-settings", "pyyaml", "click", "prometheus-client",
-                    "universal-pathlib")
+                    "universal-pathlib", "redis")
 
 
 class EndpointUnavailable(RuntimeError):
