@@ -18,7 +18,9 @@ import numpy as np
 from contracts.shopper_store import ShopperStore
 from models.feature_spec import FeatureSpec
 
-TTL_SECONDS = 0.5
+# How long a read is reused: a batch ingested elsewhere shows within this (the goal is 60 s);
+# a shopper's own feedback at once (``forget``).
+TTL_SECONDS = 5.0
 _MAX_CACHED = 100_000
 
 
