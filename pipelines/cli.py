@@ -37,19 +37,32 @@ def data_dir_arg(value: str) -> DataPath:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shoprec")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="shoprec", description="Explainable shop recommendations, end to end.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("--version", action="version", version=f"shoprec {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     gen = commands.add_parser("generate", help="write a deterministic synthetic shop")
     gen.add_argument("--out", type=Path, required=True, help="output folder")
-    gen.add_argument("--days", type=int, default=30)
-    gen.add_argument("--seed", type=int, default=7)
-    gen.add_argument("--users", type=int, default=500)
-    gen.add_argument("--items", type=int, default=400)
+    gen.add_argument("--days", type=int, default=30,
+                     help="days of events, one file each (default %(default)s)")
+    gen.add_argument("--seed", type=int, default=7,
+                     help="same seed, same shop, byte for byte (default %(default)s)")
+    gen.add_argument("--users", type=int, default=500, help="shoppers (default %(default)s)")
+    gen.add_argument("--items", type=int, default=400,
+                     help="catalogue items (default %(default)s)")
     gen.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1),
-                     help="first day (YYYY-MM-DD)")
+                     help="first day, YYYY-MM-DD (default %(default)s)")
     gen.add_argument("--faults", action="store_true", help="add a few bad batches for demos")
 
     ing = commands.add_parser("ingest", help="land, validate and curate batches")

@@ -221,3 +221,16 @@ def test_benchmark_on_an_ingested_data_dir_passes_protocol_and_seed(
                  "--seed", "7", "--json"]) == 0
     assert calls == [(None, tmp_path, "temporal", 7)]
     assert json.loads(capsys.readouterr().out) == {"model": {"ndcg@10": 0.5}}
+
+
+def test_version_and_generate_help_say_what_a_newcomer_needs(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    shown = _run("--version", data_dir=tmp_path / "data")
+    assert shown.returncode == 0 and shown.stdout.strip() == f"shoprec {version('shoprec')}"
+    help_text = _run("generate", "--help", data_dir=tmp_path / "data").stdout
+    for flag, default in (("--days", "30"), ("--seed", "7"), ("--users", "500"),
+                          ("--items", "400"), ("--start", "2026-01-01")):
+        lines = help_text.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.strip().startswith(flag))
+        assert f"default {default}" in " ".join(lines[at:at + 2]), lines[at:at + 2]
