@@ -23,7 +23,7 @@ from models.feature_spec import FeatureSpec
 from models.inputs import ItemTable
 from models.item_item import ItemItem
 from models.retrieval import RetrievalModel
-from models.towers import ItemAttributes, embedding, masked_mean
+from models.towers import ItemAttributes, RebuiltFromBundle, embedding, masked_mean
 
 # The ranker's named features, in a fixed order: explanation attributions are reported per name.
 RANKING_FEATURES = (
@@ -35,7 +35,7 @@ WIDE = "history_items"  # one value per distinct past purchase, summed into the 
 PURCHASES = "purchases"  # the wide part's input: (b, M) distinct past purchases, right-aligned
 
 
-class RankingModel(tfrs.Model):
+class RankingModel(RebuiltFromBundle, tfrs.Model):
     def __init__(
         self,
         spec: FeatureSpec,

@@ -13,10 +13,10 @@ import tensorflow_recommenders as tfrs
 
 from models.feature_spec import FeatureSpec
 from models.inputs import ItemTable
-from models.towers import ItemEncoder, embedding, masked_mean
+from models.towers import ItemEncoder, RebuiltFromBundle, embedding, masked_mean
 
 
-class QueryTower(tf.keras.Model):
+class QueryTower(RebuiltFromBundle, tf.keras.Model):
     def __init__(self, spec: FeatureSpec, dim: int, history_dropout: float, dropout: float,
                  use_user_id: bool = True, use_context: bool = True):
         super().__init__()
@@ -48,7 +48,7 @@ class QueryTower(tf.keras.Model):
         return tf.math.l2_normalize(self.mlp(x, training=training), axis=-1)
 
 
-class CandidateTower(tf.keras.Model):
+class CandidateTower(RebuiltFromBundle, tf.keras.Model):
     def __init__(self, spec: FeatureSpec, table: ItemTable, dim: int):
         super().__init__()
         self.encoder = ItemEncoder(spec, table)
@@ -58,7 +58,7 @@ class CandidateTower(tf.keras.Model):
         return tf.math.l2_normalize(self.project(self.encoder(item_ids)), axis=-1)
 
 
-class RetrievalModel(tfrs.Model):
+class RetrievalModel(RebuiltFromBundle, tfrs.Model):
     """Two towers scored by a dot product of unit vectors (cosine), divided by a temperature."""
 
     def __init__(

@@ -13,6 +13,15 @@ from models.feature_spec import FeatureSpec
 from models.inputs import ItemTable
 
 
+class RebuiltFromBundle:
+    """For the subclassed models: they are rebuilt from the bundle's spec and TrainConfig
+    (``contracts.bundle``), never from a Keras config, so theirs is empty on purpose (without
+    this, Keras warns of "non-serializable objects" at every fit and evaluate)."""
+
+    def get_config(self) -> dict:
+        return {}
+
+
 class ItemAttributes(tf.keras.layers.Layer):
     """Gathers an item's attribute ids from the baked-in item table."""
 
