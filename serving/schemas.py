@@ -40,12 +40,19 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _example(body: dict) -> ConfigDict:
+    """A body's config with the example Swagger's "Try it out" starts from (the demo's ids)."""
+    return ConfigDict(**_Body.model_config, json_schema_extra={"examples": [body]})
+
+
 class Filters(_Body):
     category: Text | None = Field(default=None, max_length=128)
     max_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 class RecommendRequest(_Body):
+    model_config = _example({"user_id": "C000001", "k": 5,
+                             "filters": {"category": "kitchenware"}})
     user_id: Text | None = Field(
         default=None, min_length=1, max_length=128, pattern=r"\S",
         description="Raw customer id. Give this or `pseudonym`, not both.")
@@ -67,21 +74,26 @@ class RecommendRequest(_Body):
 
 
 class ExplainRequest(_Body):
+    model_config = _example({"user_id": "C000001", "item_id": "SKU00001"})
     user_id: Text = UserId
     item_id: Text = ItemId
 
 
 class SimilarRequest(_Body):
+    model_config = _example({"item_id": "SKU00001", "k": 5})
     item_id: Text = ItemId
     k: int = Field(default=10, ge=1, le=100)
 
 
 class HistoryRequest(_Body):
+    model_config = _example({"user_id": "C000001", "k": 5})
     user_id: Text = UserId
     k: int = Field(default=10, ge=1, le=100)
 
 
 class FeedbackRequest(_Body):
+    model_config = _example({"user_id": "C000001", "item_id": "SKU00001",
+                             "event_type": "purchase", "quantity": 1})
     user_id: Text = UserId
     item_id: Text = ItemId
     event_type: EventType
