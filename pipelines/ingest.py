@@ -123,7 +123,16 @@ class Ingestor:
         url = settings.shopper_store_url
         self.store = open_store(url, settings.shopper_store_limit) if url else None
         if self.store is not None:
-            self._catch_up_store(manifests)
+            self._store_safely(self._catch_up_store, manifests)
+
+    def _store_safely(self, write, *args) -> None:
+        """The shopper store is derived from curated data: an outage never fails ingestion, and
+        what it missed is caught up by the next run."""
+        try:
+            write(*args)
+        except Exception as err:
+            log.warning("shopper store not updated (%s: %s); the next ingest catches it up",
+                        type(err).__name__, err)
 
     def _catch_up_store(self, manifests: Iterable[dict[str, Any]]) -> None:
         """Apply the accepted batches the shopper store lacks, oldest first: a store set up
@@ -343,7 +352,7 @@ class Ingestor:
             self.history.recent.setdefault(batch.source, []).append(stats)
         self._record(batch, result, stats)
         if self.store is not None:  # after the record: a crash before this is caught up later
-            self.store.apply(batch.batch_id, conformed.tables.get("events"))
+            self._store_safely(self.store.apply, batch.batch_id, conformed.tables.get("events"))
         return result
 
     def _record(

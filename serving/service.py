@@ -215,9 +215,13 @@ async def feedback(body: schemas.FeedbackRequest) -> dict:
         FEEDBACK.append, user, body.item_id, body.event_type, body.quantity, body.unit_price,
         moment)
     if STORE is not None and body.event_type in POSITIVE_EVENTS:  # live for the next answer
-        await asyncio.to_thread(STORE.apply, LIVE, pd.DataFrame({
-            "user_id": [user], "event_id": [event_id], "item_id": [body.item_id],
-            "event_type": [body.event_type], "timestamp": [moment]}))
+        try:
+            await asyncio.to_thread(STORE.apply, LIVE, pd.DataFrame({
+                "user_id": [user], "event_id": [event_id], "item_id": [body.item_id],
+                "event_type": [body.event_type], "timestamp": [moment]}))
+        except Exception as err:  # it is in the inbox: the next ingest puts it in the store
+            log.warning("shopper store not updated by feedback %s (%s: %s)", event_id,
+                        type(err).__name__, err)
         for served in (HOLDER.engine, HOLDER.rollout and HOLDER.rollout.candidate):
             if served is not None and served.shoppers is not None:
                 served.shoppers.forget(user)
@@ -232,9 +236,12 @@ async def metadata() -> dict:
     event loop, where the rollout counts are kept, so it reads them whole."""
     state = None
     if STORE is not None:
-        fresh = await asyncio.to_thread(STORE.freshness)
-        state = {"store": type(STORE).__name__.removesuffix("ShopperStore").lower()
-                 } | fresh.to_json()
+        try:
+            fresh = await asyncio.to_thread(STORE.freshness)
+            state = {"store": type(STORE).__name__.removesuffix("ShopperStore").lower()
+                     } | fresh.to_json()
+        except Exception as err:  # the model's metadata still answers; the log says why
+            log.warning("shopper store unreadable (%s: %s)", type(err).__name__, err)
     return _metadata(_engine()) | {"shopper_state": state, "rollout": _rollout(HOLDER.rollout),
                                    "rollbacks": list(HOLDER.rollbacks)}
 

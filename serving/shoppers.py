@@ -10,6 +10,7 @@ kept for ``ttl`` seconds, so the handful of lookups one request makes cost one s
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 
@@ -21,6 +22,7 @@ from models.feature_spec import FeatureSpec
 # How long a read is reused: a batch ingested elsewhere shows within this (the goal is 60 s);
 # a shopper's own feedback at once (``forget``).
 TTL_SECONDS = 5.0
+log = logging.getLogger(__name__)
 _MAX_CACHED = 100_000
 
 
@@ -40,7 +42,12 @@ class LiveShoppers:
         hit = self._cache.get(user)
         if hit is not None and hit[0] > now:
             return hit[1]
-        state = self.store.states([user]).get(user)
+        try:
+            state = self.store.states([user]).get(user)
+        except Exception as err:  # a store outage costs freshness, never an answer
+            log.warning("shopper store unreadable (%s: %s): answering from the snapshot",
+                        type(err).__name__, err)
+            state = None
         value = None if state is None else self._arrays(user, state.items)
         if len(self._cache) >= _MAX_CACHED:
             self._cache.clear()

@@ -157,3 +157,18 @@ def test_the_shopper_store_follows_every_accepted_batch_and_catches_up(
     assert {u: s.items for u, s in again.states(list(expected)).items()} == expected
     assert again.applied() == store.applied() == {
         m["batch"] for m in rebuilt.data.read_manifests() if m["status"] == "accepted"}
+
+
+def test_a_shopper_store_that_is_down_never_fails_ingestion(settings: Settings, tmp_path,
+                                                            caplog) -> None:
+    """The store is derived state: with it unreachable the batch is still accepted and curated,
+    and the warning says the next run catches it up."""
+    down = settings.model_copy(update={"shopper_store": "redis://127.0.0.1:1/0"})
+    ingestor = Ingestor(down)
+    ingestor.ingest([write_catalogue(tmp_path / "catalogue")], SyntheticSource())
+    path = write_events(tmp_path / "in", "2026-01-05", event_rows("2026-01-05"))
+
+    [result] = ingestor.ingest([path], SyntheticSource())
+
+    assert result.status == "accepted" and result.rows_accepted > 0
+    assert "next ingest catches it up" in caplog.text

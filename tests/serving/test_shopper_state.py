@@ -83,3 +83,19 @@ def test_a_shopper_whose_stored_items_the_model_never_saw_stays_a_cold_start(
         "timestamp": [pd.Timestamp.now(tz="UTC")]}))
     _, page = server.call("/recommend", {"user_id": "S-NEW-3", "k": 3})
     assert page["fallback"] == "cold_start", "a view is not a positive, an unseen item no signal"
+
+
+def test_a_store_outage_answers_from_the_snapshot() -> None:
+    from contracts.shopper_store import open_store as open_any
+    from models.feature_spec import Vocabulary
+    from serving.shoppers import LiveShoppers
+
+    class Spec:  # the two things LiveShoppers reads of a feature spec
+        items = Vocabulary("item_id", ("[UNK]", "A", "B"))
+        history_length = 3
+
+    snapshot = {"u1": np.array([0, 1, 2], np.int32)}
+    live = LiveShoppers(open_any("redis://127.0.0.1:1/0", limit=10), Spec(), snapshot,
+                        {"u1": np.array([1, 2], np.int32)})
+    assert live.histories["u1"].tolist() == [0, 1, 2] and "u1" in live.histories
+    assert "u2" not in live.histories and live.purchased.get("u2") is None
