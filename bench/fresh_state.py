@@ -10,7 +10,11 @@ purchase or add-to-cart in the later days, both are asked for their top ``--k``:
 - ``new_shoppers``: shoppers first seen in the later days, and the share answered personally
   (``fallback`` none) by each;
 - ``bought_back``: answers that recommend an item the shopper bought or carted in the later days
-  (the goal: none with the store).
+  (the goal: none with the store);
+- ``new_products``: then a catalogue batch of products the model never saw (copies of existing
+  items' content under new ids) is ingested; per product, the share of shoppers whose planted
+  category it has that get it in their top ``--k``, over the share for the other shoppers (the
+  goal: at least 3x).
 
 Prints one JSON object. Settings come from the environment; data and MLflow store live in a
 fresh work directory.
@@ -28,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -47,6 +53,7 @@ def main() -> None:
     parser.add_argument("--train-days", type=int, default=20)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--new-items", type=int, default=3, help="new products per category")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="shoprec-fresh-"))
@@ -69,7 +76,9 @@ def main() -> None:
         if not trained["gate"]["promoted"]:
             raise SystemExit(f"no champion to serve: {trained['gate']['reason']}")
         _run("ingest", str(later), "--source", "synthetic", env=env)
-        print(json.dumps(_measure(data, args.k) | {
+        added = _new_products(raw, work / "new-items", args.new_items)
+        _run("ingest", str(work / "new-items"), "--source", "synthetic", env=env)
+        print(json.dumps(_measure(data, args.k) | _new_product_hits(data, raw, added, args.k) | {
             "days": args.days, "train_days": args.train_days, "k": args.k,
             "train_seconds": round(train_seconds, 1),
             "gate": trained["gate"]["reason"]}, indent=2))
@@ -110,6 +119,58 @@ def _measure(data: Path, k: int) -> dict:
                      "answers_with_an_item_bought_back": len(back),
                      "share_bought_back": len(back) / len(bought) if len(bought) else None}
     return out
+
+
+def _new_products(raw: Path, folder: Path, per_category: int):
+    """A catalogue batch of products the model never saw: copies of existing items' content
+    (category, brand, price) under new ids and titles, ``per_category`` of each category."""
+    import pandas as pd
+
+    items = pd.read_csv(raw / "items.csv")
+    picked = items.groupby("category", group_keys=False).apply(
+        lambda g: g.sample(min(per_category, len(g)), random_state=0))
+    added = picked.assign(item_id=[f"NEW{i:05d}" for i in range(len(picked))],
+                          title="New " + picked["title"].astype(str))
+    folder.mkdir(parents=True, exist_ok=True)
+    added.to_csv(folder / "items.csv", index=False)
+    return added
+
+
+def _new_product_hits(data: Path, raw: Path, added, k: int) -> dict:
+    """Per new product, the share of shoppers whose planted category it has that get it in
+    their top ``k``, over the same share for the other shoppers."""
+    from contracts.pseudonyms import Pseudonymiser
+    from contracts.settings import Settings
+    from serving.loading import describe_served, load_engine
+
+    settings = Settings(data_dir=data)
+    engine = load_engine(settings, describe_served(settings))
+    truth = json.loads((raw / "ground_truth.json").read_text())["users"]
+    pseudonym = Pseudonymiser(settings.require_pseudonym_key())
+    new_ids = set(added["item_id"])
+    category = dict(zip(added["item_id"], added["category"], strict=True))
+
+    async def tops() -> dict[str, set[str]]:
+        out = {}
+        for raw_id in truth:
+            page = await engine.recommend(pseudonym.one(raw_id), k, explain=False,
+                                          pseudonymised=True)
+            out[raw_id] = {i["item_id"] for i in page.items if i["item_id"] in new_ids}
+        return out
+
+    shown = asyncio.run(tops())
+    matching, other = [], []
+    for raw_id, prefs in truth.items():
+        for item in new_ids:
+            (matching if prefs["category"] == category[item] else other).append(
+                item in shown[raw_id])
+    rate, base = float(np.mean(matching)), float(np.mean(other))
+    return {"new_products": {
+        "added": len(new_ids), "served_model_knows": int(engine.rec.is_new.sum()),
+        "marked_new_in_answers": all(bool(engine.rec.is_new[engine.rec.item_index[i]])
+                                     for i in new_ids),
+        "hit_rate_matching": round(rate, 4), "hit_rate_other": round(base, 4),
+        "matching_over_other": round(rate / base, 2) if base else None}}
 
 
 def _window_end(value: str):

@@ -57,7 +57,7 @@ class Answers:
         key = str(self.rec.item_ids[index])
         return {"item_id": key, "title": self.rec.titles[key],
                 "category": str(self.rec.category[index]), "price": self.prices[index],
-                "score": score, "rank": rank}
+                "score": score, "rank": rank, "new": bool(self.rec.is_new[index])}
 
     def popular(self, k: int, explain: bool, filters: Filters) -> list[dict]:
         """Best sellers within the requested segment, for shoppers the model does not know.

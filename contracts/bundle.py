@@ -57,9 +57,13 @@ def save_bundle(
     return folder
 
 
-def load_bundle(folder: Path, retrieve_n: int | None = None):
-    """Rebuild the two-stage recommender from a bundle folder (TensorFlow imported here)."""
+def load_bundle(folder: Path, retrieve_n: int | None = None,
+                catalogue_now: pd.DataFrame | None = None):
+    """Rebuild the two-stage recommender from a bundle folder (TensorFlow imported here).
+    ``catalogue_now``: the shop's catalogue as it is now; its items the model never saw are
+    added, recommended from their content (``inputs.with_added_items``)."""
     from models.fit import TrainConfig, ranking_model, retrieval_model
+    from models.inputs import with_added_items
     from models.two_stage import TwoStageRecommender
 
     folder = Path(folder)
@@ -68,6 +72,14 @@ def load_bundle(folder: Path, retrieve_n: int | None = None):
     config = TrainConfig(**{k: v for k, v in raw.items() if k in TrainConfig.__dataclass_fields__})
     table = load_arrays(folder / TABLE, ItemTable)
     catalogue = pd.read_parquet(folder / CATALOGUE)
+    added: list[str] = []
+    if catalogue_now is not None and len(catalogue_now):
+        fresh = catalogue_now.drop_duplicates("item_id", keep="last")
+        fresh = fresh[~fresh["item_id"].astype(str).isin(list(spec.items.values))]
+        added = fresh["item_id"].astype(str).tolist()
+        table = with_added_items(spec, table, fresh, added)
+        catalogue = pd.concat([catalogue, fresh[[c for c in catalogue.columns if c in fresh]]],
+                              ignore_index=True)
     with np.load(folder / USERS, allow_pickle=False) as arrays:
         keys = [str(k) for k in arrays["keys"]]
         histories = dict(zip(keys, arrays["histories"], strict=True))
@@ -85,6 +97,7 @@ def load_bundle(folder: Path, retrieve_n: int | None = None):
     return TwoStageRecommender(
         spec, table, retrieval, ranker, catalogue, histories, purchased,
         retrieve_n=retrieve_n or config.retrieve_n, item_item_n=config.item_item_n,
+        added_items=added,
     )
 
 

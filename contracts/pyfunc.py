@@ -50,16 +50,18 @@ def bundle_folder(model_dir: Path | str) -> Path:
     return folder
 
 
-def load_logged(uri: str, folder: Path | None = None):
+def load_logged(uri: str, folder: Path | None = None, catalogue_now=None):
     """The two-stage model an MLflow model URI names (``models:/...``, ``runs:/...``), loaded
-    from its bundle files; ``folder``: an already downloaded copy (a BentoML store model). The
+    from its bundle files; ``folder``: an already downloaded copy (a BentoML store model);
+    ``catalogue_now``: the shop's catalogue now, whose items the model never saw it adds. The
     one way the endpoint, the gate and batch scoring load a model: nothing is unpickled."""
     from contracts.bundle import load_bundle
 
     if folder is not None:
-        return load_bundle(bundle_folder(folder))
+        return load_bundle(bundle_folder(folder), catalogue_now=catalogue_now)
     with tempfile.TemporaryDirectory(prefix="shoprec-model-") as tmp:
-        return load_bundle(bundle_folder(mlflow.artifacts.download_artifacts(uri, dst_path=tmp)))
+        return load_bundle(bundle_folder(mlflow.artifacts.download_artifacts(uri, dst_path=tmp)),
+                           catalogue_now=catalogue_now)
 
 
 class TwoStagePyfunc(mlflow.pyfunc.PythonModel):

@@ -229,6 +229,11 @@ class Settings(BaseSettings):
         "latest by event time); the model reads at most its history length of them, the "
         "exclusion of purchased items all of them beside the bundle's record.",
     )
+    shopper_store_refresh_seconds: float = Field(
+        default=30.0, gt=0, description="How often the endpoint looks for catalogue items the "
+        "shopper store holds and the served model cannot recommend yet (new products); found, "
+        "it rebuilds the model's engine with them, recommended from their content.",
+    )
     source: str = Field(default="synthetic", description="Source adapter of the inbox batches.")
     dataset: str = Field(default="synthetic", description="Names the MLflow experiment.")
     train_config: dict[str, Any] = Field(

@@ -1,9 +1,10 @@
 """The online shopper store: each shopper's latest positive events, as the endpoint reads them.
 
-The model bundle freezes the shoppers' histories at training time; this store holds the shop's
-state now. Ingestion writes every accepted batch's curated positives into it, ``POST /feedback``
-each purchase as it happens, and the endpoint reads a shopper's state per request, so new
-purchases, new shoppers and feedback count without retraining.
+The model bundle freezes the shoppers' histories and the catalogue at training time; this store
+holds the shop's state now. Ingestion writes every accepted batch's curated positives and
+catalogue rows into it, ``POST /feedback`` each purchase as it happens, and the endpoint reads a
+shopper's state per request (and the catalogue when it changes), so new purchases, new shoppers,
+new products and feedback count without retraining.
 
 Applying is idempotent twice over: a batch applied again changes nothing (its id is recorded with
 its events, in one transaction or one Redis script), and an event is keyed by shopper and
@@ -16,6 +17,7 @@ wait for a writer) and Redis (the production profile).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -30,6 +32,8 @@ from contracts.tables import POSITIVE_EVENTS
 
 SQLITE_FILE = "shoppers.sqlite"
 LIVE = ""  # the batch id of events applied one by one as they happen
+# What the endpoint needs of an item to recommend one it was not trained on.
+CATALOGUE_COLUMNS = ("item_id", "title", "category", "brand", "price")
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,15 @@ class Freshness:
 class ShopperStore(Protocol):
     limit: int
 
-    def apply(self, batch_id: str, events: pd.DataFrame | None) -> int:
-        """Add a batch's positive events (events-table columns); returns how many were new,
-        -1 when the batch was applied before (nothing changes). ``batch_id`` "" (``LIVE``):
-        events applied as they happen (feedback), recorded under no batch."""
+    def apply(self, batch_id: str, events: pd.DataFrame | None,
+              items: pd.DataFrame | None = None) -> int:
+        """Add a batch's positive events (events-table columns) and catalogue rows (items-table
+        columns; an item's latest row wins); returns how many events were new, -1 when the
+        batch was applied before (nothing changes). ``batch_id`` "" (``LIVE``): events applied
+        as they happen (feedback), recorded under no batch."""
+
+    def catalogue(self) -> pd.DataFrame:
+        """The catalogue rows applied so far, one per item (``CATALOGUE_COLUMNS``)."""
 
     def applied(self) -> set[str]:
         """The ids of the batches applied so far."""
@@ -97,6 +106,23 @@ def positives(events: pd.DataFrame) -> list[tuple[str, str, str, float]]:
     return sorted(rows, key=lambda r: (r[3], r[1]))
 
 
+def catalogue_rows(items: pd.DataFrame | None) -> list[tuple]:
+    """(item_id, title, category, brand, price) per item, the last row of an item winning;
+    missing values None."""
+    if items is None or items.empty:
+        return []
+    frame = items.drop_duplicates("item_id", keep="last").reindex(columns=CATALOGUE_COLUMNS)
+    frame = frame.astype(object).where(frame.notna(), None)
+    return [(str(r[0]), *(None if v is None else (float(v) if i == 3 else str(v))
+                         for i, v in enumerate(r[1:]))) for r in frame.itertuples(index=False)]
+
+
+def _catalogue_frame(rows: Iterable[tuple]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows), columns=list(CATALOGUE_COLUMNS))
+    frame["price"] = pd.to_numeric(frame["price"], errors="coerce")
+    return frame
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
@@ -115,6 +141,8 @@ class SQLiteShopperStore:
         "CREATE INDEX IF NOT EXISTS events_by_time ON events (user_id, ts, event_id)",
         "CREATE TABLE IF NOT EXISTS batches (batch_id TEXT PRIMARY KEY, applied_at TEXT NOT NULL, "
         "events INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS items (item_id TEXT PRIMARY KEY, title TEXT, category TEXT, "
+        "brand TEXT, price REAL)",
     )
 
     def __init__(self, path: Path, limit: int) -> None:
@@ -134,8 +162,9 @@ class SQLiteShopperStore:
             self._local.db = db
         return db
 
-    def apply(self, batch_id: str, events: pd.DataFrame | None) -> int:
-        rows = positives(events)
+    def apply(self, batch_id: str, events: pd.DataFrame | None,
+              items: pd.DataFrame | None = None) -> int:
+        rows, catalogue = positives(events), catalogue_rows(items)
         db = self._connection()
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -147,6 +176,7 @@ class SQLiteShopperStore:
             db.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)", rows)
             added = db.total_changes - before
             self._prune(db, {r[0] for r in rows})
+            db.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?)", catalogue)
             if batch_id != LIVE:
                 db.execute("INSERT INTO batches VALUES (?, ?, ?)", (batch_id, _now(), added))
             db.execute("COMMIT")
@@ -176,6 +206,10 @@ class SQLiteShopperStore:
             if rows:
                 out[user] = ShopperState(tuple(i for i, _ in rows), _moment(rows[-1][1]))
         return out
+
+    def catalogue(self) -> pd.DataFrame:
+        return _catalogue_frame(self._connection().execute(
+            "SELECT item_id, title, category, brand, price FROM items"))
 
     def freshness(self) -> Freshness:
         db = self._connection()
@@ -231,8 +265,15 @@ class RedisShopperStore:
         self._apply = self._client.register_script(_APPLY)
         self._batches, self._meta = f"{self.prefix}:batches", f"{self.prefix}:meta"
         self._shopper = f"{self.prefix}:shopper:"
+        self._items = f"{self.prefix}:items"
 
-    def apply(self, batch_id: str, events: pd.DataFrame | None) -> int:
+    def apply(self, batch_id: str, events: pd.DataFrame | None,
+              items: pd.DataFrame | None = None) -> int:
+        if batch_id != LIVE and self._client.hexists(self._batches, batch_id):
+            return -1
+        catalogue = catalogue_rows(items)
+        if catalogue:  # before the batch is marked: a crash in between re-applies it whole
+            self._client.hset(self._items, mapping={r[0]: json.dumps(r[1:]) for r in catalogue})
         args: list[str | float] = [batch_id, _now(), self.limit, self._shopper]
         for user, event, item, seconds in positives(events):
             args += [user, repr(seconds), f"{event}{_SEPARATOR}{item}"]
@@ -252,6 +293,10 @@ class RedisShopperStore:
                 items = tuple(m.split(_SEPARATOR, 1)[1] for m, _ in members)
                 out[user] = ShopperState(items, _moment(members[-1][1]))
         return out
+
+    def catalogue(self) -> pd.DataFrame:
+        return _catalogue_frame((key, *json.loads(value))
+                                for key, value in self._client.hgetall(self._items).items())
 
     def freshness(self) -> Freshness:
         meta = self._client.hgetall(self._meta)

@@ -7,7 +7,7 @@ both call these so training and serving features cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -36,14 +36,19 @@ class ItemTable:
         }
 
 
-def item_table(spec: FeatureSpec, items: pd.DataFrame, interactions: pd.Series) -> ItemTable:
-    """Items aligned to the spec's item vocabulary; items missing from ``items`` stay zero."""
-    n = spec.items.size
+def item_table(spec: FeatureSpec, items: pd.DataFrame, interactions: pd.Series,
+               added: Sequence[str] = ()) -> ItemTable:
+    """Items aligned to the spec's item vocabulary, then ``added`` (catalogue items that came
+    after training: ids from ``spec.items.size`` on, no popularity); items missing from
+    ``items`` stay zero."""
+    keys = [*spec.items.values, *added]
+    n = len(keys)
     frame = items.drop_duplicates("item_id", keep="last").set_index("item_id")
-    frame = frame.reindex(list(spec.items.values))
+    frame = frame.reindex(keys)
     price = pd.to_numeric(frame["price"], errors="coerce").astype(float).to_numpy()
     counts = interactions.value_counts()
-    popularity = np.array([counts.get(v, 0) for v in spec.items.values], np.float32)
+    popularity = np.array([counts.get(v, 0) for v in spec.items.values] + [0] * len(added),
+                          np.float32)
     popularity[0] = 0
     return ItemTable(
         item_id=np.arange(n, dtype=np.int32),
@@ -56,6 +61,17 @@ def item_table(spec: FeatureSpec, items: pd.DataFrame, interactions: pd.Series) 
         ),
         popularity=popularity / max(popularity.sum(), 1.0),
     )
+
+
+def with_added_items(spec: FeatureSpec, table: ItemTable, catalogue: pd.DataFrame,
+                     added: Sequence[str]) -> ItemTable:
+    """``table`` followed by the rows of ``added`` items (their content from ``catalogue``)."""
+    if not len(added):
+        return table
+    rows = item_table(spec, catalogue, pd.Series([], dtype=str), added)
+    n = spec.items.size
+    return ItemTable(**{f.name: np.concatenate([getattr(table, f.name), getattr(rows, f.name)[n:]])
+                        for f in fields(ItemTable)})
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from models.towers import known_ids
+
 RECENCY_BUCKETS = 16  # ranks 0, 1-2, 3-6, ...: the last bucket holds every rank past 32,766
 
 
@@ -64,6 +66,8 @@ class ItemItem(tf.keras.layers.Layer):
         ids = purchases if self.record else history
         if not self.enabled:
             return tf.zeros(tf.shape(ids), tf.float32)
+        # Items added after training have no row or column in B: they read as padding.
+        ids, items = known_ids(ids, self.n_items), known_ids(items, self.n_items)
         flat = tf.reshape(self.matrix, [-1])
         index = tf.cast(ids, tf.int64) * self.n_items + tf.cast(items, tf.int64)[:, None]
         values = tf.gather(flat, index)

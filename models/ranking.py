@@ -23,7 +23,7 @@ from models.feature_spec import FeatureSpec
 from models.inputs import ItemTable
 from models.item_item import ItemItem
 from models.retrieval import RetrievalModel
-from models.towers import ItemAttributes, RebuiltFromBundle, embedding, masked_mean
+from models.towers import ItemAttributes, RebuiltFromBundle, embedding, known_ids, masked_mean
 
 # The ranker's named features, in a fixed order: explanation attributions are reported per name.
 RANKING_FEATURES = (
@@ -101,6 +101,7 @@ class RankingModel(RebuiltFromBundle, tfrs.Model):
     def embed(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """One dense vector per named feature (numeric features as 1-wide vectors)."""
         items = features["item_id"]
+        trained = known_ids(items, self.trend.shape[0])  # new catalogue items: id 0 there
         history = features["history"]
         a = self.attributes(items)
         h = self.attributes(history)
@@ -125,7 +126,7 @@ class RankingModel(RebuiltFromBundle, tfrs.Model):
         return {
             "user_id": ids("user_id", features["user_id"]),
             "history": ids("history", history),
-            "item_id": ids("item_id", items),
+            "item_id": ids("item_id", trained),
             "category": e["category"](a["category"]),
             "brand": e["brand"](a["brand"]),
             "price_band": e["price_band"](a["price_band"]),
@@ -138,13 +139,13 @@ class RankingModel(RebuiltFromBundle, tfrs.Model):
             "price_band_affinity": share(a["price_band"], h["price_band"]),
             # log(1 + share x catalogue size): about 0 for rare items, a few units for hits.
             "popularity": tf.math.log1p(
-                tf.gather(self.popularity, items) * float(self.popularity.shape[0])
+                tf.gather(self.popularity, items) * float(self.trend.shape[0])
             )[..., None],
             # Two tower passes per pair: skipped entirely when the feature is excluded.
             "retrieval_score": tf.zeros_like(a["log_price"][..., None])
             if "retrieval_score" in self.excluded
             else tf.stop_gradient(self._similarity(features)),
-            "trend": tf.gather(self.trend, items)[..., None],
+            "trend": tf.gather(self.trend, trained)[..., None],
             WIDE: self.item_item(features[PURCHASES], history, items),
         }
 

@@ -164,8 +164,12 @@ class ValueBook:
     COUNTED = ("category", "brand", "price_band")
 
     def __init__(self, spec: FeatureSpec, table: ItemTable,
-                 titles: Mapping[str, str] | None = None) -> None:
+                 titles: Mapping[str, str] | None = None,
+                 keys: Sequence[str] | None = None) -> None:
+        """``keys``: each item id's key (default the spec's vocabulary; a served catalogue
+        with items added after training holds more)."""
         self.spec, self.table, self.titles = spec, table, titles or {}
+        self.keys = list(keys) if keys is not None else list(spec.items.values)
         self._items: dict[int, dict[str, str]] = {}
         self._hours = [spec.display("hour", h) for h in range(24)]
         self._days = [spec.display("day_of_week", d) for d in range(7)]
@@ -213,7 +217,7 @@ class ValueBook:
 
     def prepare(self) -> None:
         """Work out every item's part now (the endpoint's warm-up), not on a first request."""
-        for item in range(1, self.spec.items.size):
+        for item in range(1, len(self.keys)):
             self._item(item)
 
     def _item(self, item: int) -> dict[str, str]:
@@ -227,7 +231,7 @@ class ValueBook:
         category = spec.categories.values[category_id] if category_id else None
         brand = spec.brands.values[brand_id] if brand_id else None
         band = PRICE_BANDS[band_id - 1] if band_id else None
-        key = spec.items.values[item]
+        key = self.keys[item]
         price = float(np.expm1(table.log_price[item]))
         share = float(table.popularity[item])
         known = self._items[item] = {

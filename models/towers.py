@@ -43,6 +43,13 @@ class ItemAttributes(tf.keras.layers.Layer):
         }
 
 
+def known_ids(ids: tf.Tensor, trained: int) -> tf.Tensor:
+    """Item ids the model trained an embedding (or an item-item row) for; an item added to the
+    catalogue after training (id ``>= trained``) reads as the unknown item 0 there, while its
+    attributes (category, brand, price, title) are its own."""
+    return tf.where(ids < trained, ids, tf.zeros_like(ids))
+
+
 def embedding(size: int, dim: int, l2: float = 1e-6, name: str | None = None):
     return tf.keras.layers.Embedding(
         size, dim, embeddings_regularizer=tf.keras.regularizers.l2(l2), name=name
@@ -62,6 +69,7 @@ class ItemEncoder(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         dims = spec.embedding_dims
         self.attributes = ItemAttributes(table)
+        self.trained = spec.items.size
         self.item = embedding(spec.items.size, dims["item_id"])
         self.category = embedding(spec.categories.size, dims["category"])
         self.brand = embedding(spec.brands.size, dims["brand"])
@@ -72,7 +80,7 @@ class ItemEncoder(tf.keras.layers.Layer):
         a = self.attributes(item_ids)
         return tf.concat(
             [
-                self.item(item_ids),
+                self.item(known_ids(item_ids, self.trained)),
                 self.category(a["category"]),
                 self.brand(a["brand"]),
                 self.price_band(a["price_band"]),

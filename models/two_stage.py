@@ -94,9 +94,16 @@ class TwoStageRecommender:
         purchased: dict[str, np.ndarray],
         retrieve_n: int = 200,
         item_item_n: int = 100,
+        added_items: Sequence[str] = (),
     ) -> None:
+        """``added_items``: catalogue items that came after training, in the order ``table``
+        (and the models built on it, ``inputs.with_added_items``) holds them after the trained
+        ones: recommended from their content, marked ``is_new``."""
         self.spec, self.table = spec, table
-        self.retrieve_n = min(retrieve_n, spec.items.size - 1)
+        n = spec.items.size + len(added_items)
+        if len(table.item_id) != n:
+            raise ValueError(f"the item table has {len(table.item_id)} rows for {n} items")
+        self.retrieve_n = min(retrieve_n, n - 1)
         self.item_item_n = min(item_item_n, spec.items.size - 1)
         # B as NumPy: the item-item candidates are one sparse-dense product per batch.
         self.ease = ranker.item_item.matrix.numpy() if ranker.item_item.enabled else None
@@ -104,19 +111,20 @@ class TwoStageRecommender:
         # input and what a recommendation leaves out.
         self.histories, self.purchased = histories, purchased
         self.user_index = spec.users.index()
-        self.item_index = spec.items.index()
+        self.item_ids = np.array([*spec.items.values, *added_items], dtype=object)
+        self.item_index = {key: i for i, key in enumerate(self.item_ids)}
+        self.is_new = np.arange(n) >= spec.items.size
         length = spec.history_length
-        ids = tf.range(spec.items.size)
+        ids = tf.range(n)
         candidates = retrieval.candidate_tower(ids).numpy()
         candidates[0] = 0.0  # the unknown item is never recommended
         self.candidate_embeddings = tf.constant(candidates)
         self.embeddings = candidates
         self.index = build_index(candidates)
         frame = catalogue.drop_duplicates("item_id", keep="last").set_index("item_id")
-        frame = frame.reindex(list(spec.items.values))
+        frame = frame.reindex(list(self.item_ids))
         self.category = frame["category"].astype("string").fillna("").to_numpy(dtype=object)
         self.price = pd.to_numeric(frame["price"], errors="coerce").to_numpy(dtype=float)
-        self.item_ids = np.array(spec.items.values, dtype=object)
         titles = frame["title"].astype("string") if "title" in frame else None
         self.titles = {key: (str(titles.iloc[i]) if titles is not None
                              and isinstance(titles.iloc[i], str) else str(key))
@@ -284,10 +292,10 @@ class TwoStageRecommender:
         """EASE's top ``item_item_n`` ids and scores per row of distinct past purchases
         (right-aligned, 0 = padding), banned ids never (-inf)."""
         assert self.ease is not None
-        n = self.ease.shape[0]
-        scores = np.asarray(bag_matrix(list(purchases), n) @ self.ease)
+        n = self.ease.shape[0]  # items added after training have no column in B: left out
+        scores = np.asarray(bag_matrix([p[p < n] for p in purchases], n) @ self.ease)
         for row, items in enumerate(banned):
-            scores[row, items] = -np.inf
+            scores[row, items[items < n]] = -np.inf
         m = min(self.item_item_n, n)
         top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
         return top, np.take_along_axis(scores, top, axis=1)
@@ -384,7 +392,7 @@ class TwoStageRecommender:
     @cached_property
     def value_book(self) -> ValueBook:
         """What explained pairs' features read as; per-item parts kept across requests."""
-        return ValueBook(self.spec, self.table, self.titles)
+        return ValueBook(self.spec, self.table, self.titles, self.item_ids)
 
     @cached_property
     def ig_baseline(self) -> dict[str, np.ndarray]:

@@ -37,7 +37,7 @@ import pandas as pd
 
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings
-from contracts.shopper_store import open_store
+from contracts.shopper_store import CATALOGUE_COLUMNS, open_store
 from contracts.storage import DataPath, is_remote, local_copy, put, write_atomic
 from contracts.tables import POSITIVE_EVENTS
 from pipelines.batch_result import BatchResult
@@ -142,14 +142,18 @@ class Ingestor:
                           and m["batch"] not in applied), key=lambda m: m["ingested_at"])
         if not missing:
             return
-        root = self.data.curated / "events"
-        files = {f.stem: f for f in root.glob("batch_date=*/*.parquet")} if root.is_dir() else {}
+        files = {}
+        for table in ("events", "items"):
+            root = self.data.curated / table
+            files[table] = ({f.stem: f for f in root.glob("batch_date=*/*.parquet")}
+                            if root.is_dir() else {})
         for manifest in missing:
-            path = files.get(manifest["batch"])
-            events = (read_parquet(path, STORE_COLUMNS,
-                                   [("event_type", "in", list(POSITIVE_EVENTS))])
-                      if path is not None else None)
-            self.store.apply(manifest["batch"], events)
+            events, items = (files[t].get(manifest["batch"]) for t in ("events", "items"))
+            self.store.apply(
+                manifest["batch"],
+                read_parquet(events, STORE_COLUMNS, [("event_type", "in", list(POSITIVE_EVENTS))])
+                if events is not None else None,
+                read_parquet(items, list(CATALOGUE_COLUMNS)) if items is not None else None)
         log.info("shopper store: applied %d earlier batches", len(missing))
 
     def ingest(self, paths: Sequence[DataPath], source: Source | str) -> list[BatchResult]:
@@ -352,7 +356,8 @@ class Ingestor:
             self.history.recent.setdefault(batch.source, []).append(stats)
         self._record(batch, result, stats)
         if self.store is not None:  # after the record: a crash before this is caught up later
-            self._store_safely(self.store.apply, batch.batch_id, conformed.tables.get("events"))
+            self._store_safely(self.store.apply, batch.batch_id, conformed.tables.get("events"),
+                               conformed.tables.get("items"))
         return result
 
     def _record(

@@ -50,7 +50,8 @@ class Engine:
         self.shoppers: LiveShoppers | None = None
         if store is not None:
             self.shoppers = LiveShoppers(store, recommender.spec, recommender.histories,
-                                         recommender.purchased)
+                                         recommender.purchased,
+                                         item_index=recommender.item_index)
             recommender.use_shoppers(self.shoppers.histories, self.shoppers.purchased)
         self.loaded_at = datetime.now(UTC)
         self.answers = Answers(recommender)

@@ -98,8 +98,29 @@ def load_engine(settings: Settings, info: ModelInfo):
     pin_model_threads(settings.serve_model_threads)
     pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
     stored = _store_model(info.uri)[0] if info.uri.startswith(BENTOML_SCHEME) else None
-    recommender = load_logged(info.uri, stored)
-    return Engine(recommender, info, pseudonymiser, shopper_store(settings))
+    store = shopper_store(settings)
+    recommender = load_logged(info.uri, stored, _catalogue(store))
+    return Engine(recommender, info, pseudonymiser, store)
+
+
+def _catalogue(store):
+    """The store's catalogue (items added since training become recommendable), or None."""
+    if store is None:
+        return None
+    try:
+        return store.catalogue()
+    except Exception as err:  # an outage costs the new items, never the model
+        log.warning("shopper store catalogue unreadable (%s: %s): serving the model's own",
+                    type(err).__name__, err)
+        return None
+
+
+def unseen_items(engine, store) -> int:
+    """How many items the store's catalogue holds that ``engine``'s model cannot recommend yet."""
+    catalogue = _catalogue(store)
+    if catalogue is None or engine is None:
+        return 0
+    return len(set(catalogue["item_id"].astype(str)) - set(engine.rec.item_index))
 
 
 @lru_cache(maxsize=4)
@@ -201,6 +222,21 @@ class EngineHolder:
             if engine is not previous:
                 log.info("serving model %s version %s", stable.name, stable.version)
             return previous, engine
+
+    def refresh_catalogue(self) -> bool:
+        """Rebuild the served model's engine when the shopper store's catalogue holds items it
+        cannot recommend yet (products added since training), then swap, as ``reload`` does;
+        False when nothing is new. Not during a rollout: its two engines stay as they are."""
+        with self._lock:
+            engine = self.engine
+            store = shopper_store(self.settings)
+            if engine is None or self.rollout is not None or not unseen_items(engine, store):
+                return False
+            self.engine = self._load(engine.info, engine)
+            settle_heap()
+            log.info("serving model version %s with %d items added to the catalogue since "
+                     "training", engine.info.version, int(self.engine.rec.is_new.sum()))
+            return True
 
     def _load(self, info: ModelInfo, previous) -> object:
         log.info("loading model %s (version %s)", info.uri, info.version)

@@ -158,6 +158,8 @@ class Item(BaseModel):
     price: float | None
     score: float
     rank: int
+    new: bool = Field(default=False, description="In the catalogue since the model was trained: "
+                      "recommended from its content (category, brand, price, title).")
     explanation: Annotated[Explanation | PopularityNote, Field(discriminator="kind")] | None = (
         Field(default=None, description="`integrated_gradients` for items the model ranked; "
               "`popularity` for the best sellers a cold-start shopper gets; null when "

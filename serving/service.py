@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -259,6 +260,17 @@ def reload() -> dict:
             "current": _metadata(current), "rollout": _rollout(rollout)}
 
 
+def _refresh_catalogue() -> None:
+    """Products added to the catalogue after training become recommendable within
+    ``shopper_store_refresh_seconds`` of their batch, with no retraining."""
+    while True:
+        time.sleep(SETTINGS.shopper_store_refresh_seconds)
+        try:
+            HOLDER.refresh_catalogue()
+        except Exception:  # keep serving what is loaded; try again next time
+            log.exception("could not add the new catalogue items")
+
+
 # One worker: on two cores a second TF process only competes with the first. No per-request
 # access log line: at hundreds of requests a second it costs more CPU than the model call.
 # Loopback unless told otherwise, also for `bentoml serve` of a built Bento (BentoML's own
@@ -271,6 +283,9 @@ class Shoprec:
     """Loads the served model once at start-up (if there is one) and answers from memory."""
 
     def __init__(self) -> None:
+        if STORE is not None:
+            threading.Thread(target=_refresh_catalogue, name="shoprec-catalogue",
+                             daemon=True).start()
         try:
             HOLDER.reload()
         except NoModel as err:

@@ -29,9 +29,12 @@ _MAX_CACHED = 100_000
 class LiveShoppers:
     def __init__(self, store: ShopperStore, spec: FeatureSpec,
                  histories: Mapping[str, np.ndarray], purchased: Mapping[str, np.ndarray],
-                 ttl: float = TTL_SECONDS) -> None:
+                 ttl: float = TTL_SECONDS, item_index: Mapping[str, int] | None = None) -> None:
+        """``item_index``: the served catalogue's ids (default the spec's): items added after
+        training are left out of what the shopper is offered, but not read as history."""
         self.store, self.ttl = store, ttl
-        self._index, self._length = spec.items.index(), spec.history_length
+        self._index = item_index if item_index is not None else spec.items.index()
+        self._trained, self._length = spec.items.size, spec.history_length
         self._snapshot = (histories, purchased)
         self._cache: dict[str, tuple[float, tuple[np.ndarray, np.ndarray] | None]] = {}
         self.histories, self.purchased = _View(self, 0), _View(self, 1)
@@ -59,15 +62,18 @@ class LiveShoppers:
 
     def _arrays(self, user: str, items: tuple[str, ...]
                 ) -> tuple[np.ndarray, np.ndarray] | None:
-        # Items the model never saw (id 0) carry nothing it could read: they are left out, and
-        # a shopper with nothing else stays unknown (a cold start, not a "personal" guess).
+        # Items unknown to the served catalogue (id 0) are left out; items added after training
+        # are left out of what is offered but read as no history (the query tower has no
+        # embedding for them). A shopper with no history it can read stays unknown: a cold
+        # start, not a "personal" guess.
         ids = np.fromiter((self._index.get(i, 0) for i in items), np.int32, len(items))
         ids = ids[ids != 0]
-        if not len(ids):
+        trained = ids[ids < self._trained]
+        if not len(trained) and user not in self._snapshot[0]:
             return None
         snapshot = self._snapshot[0].get(user, np.zeros(0, np.int32))
         snapshot = snapshot[snapshot != 0]
-        recent = np.concatenate([snapshot, newer_than(snapshot, ids)])[-self._length:]
+        recent = np.concatenate([snapshot, newer_than(snapshot, trained)])[-self._length:]
         history = np.zeros(self._length, np.int32)
         if len(recent):
             history[-len(recent):] = recent

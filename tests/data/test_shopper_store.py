@@ -162,3 +162,18 @@ def test_a_writer_killed_half_way_leaves_its_batch_wholly_applied_or_not_at_all(
 def test_an_unknown_store_url_is_refused_with_the_forms_it_takes() -> None:
     with pytest.raises(ValueError, match="sqlite:///FILE or redis://"):
         open_store("postgres://x", limit=10)
+
+
+def test_the_catalogue_keeps_each_item_s_latest_row(store_url: str) -> None:
+    store = open_store(store_url, limit=100)
+    first = pd.DataFrame({"item_id": ["A", "B"], "title": ["Lamp", "Mug"],
+                          "category": ["lighting", "kitchen"], "brand": [None, "Nord"],
+                          "price": [10.0, None]})
+    store.apply("items-1", None, first)
+    store.apply("items-2", None, first.assign(price=[12.0, 3.5]).iloc[:1])
+    store.apply("items-1", None, first.assign(title=["stale", "stale"]))  # applied before
+
+    catalogue = store.catalogue().set_index("item_id").sort_index()
+    assert catalogue["title"].tolist() == ["Lamp", "Mug"]
+    assert catalogue["price"].tolist()[0] == 12.0 and pd.isna(catalogue["price"].tolist()[1])
+    assert catalogue.loc["B", "brand"] == "Nord" and pd.isna(catalogue.loc["A", "brand"])

@@ -76,7 +76,8 @@ ROLLOUT_ENV = {"SHOPREC_ROLLOUT_CANARY_SHARE": "0.5", "SHOPREC_ROLLOUT_SHADOW_SH
 def server_env(data_dir: Path, token: str | None = None) -> dict[str, str]:
     env = {"SHOPREC_PSEUDONYM_KEY": KEY,
            "SHOPREC_TRACKING_URI": f"sqlite:///{data_dir / 'mlflow.db'}",
-           "SHOPREC_TRAFFIC_FLUSH_SECONDS": "0.5"} | ROLLOUT_ENV  # served rows on disk at once
+           "SHOPREC_TRAFFIC_FLUSH_SECONDS": "0.5",  # served rows on disk at once
+           "SHOPREC_SHOPPER_STORE_REFRESH_SECONDS": "1"} | ROLLOUT_ENV  # new items at once
     return env | ({"SHOPREC_API_TOKEN": token} if token else {})
 
 

@@ -99,3 +99,35 @@ def test_a_store_outage_answers_from_the_snapshot() -> None:
                         {"u1": np.array([1, 2], np.int32)})
     assert live.histories["u1"].tolist() == [0, 1, 2] and "u1" in live.histories
     assert "u2" not in live.histories and live.purchased.get("u2") is None
+
+
+def test_a_product_added_after_training_is_served_from_its_content(server: Server) -> None:
+    """An items batch applied to the store (as ingesting it does): within the refresh interval
+    the endpoint explains, finds similar items for and takes feedback on the new item, where it
+    answered 404 before; its answers mark it new."""
+    status, _ = server.call("/explain", {"user_id": "C1", "item_id": "N-lamp"})
+    assert status == 404
+    store = open_store(f"sqlite:///{server.data_dir / 'online' / SQLITE_FILE}", limit=1000)
+    store.apply("test-batch-new-items", None, pd.DataFrame({
+        "item_id": ["N-lamp"], "title": ["Red lamp 90"], "category": ["lighting"],
+        "brand": ["Nord"], "price": [9.0]}))
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status, answer = server.call("/explain", {"user_id": "C1", "item_id": "N-lamp"})
+        if status == 200:
+            break
+        time.sleep(0.5)
+
+    assert status == 200, answer
+    explanation = answer["explanation"]
+    assert explanation["kind"] == "integrated_gradients" and explanation["reason"]
+    total = sum(a["attribution"] for a in explanation["attributions"])
+    assert abs(total - (answer["score"] - explanation["baseline_score"])) < 0.05
+    status, similar = server.call("/similar_items", {"item_id": "N-lamp", "k": 3})
+    assert status == 200 and len(similar["items"]) == 3
+    _, page = server.call("/recommend", {"user_id": "C1", "k": 12, "explain": False,
+                                         "exclude_purchased": False})
+    assert all(i["new"] == (i["item_id"] == "N-lamp") for i in page["items"])
+    assert server.call("/feedback", {"user_id": "C1", "item_id": "N-lamp",
+                                     "event_type": "view"})[0] == 200
