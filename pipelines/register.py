@@ -139,7 +139,7 @@ def _decide(
         return False, (f"the champion is {now} now, but the evaluation measured against {then}: "
                        "not promoted; run the gate again")
     if current_champion is None:
-        return _non_inferior(evidence, noninferiority_margin)
+        return _non_inferior(evidence, noninferiority_margin, margin)
     return _superior(evidence, current_champion, margin)
 
 
@@ -152,8 +152,10 @@ def _phrases(evidence: GateEvidence) -> tuple[str, str, str]:
             f"{_fmt(evidence.baseline)}")
 
 
-def _non_inferior(evidence: GateEvidence, noninferiority_margin: float) -> tuple[bool, str]:
-    """A first version: its paired lower bound against the floor above minus the margin."""
+def _non_inferior(evidence: GateEvidence, noninferiority_margin: float,
+                  margin: float) -> tuple[bool, str]:
+    """A first version: its paired lower bound against the floor above minus the margin. The
+    reason also says when it is better than the floor by superiority's bar (``margin``)."""
     value, on, floor = _phrases(evidence)
     bound = _fmt(-noninferiority_margin or 0.0)  # no "-0"
     if not _clears(evidence.vs_baseline, -noninferiority_margin):
@@ -163,9 +165,11 @@ def _non_inferior(evidence: GateEvidence, noninferiority_margin: float) -> tuple
             f"(first version, non-inferiority margin {_fmt(noninferiority_margin)})"
         )
     low = _fmt(float(evidence.vs_baseline["ci95"][0]))
+    better = (f"; better than it too: lower bound above margin {_fmt(margin)}, superiority's bar"
+              if _clears(evidence.vs_baseline, margin) else "")
     return True, (
         f"first champion by non-inferiority: {value} is no worse than {floor} {on} "
-        f"({_difference(evidence.vs_baseline)}), lower bound {low} above {bound}"
+        f"({_difference(evidence.vs_baseline)}), lower bound {low} above {bound}{better}"
     )
 
 

@@ -161,7 +161,9 @@ def test_first_model_becomes_champion(name: str, dataset: str) -> None:
     assert tags["gate_reason"].startswith("first champion by non-inferiority: ndcg@10 0.3 is no "
                                           "worse than the best baseline, ease (λ=100), 0.1 on "
                                           "the same 200 shoppers")
-    assert tags["gate_reason"].endswith(" above 0"), "default margin: it must beat the floor"
+    assert " above 0; " in tags["gate_reason"], "default margin: it must beat the floor"
+    assert tags["gate_reason"].endswith("better than it too: lower bound above margin 0, "
+                                        "superiority's bar"), "it cleared both rules: it says so"
     assert tags["gate_users"] == "200" and tags["gate_baseline_name"] == "ease"
     assert tags["gate_vs_baseline"].startswith("paired difference +0.2, 95 % CI [")
     model = mlflow.pyfunc.load_model(champion_uri(name))
