@@ -1,10 +1,10 @@
 """Saving and loading the two-stage model bundle: the only place its files are read or written.
 
-A bundle is a folder: the feature spec and training config as JSON, the item table and user
-histories as NumPy archives, the catalogue snapshot as Parquet and both models' weights. The
-MLflow pyfunc, the benchmark and the BentoML service all load it through ``load_bundle``, which
-reads only JSON, Parquet, NumPy archives (``allow_pickle=False``) and HDF5 weights: loading a
-bundle never runs code that came with it.
+A bundle is a folder: the feature spec and training config as JSON, the item and shopper tables
+and user histories as NumPy archives, the catalogue snapshot as Parquet and both models'
+weights. The MLflow pyfunc, the benchmark and the BentoML service all load it through
+``load_bundle``, which reads only JSON, Parquet, NumPy archives (``allow_pickle=False``) and
+HDF5 weights: loading a bundle never runs code that came with it.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from models.feature_spec import FeatureSpec
-from models.inputs import ItemTable
+from models.inputs import ItemTable, ShopperTable
 
-SPEC, CONFIG, TABLE, CATALOGUE, USERS = (
+SPEC, CONFIG, TABLE, CATALOGUE, USERS, SHOPPERS = (
     "spec.json", "config.json", "item_table.npz", "catalogue.parquet", "users.npz",
+    "shopper_table.npz",
 )
 RETRIEVAL, RANKING = "retrieval.weights.h5", "ranking.weights.h5"
 _T = TypeVar("_T")
@@ -37,11 +38,13 @@ def save_bundle(
     purchased: dict[str, np.ndarray],
     retrieval,
     ranker,
+    shoppers: ShopperTable | None = None,
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SPEC).write_text(json.dumps(spec.to_dict()), encoding="utf-8")
     (folder / CONFIG).write_text(json.dumps(config, default=str), encoding="utf-8")
     save_arrays(folder / TABLE, table)
+    save_arrays(folder / SHOPPERS, shoppers or ShopperTable.empty(spec))
     catalogue.to_parquet(folder / CATALOGUE, index=False)
     keys = sorted(histories)
     bought = [np.asarray(purchased.get(k, []), np.int32) for k in keys]
@@ -85,9 +88,10 @@ def load_bundle(folder: Path, retrieve_n: int | None = None,
         histories = dict(zip(keys, arrays["histories"], strict=True))
         offsets, values = arrays["offsets"], arrays["purchased"]
         purchased = {k: values[offsets[i] : offsets[i + 1]] for i, k in enumerate(keys)}
-    retrieval = retrieval_model(spec, table, config)
+    shoppers = load_arrays(folder / SHOPPERS, ShopperTable)
+    retrieval = retrieval_model(spec, table, config, shoppers)
     retrieval.trainable = False
-    ranker = ranking_model(spec, table, retrieval, config)
+    ranker = ranking_model(spec, table, retrieval, config, shoppers)
     dummy = _dummy_batch(spec)
     retrieval.query_tower(dummy)
     retrieval.candidate_tower(dummy["item_id"])

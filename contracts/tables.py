@@ -46,10 +46,14 @@ SCHEMAS: dict[str, tuple[Column, ...]] = {
         Column("brand", "string", False, "Brand, when known."),
         Column("price", "float64", False, "Current list price, when known."),
         Column("first_seen", "timestamp", True, "When the item first appeared, UTC."),
+        Column("tags", "string", False, "Descriptive tags (genres, styles, ...), '|'-separated, "
+               "when known."),
     ),
     "users": (
         Column("user_id", "string", True, "Pseudonymised customer id (keyed hash)."),
         Column("country", "string", False, "Country, when known."),
+        Column("segments", "string", False, "Shopper attributes as 'name:value' tags (age band, "
+               "membership tier, ...), '|'-separated, when known."),
     ),
 }
 
@@ -62,7 +66,9 @@ INBOX_EVENT_COLUMNS: tuple[str, ...] = (
     "order_id",
 )
 
-# Extra columns a source may add (user demographics, genres, ...) are kept as features.
+# The multi-valued columns, values separated by ``MULTI_SEPARATOR``.
+MULTI_VALUED: tuple[str, ...] = ("tags", "segments")
+
 _PANDAS_DTYPES = {
     "string": "string",
     "int64": "Int64",

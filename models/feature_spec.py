@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 OOV = "[UNK]"
+MULTI_SEPARATOR = "|"  # between the values of a multi-valued cell (items' tags, users' segments)
+EMBEDDING_DIMS = {
+    "user_id": 32, "item_id": 32, "category": 8, "brand": 8, "price_band": 4, "title": 16,
+    "hour": 4, "day_of_week": 4, "history": 32, "tags": 8, "shopper": 8,
+}
 PRICE_BANDS = ("low", "mid", "high")
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -54,18 +59,19 @@ class FeatureSpec:
     items: Vocabulary
     categories: Vocabulary
     brands: Vocabulary
-    countries: Vocabulary
     title_tokens: Vocabulary
     # Per-category price cut points (low/mid upper bounds): a "mid" lamp and a "mid" book differ.
     price_cuts: dict[str, tuple[float, float]]
     history_length: int = 50
     title_length: int = 8
-    embedding_dims: dict[str, int] = field(
-        default_factory=lambda: {
-            "user_id": 32, "item_id": 32, "category": 8, "brand": 8, "price_band": 4,
-            "country": 4, "title": 16, "hour": 4, "day_of_week": 4, "history": 32,
-        }
-    )
+    # What a source carries beyond the core columns: items' tags (genres, styles) and shoppers'
+    # attributes (``country:…`` and the ``segments`` a source gives, such as ``age:25-34``).
+    tags: Vocabulary = field(default_factory=lambda: Vocabulary("tags", (OOV,)))
+    shopper_attributes: Vocabulary = field(
+        default_factory=lambda: Vocabulary("shopper_attributes", (OOV,)))
+    tag_length: int = 8
+    attribute_length: int = 8
+    embedding_dims: dict[str, int] = field(default_factory=lambda: dict(EMBEDDING_DIMS))
 
     # ---- building -------------------------------------------------------------------------
     @classmethod
@@ -88,12 +94,17 @@ class FeatureSpec:
             items=Vocabulary.build("item_id", items["item_id"]),
             categories=Vocabulary.build("category", items["category"]),
             brands=Vocabulary.build("brand", items["brand"]),
-            countries=Vocabulary.build("country", users.get("country", pd.Series(dtype=str))),
             title_tokens=Vocabulary.build(
                 "title", (t for title in items["title"] for t in tokenize(title)), max_size=5000
             ),
             price_cuts=price_cuts,
             history_length=history_length,
+            tags=Vocabulary.build(
+                "tags", (t for text in items.get("tags", ()) for t in split_values(text)),
+                max_size=1000),
+            shopper_attributes=Vocabulary.build(
+                "shopper_attributes", (a for row in shopper_attributes(users) for a in row),
+                max_size=1000),
         )
 
     # ---- features ---------------------------------------------------------------------------
@@ -108,6 +119,15 @@ class FeatureSpec:
         """0 = unknown, 1..3 = low, mid, high."""
         bands = [self.price_band(c, p) for c, p in zip(categories, prices, strict=True)]
         return np.array([0 if b is None else PRICE_BANDS.index(b) + 1 for b in bands], np.int32)
+
+    def tag_ids(self, tags: Iterable[Any]) -> np.ndarray:
+        """(n, tag_length) ids of each item's tags (a ``tags`` cell each), 0 = padding."""
+        return _padded(self.tags.index(), (split_values(t) for t in tags), self.tag_length)
+
+    def attribute_ids(self, users: pd.DataFrame) -> np.ndarray:
+        """(n, attribute_length) ids of each user row's attributes, 0 = padding."""
+        return _padded(self.shopper_attributes.index(), shopper_attributes(users),
+                       self.attribute_length)
 
     def title_ids(self, titles: Iterable[str]) -> np.ndarray:
         index = self.title_tokens.index()
@@ -150,11 +170,39 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        """A spec from ``to_dict``'s data; fields added since it was written take defaults."""
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
         vocab = {k: Vocabulary(v["name"], tuple(v["values"])) for k, v in data.items()
                  if isinstance(v, dict) and "values" in v}
         rest = {k: v for k, v in data.items() if k not in vocab}
         rest["price_cuts"] = {k: tuple(v) for k, v in rest["price_cuts"].items()}
+        if "embedding_dims" in rest:
+            rest["embedding_dims"] = EMBEDDING_DIMS | rest["embedding_dims"]
         return cls(**vocab, **rest)
+
+
+def split_values(text: Any) -> list[str]:
+    """A multi-valued cell's values, blanks dropped, each once."""
+    if text is None or text is pd.NA or (isinstance(text, float) and not math.isfinite(text)):
+        return []
+    parts = (part.strip() for part in str(text).split(MULTI_SEPARATOR))
+    return list(dict.fromkeys(part for part in parts if part))
+
+
+def shopper_attributes(users: pd.DataFrame) -> list[list[str]]:
+    """Each user row's attributes: ``country:<country>`` and its ``segments`` values."""
+    n = len(users)
+    countries = users["country"] if "country" in users else pd.Series([None] * n)
+    segments = users["segments"] if "segments" in users else pd.Series([None] * n)
+    return [([f"country:{c}"] if not pd.isna(c) and str(c).strip() else []) + split_values(s)
+            for c, s in zip(countries.tolist(), segments.tolist(), strict=True)]
+
+
+def _padded(index: dict[str, int], rows: Iterable[list[str]], width: int) -> np.ndarray:
+    """Known values' ids per row, left-aligned in ``width`` slots, 0 = padding or unknown."""
+    out = [([index[v] for v in row if v in index] + [0] * width)[:width] for row in rows]
+    return np.array(out, dtype=np.int32).reshape(-1, width)
 
 
 def tokenize(title: Any) -> list[str]:

@@ -17,7 +17,7 @@ from models.collaborative import (
     inner_split,
 )
 from models.feature_spec import FeatureSpec
-from models.inputs import Interactions, ItemTable, pad_left
+from models.inputs import Interactions, ItemTable, ShopperTable, pad_left
 from models.ranking import PURCHASES, RankingModel
 from models.retrieval import RetrievalModel
 
@@ -106,17 +106,18 @@ class Fitted:
     deep_choice: dict[str, float] | None = None
 
 
-def retrieval_model(spec: FeatureSpec, table: ItemTable, config: TrainConfig) -> RetrievalModel:
+def retrieval_model(spec: FeatureSpec, table: ItemTable, config: TrainConfig,
+                    shoppers: ShopperTable | None = None) -> RetrievalModel:
     return RetrievalModel(spec, table, config.dim, config.temperature, config.history_dropout,
-                          config.dropout, config.use_user_id, config.use_context)
+                          config.dropout, config.use_user_id, config.use_context, shoppers)
 
 
 def ranking_model(spec: FeatureSpec, table: ItemTable, retrieval: RetrievalModel,
-                  config: TrainConfig) -> RankingModel:
+                  config: TrainConfig, shoppers: ShopperTable | None = None) -> RankingModel:
     return RankingModel(spec, table, retrieval, dropout=config.dropout,
                         excluded=tuple(config.ranker_excluded),
                         item_item=uses_item_item(spec, config),
-                        item_item_record=config.item_item_record)
+                        item_item_record=config.item_item_record, shoppers=shoppers)
 
 
 def uses_item_item(spec: FeatureSpec, config: TrainConfig) -> bool:
@@ -136,8 +137,11 @@ def fit_two_stage(
     config: TrainConfig,
     on_epoch: EpochCallback | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    shoppers: ShopperTable | None = None,
 ) -> Fitted:
     """Train retrieval, then the ranker on top of it; early-stop each on ``valid``.
+
+    ``shoppers``: the shoppers' attributes per user id (none when omitted).
 
     ``strategy`` defaults to ``distribute.strategy()``: TF's default (one process) unless
     ``TF_CONFIG`` names several workers. Under a multi-worker strategy every worker calls this
@@ -153,7 +157,7 @@ def fit_two_stage(
     batch = config.batch_size * strategy.num_replicas_in_sync
     history: dict[str, list[dict[str, float]]] = {"retrieval": [], "ranking": []}
     with strategy.scope():
-        retrieval = retrieval_model(spec, table, config)
+        retrieval = retrieval_model(spec, table, config, shoppers)
         retrieval.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     _fit(retrieval, _retrieval_set(train, table, config, batch, shuffle=True),
          _retrieval_set(valid, table, config, batch, shuffle=False), config.retrieval_epochs,
@@ -161,7 +165,7 @@ def fit_two_stage(
 
     retrieval.trainable = False  # the ranker reads its similarity; only the ranker trains now
     with strategy.scope():
-        ranker = ranking_model(spec, table, retrieval, config)
+        ranker = ranking_model(spec, table, retrieval, config, shoppers)
         if distributed:
             # tfrs' Ranking task calls its (mean-reducing) Keras loss inside train_step, which
             # Keras refuses under a strategy unless told, as Model.compile tells its own losses,
@@ -194,7 +198,8 @@ def fit_two_stage(
             worse = choice["wide_only"] > (1 + config.deep_margin) * choice["wide_and_deep"]
             ranker.deep_weight.assign(0.0 if worse else 1.0)
     if distributed:
-        retrieval, ranker = _plain_copies(spec, table, retrieval, ranker, train, config)
+        retrieval, ranker = _plain_copies(spec, table, retrieval, ranker, train, config,
+                                          shoppers)
     return Fitted(retrieval, ranker, history, collaborative, choice)
 
 
@@ -267,8 +272,8 @@ def _wide_scale(matrix: np.ndarray, data: Interactions, sample: int = 4096) -> f
 
 
 def _plain_copies(spec: FeatureSpec, table: ItemTable, retrieval: RetrievalModel,
-                  ranker: RankingModel, data: Interactions,
-                  config: TrainConfig) -> tuple[RetrievalModel, RankingModel]:
+                  ranker: RankingModel, data: Interactions, config: TrainConfig,
+                  shoppers: ShopperTable | None) -> tuple[RetrievalModel, RankingModel]:
     """The trained models rebuilt outside the strategy, with the trained weights.
 
     Distributed variables can need every worker to read or save them (metric variables are
@@ -277,12 +282,12 @@ def _plain_copies(spec: FeatureSpec, table: ItemTable, retrieval: RetrievalModel
     """
     sample = {k: v[:1] for k, v in (query_features(data) | {"item_id": data.item}).items()}
     sample[PURCHASES] = pad_left(data.subset(slice(0, 1)).bags())
-    copy = retrieval_model(spec, table, config)
+    copy = retrieval_model(spec, table, config, shoppers)
     copy.query_tower(sample)
     copy.candidate_tower(sample["item_id"])
     copy.trainable = False  # as trained: the weights' order depends on it
     copy.set_weights(retrieval.get_weights())
-    ranker_copy = ranking_model(spec, table, copy, config)
+    ranker_copy = ranking_model(spec, table, copy, config, shoppers)
     ranker_copy(sample)
     ranker_copy.set_weights(ranker.get_weights())
     return copy, ranker_copy

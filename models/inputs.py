@@ -27,20 +27,69 @@ class ItemTable:
     title: np.ndarray  # (n, title_length) int32
     log_price: np.ndarray  # (n,) float32
     popularity: np.ndarray  # (n,) float32: share of training interactions
+    tags: np.ndarray  # (n, tag_length) int32, 0 = padding
+    # (n,) float32: the item's mean explicit rating minus the mean of all ratings, shrunk
+    # towards 0 by RATING_PRIOR pseudo-ratings; 0 where the source has no ratings.
+    rating: np.ndarray
 
     def features(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         return {
             "item_id": self.item_id[ids], "category": self.category[ids],
             "brand": self.brand[ids], "price_band": self.price_band[ids],
             "title": self.title[ids], "log_price": self.log_price[ids],
+            "tags": self.tags[ids], "rating": self.rating[ids],
         }
 
 
+RATING_PRIOR = 5.0  # an item's first ratings move its rating feature little
+
+
+@dataclass(frozen=True)
+class ShopperTable:
+    """Per user vocabulary id (row 0 = a shopper the model never saw): the attribute ids the
+    models look up, so callers pass user ids only, as for items."""
+
+    attributes: np.ndarray  # (users, attribute_length) int32, 0 = padding
+
+    @classmethod
+    def empty(cls, spec: FeatureSpec) -> ShopperTable:
+        return cls(np.zeros((spec.users.size, spec.attribute_length), np.int32))
+
+
+def shopper_table(spec: FeatureSpec, users: pd.DataFrame) -> ShopperTable:
+    """Users aligned to the spec's user vocabulary; users missing from ``users`` have none."""
+    frame = users.drop_duplicates("user_id", keep="last").set_index("user_id")
+    frame = frame.reindex(list(spec.users.values))
+    attributes = spec.attribute_ids(frame)
+    attributes[0] = 0
+    return ShopperTable(attributes)
+
+
+def item_ratings(spec: FeatureSpec, item_ids: pd.Series, ratings: pd.Series | None,
+                 n: int) -> np.ndarray:
+    """Per item id below ``n``: its shrunk mean rating deviation (see ``ItemTable.rating``)."""
+    out = np.zeros(n, np.float32)
+    if ratings is None:
+        return out
+    values = pd.to_numeric(ratings, errors="coerce").astype(float).to_numpy()
+    known = np.isfinite(values)
+    if not known.any():
+        return out
+    ids = spec.items.lookup(item_ids.to_numpy()[known])
+    deviation = values[known] - values[known].mean()
+    sums = np.bincount(ids, weights=deviation, minlength=n)[:n]
+    counts = np.bincount(ids, minlength=n)[:n]
+    out[:] = sums / (counts + RATING_PRIOR)
+    out[0] = 0.0
+    return out
+
+
 def item_table(spec: FeatureSpec, items: pd.DataFrame, interactions: pd.Series,
-               added: Sequence[str] = ()) -> ItemTable:
+               added: Sequence[str] = (), ratings: pd.Series | None = None) -> ItemTable:
     """Items aligned to the spec's item vocabulary, then ``added`` (catalogue items that came
-    after training: ids from ``spec.items.size`` on, no popularity); items missing from
-    ``items`` stay zero."""
+    after training: ids from ``spec.items.size`` on, no popularity or rating); items missing
+    from ``items`` stay zero. ``ratings``: the explicit rating of each of ``interactions``
+    (null where none), when the source has them."""
     keys = [*spec.items.values, *added]
     n = len(keys)
     frame = items.drop_duplicates("item_id", keep="last").set_index("item_id")
@@ -60,6 +109,8 @@ def item_table(spec: FeatureSpec, items: pd.DataFrame, interactions: pd.Series,
             np.float32
         ),
         popularity=popularity / max(popularity.sum(), 1.0),
+        tags=spec.tag_ids(frame["tags"] if "tags" in frame else [None] * n),
+        rating=item_ratings(spec, interactions, ratings, n),
     )
 
 

@@ -20,16 +20,24 @@ import tensorflow_recommenders as tfrs
 
 from models.collaborative import Collaborative
 from models.feature_spec import FeatureSpec
-from models.inputs import ItemTable
+from models.inputs import ItemTable, ShopperTable
 from models.item_item import ItemItem
 from models.retrieval import RetrievalModel
-from models.towers import ItemAttributes, RebuiltFromBundle, embedding, known_ids, masked_mean
+from models.towers import (
+    ItemAttributes,
+    RebuiltFromBundle,
+    ShopperAttributes,
+    embedding,
+    known_ids,
+    masked_mean,
+)
 
 # The ranker's named features, in a fixed order: explanation attributions are reported per name.
 RANKING_FEATURES = (
     "user_id", "history", "item_id", "category", "brand", "price_band", "title", "price",
     "hour", "day_of_week", "category_affinity", "brand_affinity", "price_band_affinity",
-    "popularity", "retrieval_score", "trend", "history_items",
+    "popularity", "retrieval_score", "trend", "tags", "tag_affinity", "rating", "shopper",
+    "history_items",
 )
 WIDE = "history_items"  # one value per distinct past purchase, summed into the logit
 PURCHASES = "purchases"  # the wide part's input: (b, M) distinct past purchases, right-aligned
@@ -47,6 +55,7 @@ class RankingModel(RebuiltFromBundle, tfrs.Model):
         excluded: tuple[str, ...] = (),
         item_item: bool = True,
         item_item_record: bool = True,
+        shoppers: ShopperTable | None = None,
     ) -> None:
         super().__init__()
         dims = spec.embedding_dims
@@ -58,6 +67,8 @@ class RankingModel(RebuiltFromBundle, tfrs.Model):
             raise ValueError(f"unknown ranking features to exclude: {sorted(unknown)}")
         self.excluded = tuple(excluded)
         self.attributes = ItemAttributes(table)
+        self.shopper = ShopperAttributes(shoppers or ShopperTable.empty(spec))
+        self.has_tags = spec.tags.size > 1  # no tag affinity to work out for a source without
         self.popularity = tf.constant(table.popularity)
         # Constants fitted on the training events (``assign_collaborative``); weights so that a
         # saved model carries them.
@@ -81,6 +92,8 @@ class RankingModel(RebuiltFromBundle, tfrs.Model):
             "title": embedding(spec.title_tokens.size, dims["title"], name="title"),
             "hour": embedding(24, dims["hour"], name="hour"),
             "day_of_week": embedding(7, dims["day_of_week"], name="day_of_week"),
+            "tags": embedding(spec.tags.size, dims["tags"], name="tags"),
+            "shopper": embedding(spec.shopper_attributes.size, dims["shopper"], name="shopper"),
         }
         for name, layer in self.embeddings.items():
             setattr(self, f"embedding_{name}", layer)  # tracked by Keras
@@ -113,7 +126,18 @@ class RankingModel(RebuiltFromBundle, tfrs.Model):
             same *= seen * tf.cast(tf.not_equal(item_attr, 0), tf.float32)[..., None]
             return tf.reduce_sum(same, -1, keepdims=True) / count
 
+        def tag_share() -> tf.Tensor:
+            """Share of the history's items with a tag of the item's."""
+            if not self.has_tags:
+                return tf.zeros_like(count)
+            own = a["tags"]  # (b, T)
+            same = tf.equal(h["tags"][..., :, None], own[:, None, None, :])  # (b, L, T, T)
+            same &= tf.not_equal(own, 0)[:, None, None, :]
+            shared = tf.cast(tf.reduce_any(same, axis=[-2, -1]), tf.float32) * seen
+            return tf.reduce_sum(shared, -1, keepdims=True) / count
+
         e = self.embeddings
+        attributes = self.shopper(features["user_id"])
 
         def ids(name: str, values: tf.Tensor) -> tf.Tensor:
             # An excluded id feature is never computed (a history's embeddings for every pair
@@ -146,6 +170,10 @@ class RankingModel(RebuiltFromBundle, tfrs.Model):
             if "retrieval_score" in self.excluded
             else tf.stop_gradient(self._similarity(features)),
             "trend": tf.gather(self.trend, trained)[..., None],
+            "tags": masked_mean(e["tags"](a["tags"]), a["tags"]),
+            "tag_affinity": tag_share(),
+            "rating": a["rating"][..., None],
+            "shopper": masked_mean(e["shopper"](attributes), attributes),
             WIDE: self.item_item(features[PURCHASES], history, items),
         }
 

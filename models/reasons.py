@@ -38,6 +38,8 @@ TEMPLATES: dict[str, Template] = {
     "retrieval_score": Template("Similar to items you bought before", needs=("history_count",)),
     "hour": Template("Often bought at this time of day ({hour})"),
     "day_of_week": Template("Often bought on {day_of_week}"),
+    "tag_affinity": Template("You often choose {tag}", needs=("tag_count",)),
+    "rating": Template("Highly rated by other shoppers", needs=("rated_high",)),
 }
 # The keys each template states, parsed once (a reason is built per recommended item).
 _STATED = {feature: tuple(name for _, name, _, _ in string.Formatter().parse(t.text) if name)
@@ -145,7 +147,9 @@ def feature_values(
     history the model saw, or the values will not match what was explained. ``titles`` maps item
     keys to catalogue titles. Besides one value per feature the dict carries counts reasons need:
     ``history_count`` and ``<category|brand|price_band>_count`` (history items sharing the item's
-    attribute), ``brand_times`` and ``popularity_share``. ``ValueBook.values`` does the same for
+    attribute), ``tag`` and ``tag_count`` (the item's tag most of the history shares, and how
+    many history items carry one of the item's tags), ``rated_high``, ``brand_times`` and
+    ``popularity_share``. ``ValueBook.values`` does the same for
     many pairs at once.
     """
     history = np.asarray(features_row["history"] if user_history is None else user_history)
@@ -190,6 +194,7 @@ class ValueBook:
             own = column[items]
             counts[name] = ((column[history] == own[:, None]) & held
                             & (own != 0)[:, None]).sum(axis=1).tolist()
+        tag, tag_count = self._tags(items, history, held)
         out = []
         for row, item in enumerate(items.tolist()):
             n = n_history[row]
@@ -212,8 +217,26 @@ class ValueBook:
                                                            f"{shared['brand']} times"),
                 "bought": named,
                 "history_items": named,
+                "tag_affinity": _affinity(tag_count[row], n),
+                "tag": tag[row],
+                "tag_count": str(tag_count[row]),
             })
         return out
+
+    def _tags(self, items: np.ndarray, history: np.ndarray, held: np.ndarray
+              ) -> tuple[list[str], list[int]]:
+        """Per row: the item's tag the most history items carry ("unknown" when none does),
+        and how many history items carry any of the item's tags."""
+        tags = np.asarray(self.table.tags)
+        own, past = tags[items], tags[history]  # (r, T), (r, L, T)
+        # (r, L, T): whether the history item carries the item's t-th tag.
+        carries = (past[:, :, None, :] == own[:, None, :, None]).any(-1)
+        carries &= held[:, :, None] & (own != 0)[:, None, :]
+        per_tag = carries.sum(axis=1)  # (r, T)
+        best = per_tag.argmax(axis=1)
+        names = self.spec.tags.values
+        tag = [names[own[r, t]] if per_tag[r, t] else "unknown" for r, t in enumerate(best)]
+        return tag, carries.any(-1).sum(axis=1).tolist()
 
     def prepare(self) -> None:
         """Work out every item's part now (the endpoint's warm-up), not on a first request."""
@@ -234,6 +257,8 @@ class ValueBook:
         key = self.keys[item]
         price = float(np.expm1(table.log_price[item]))
         share = float(table.popularity[item])
+        names = [spec.tags.values[t] for t in np.asarray(table.tags[item]).tolist() if t]
+        rating = float(table.rating[item])
         known = self._items[item] = {
             "user_id": "you",  # never the shopper's pseudonym: an answer must not echo an id
             "item_id": key,
@@ -246,6 +271,12 @@ class ValueBook:
             "popularity": f"{percent(share)} of purchases",
             "popularity_share": percent(share),
             "trend": "recent sales",
+            "tags": ", ".join(names) if names else "unknown",
+            "rating": "unknown" if rating == 0 else
+            "above average" if rating > 0 else "below average",
+            "rated_high": "yes" if rating > 0 else "unknown",
+            # Never the attributes themselves: an answer does not echo what the shop knows.
+            "shopper": "your profile",
         }
         return known
 

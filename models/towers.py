@@ -1,8 +1,8 @@
 """Keras building blocks shared by the retrieval and ranking models.
 
-Item attributes (category, brand, price band, title) are looked up inside the models from the
-item table baked in as constants, so callers only ever pass ids: the same inputs at training,
-evaluation and serving time.
+Item attributes (category, brand, price band, title, tags, rating) and shopper attributes are
+looked up inside the models from the item and shopper tables baked in as constants, so callers
+only ever pass ids: the same inputs at training, evaluation and serving time.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from models.feature_spec import FeatureSpec
-from models.inputs import ItemTable
+from models.inputs import ItemTable, ShopperTable
 
 
 class RebuiltFromBundle:
@@ -32,6 +32,8 @@ class ItemAttributes(tf.keras.layers.Layer):
         self.price_band = tf.constant(table.price_band)
         self.title = tf.constant(table.title)
         self.log_price = tf.constant(table.log_price)
+        self.tags = tf.constant(table.tags)
+        self.rating = tf.constant(table.rating)
 
     def call(self, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         return {
@@ -40,7 +42,23 @@ class ItemAttributes(tf.keras.layers.Layer):
             "price_band": tf.gather(self.price_band, item_ids),
             "title": tf.gather(self.title, item_ids),
             "log_price": tf.gather(self.log_price, item_ids),
+            "tags": tf.gather(self.tags, item_ids),
+            "rating": tf.gather(self.rating, item_ids),
         }
+
+
+class ShopperAttributes(tf.keras.layers.Layer):
+    """Gathers a shopper's attribute ids (country, segments) from the baked-in shopper table."""
+
+    def __init__(self, table: ShopperTable, **kwargs) -> None:
+        super().__init__(trainable=False, **kwargs)
+        self.attributes = tf.constant(table.attributes)
+
+    def call(self, user_ids: tf.Tensor) -> tf.Tensor:
+        # A user id past the table (none should be) reads as the unknown shopper.
+        known = tf.where(user_ids < tf.shape(self.attributes)[0], user_ids,
+                         tf.zeros_like(user_ids))
+        return tf.gather(self.attributes, known)
 
 
 def known_ids(ids: tf.Tensor, trained: int) -> tf.Tensor:
@@ -75,6 +93,7 @@ class ItemEncoder(tf.keras.layers.Layer):
         self.brand = embedding(spec.brands.size, dims["brand"])
         self.price_band = embedding(4, dims["price_band"])
         self.title = embedding(spec.title_tokens.size, dims["title"])
+        self.tags = embedding(spec.tags.size, dims["tags"])
 
     def call(self, item_ids: tf.Tensor) -> tf.Tensor:
         a = self.attributes(item_ids)
@@ -85,7 +104,9 @@ class ItemEncoder(tf.keras.layers.Layer):
                 self.brand(a["brand"]),
                 self.price_band(a["price_band"]),
                 masked_mean(self.title(a["title"]), a["title"]),
+                masked_mean(self.tags(a["tags"]), a["tags"]),
                 a["log_price"][..., None],
+                a["rating"][..., None],
             ],
             axis=-1,
         )

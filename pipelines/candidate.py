@@ -107,7 +107,7 @@ def fit_and_judge(features: FeatureSet, config: TrainConfig, split: Split, strat
 
 def _fit(features: FeatureSet, config: TrainConfig, strategy, on_epoch=None) -> Fitted:
     return fit_two_stage(features.spec, features.table, features.train, features.valid, config,
-                         on_epoch=on_epoch, strategy=strategy)
+                         on_epoch=on_epoch, strategy=strategy, shoppers=features.shoppers)
 
 
 def _log_epoch(stage: str, epoch: int, metrics: Mapping[str, float]) -> None:

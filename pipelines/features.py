@@ -31,10 +31,12 @@ from models.feature_spec import FeatureSpec
 from models.inputs import (
     Interactions,
     ItemTable,
+    ShopperTable,
     first_purchases,
     interactions,
     item_table,
     latest_histories,
+    shopper_table,
 )
 from pipelines.curated import read_table
 from pipelines.tracking import data_hash
@@ -42,7 +44,7 @@ from pipelines.zones import DataDir, write_json_atomic
 
 log = logging.getLogger(__name__)
 BATCHES = "batches.json"  # the accepted batch manifests a feature set was built from
-SPLIT_RULE = 3  # in the folder name: bump when the split rule changes, so no stale set is reused
+SPLIT_RULE = 4  # in the folder name: bump when the split or its features change (no stale reuse)
 EVENT_ORDER = ["user_id", "timestamp", "event_id"]  # the order ``interactions`` puts events in
 SplitKind = Literal["time", "per_shopper", "random"]
 
@@ -58,6 +60,7 @@ class FeatureSet:
     split_time: pd.Timestamp  # where the held-out events start (per shopper: the earliest one)
     window: tuple[pd.Timestamp, pd.Timestamp]
     split_kind: SplitKind = "time"  # "per_shopper": each shopper's latest events held out
+    shoppers: ShopperTable | None = None  # the shoppers' attributes per user id
 
 
 def load_positive_events(data_dir: DataPath, positive: tuple[str, ...] = POSITIVE_EVENTS):
@@ -126,8 +129,8 @@ def _time_split(events: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame,
     train_events = events[timestamps < split]
     everything, spec = _interactions(events, train_events, items, users, history_length)
     in_train = everything.timestamp < np.datetime64(split.tz_localize(None))
-    return _feature_set(spec, items, everything, in_train, train_events, split, timestamps,
-                        "time")
+    return _feature_set(spec, items, users, everything, in_train, train_events, split,
+                        timestamps, "time")
 
 
 def _random_split(events: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame,
@@ -145,11 +148,24 @@ def _random_split(events: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame
     valid = _held_out_rows(spec, train_events, events[held_out])
     timestamps = pd.to_datetime(events["timestamp"], utc=True)
     return FeatureSet(
-        spec=spec, table=item_table(spec, items, train_events["item_id"].astype(str)),
-        train=train, valid=valid,
-        catalogue=items[["item_id", "title", "category", "brand", "price"]].copy(),
+        spec=spec, table=_item_table(spec, items, train_events),
+        train=train, valid=valid, catalogue=_catalogue(items),
         train_events=train_events, split_time=timestamps.max(),
-        window=(timestamps.min(), timestamps.max()), split_kind="random")
+        window=(timestamps.min(), timestamps.max()), split_kind="random",
+        shoppers=shopper_table(spec, users))
+
+
+def _item_table(spec: FeatureSpec, items: pd.DataFrame, train_events: pd.DataFrame
+                ) -> ItemTable:
+    return item_table(spec, items, train_events["item_id"].astype(str),
+                      ratings=train_events.get("rating"))
+
+
+def _catalogue(items: pd.DataFrame) -> pd.DataFrame:
+    """What the served catalogue keeps of each item: what filters and reasons read and what
+    a new product is recommended from."""
+    kept = ["item_id", "title", "category", "brand", "price", "tags"]
+    return items[[c for c in kept if c in items]].copy()
 
 
 def _held_out_rows(spec: FeatureSpec, train_events: pd.DataFrame, held: pd.DataFrame
@@ -197,8 +213,8 @@ def _per_shopper_split(events: pd.DataFrame, items: pd.DataFrame, users: pd.Data
     everything, spec = _interactions(events, train_events, items, users, history_length)
     timestamps = pd.to_datetime(events["timestamp"], utc=True)
     start = timestamps[held_out].min() if held_out.any() else timestamps.max()
-    return _feature_set(spec, items, everything, ~held_out, train_events, start, timestamps,
-                        "per_shopper")
+    return _feature_set(spec, items, users, everything, ~held_out, train_events, start,
+                        timestamps, "per_shopper")
 
 
 def _interactions(events: pd.DataFrame, train_events: pd.DataFrame, items: pd.DataFrame,
@@ -208,19 +224,21 @@ def _interactions(events: pd.DataFrame, train_events: pd.DataFrame, items: pd.Da
     return interactions(spec, events), spec
 
 
-def _feature_set(spec: FeatureSpec, items: pd.DataFrame, everything: Interactions,
-                 in_train: np.ndarray, train_events: pd.DataFrame, split_time: pd.Timestamp,
-                 timestamps: pd.Series, split_kind: SplitKind) -> FeatureSet:
+def _feature_set(spec: FeatureSpec, items: pd.DataFrame, users: pd.DataFrame,
+                 everything: Interactions, in_train: np.ndarray, train_events: pd.DataFrame,
+                 split_time: pd.Timestamp, timestamps: pd.Series, split_kind: SplitKind
+                 ) -> FeatureSet:
     return FeatureSet(
         spec=spec,
-        table=item_table(spec, items, train_events["item_id"].astype(str)),
+        table=_item_table(spec, items, train_events),
         train=everything.subset(in_train),
         valid=everything.subset(~in_train),
-        catalogue=items[["item_id", "title", "category", "brand", "price"]].copy(),
+        catalogue=_catalogue(items),
         train_events=train_events,
         split_time=split_time,
         window=(timestamps.min(), timestamps.max()),
         split_kind=split_kind,
+        shoppers=shopper_table(spec, users),
     )
 
 
@@ -249,6 +267,7 @@ def save_features(features: FeatureSet, folder: DataPath) -> str:
 def _write_features(features: FeatureSet, tmp: Path) -> None:
     (tmp / "spec.json").write_text(json.dumps(features.spec.to_dict()), encoding="utf-8")
     save_arrays(tmp / "item_table.npz", features.table)
+    save_arrays(tmp / "shopper_table.npz", features.shoppers or ShopperTable.empty(features.spec))
     for name in ("train", "valid"):
         part = getattr(features, name)
         save_arrays(tmp / f"{name}.npz", replace(part, user_key=part.user_key.astype(str)))
@@ -284,6 +303,7 @@ def _read_features(folder: Path) -> FeatureSet:
         split_time=pd.Timestamp(meta["split_time"]),
         window=tuple(pd.Timestamp(t) for t in meta["window"]),
         split_kind=meta.get("split_kind", "time"),  # sets saved before the per-shopper rule
+        shoppers=load_arrays(folder / "shopper_table.npz", ShopperTable),
     )
 
 

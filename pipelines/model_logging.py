@@ -63,7 +63,7 @@ def log_model(
         root = Path(tmp)
         bundle = save_bundle(root / "bundle", features.spec, config.to_dict(), features.table,
                              features.catalogue, recommender.histories, recommender.purchased,
-                             fitted.retrieval, fitted.ranker)
+                             fitted.retrieval, fitted.ranker, features.shoppers)
         report = {"model": dict(metrics), "baselines": dict(baselines),
                   "training_history": fitted.history}
         (root / "evaluation.json").write_text(json.dumps(report, indent=2, default=float))

@@ -23,6 +23,7 @@ file passed as ``--source csv --mapping FILE``, instead of writing an adapter::
     timestamp_unit: s        # optional: s | ms when your timestamp columns hold epoch numbers
     timezone: UTC            # how to read naive timestamps (an IANA name, e.g. Europe/Berlin)
     keep: []                 # optional: your extra columns to carry into the table as they are
+    attributes: []           # users only: your shopper attribute columns, read into segments
 
 Every required column of the table (see ``contracts.tables.SCHEMAS``) must be mapped or given
 a constant, except an events table's ``event_id``: without one, each event gets a generated id,
@@ -34,7 +35,13 @@ idempotency skips them; it names the shopper by pseudonym, never by raw id.
 
 ``split: {category: "|"}`` reads ``"Adventure|Comedy"`` as its *first* value, ``Adventure``
 (blank values skipped; the whole text when there is no separator); value maps apply after the
-split. To keep every value too, list the column under ``keep``.
+split. To keep every value too, list the column under ``keep``. The multi-valued columns
+(items' ``tags``, users' ``segments``) keep every value instead: ``split: {tags: ","}`` reads
+``"linen, summer"`` as the tags ``linen|summer``.
+
+``attributes: [age_band, tier]`` (users only) turns each of your shopper attribute columns into
+``name:value`` segments (``age_band:25-34|tier:gold``), which the model reads as shopper
+features; never name a column that identifies a person (an e-mail, a full postcode).
 
 ``timestamp_unit`` applies to the timestamp columns mapped in ``columns`` (seconds or
 milliseconds since 1970-01-01 UTC); constants stay dates written out.
@@ -65,7 +72,8 @@ import pandas as pd
 import yaml
 
 from contracts.pseudonyms import Pseudonymiser
-from contracts.tables import SCHEMAS, TABLES, columns, conform
+from contracts.tables import MULTI_VALUED, SCHEMAS, TABLES, columns, conform
+from models.feature_spec import MULTI_SEPARATOR
 from pipelines.sources.base import (
     BatchInput,
     Conformed,
@@ -81,7 +89,7 @@ from pipelines.sources.reading import read_delimited
 FORMATS = {"csv": ".csv", "parquet": ".parquet"}
 _KEYS = {
     "table", "format", "delimiter", "encoding", "columns", "values", "constants", "timezone",
-    "keep", "split", "timestamp_unit",
+    "keep", "split", "timestamp_unit", "attributes",
 }
 TIMESTAMP_UNITS = ("s", "ms")
 # The canonical values a generated event id is computed from, in this order.
@@ -107,6 +115,7 @@ class CsvMapping:
     keep: tuple[str, ...] = ()
     split: dict[str, str] = field(default_factory=dict)
     timestamp_unit: str | None = None
+    attributes: tuple[str, ...] = ()
     origin: str = "mapping"  # where it came from, to prefix error messages
 
     def __post_init__(self) -> None:
@@ -172,6 +181,14 @@ class CsvMapping:
         if "user_id" in self.columns and self.columns["user_id"] in self.keep:
             fail(f"keep: {self.columns['user_id']} holds the raw customer id (mapped to user_id) "
                  "and is never kept")
+        if isinstance(self.attributes, str) or not all(
+                isinstance(a, str) and a for a in self.attributes):
+            fail("attributes must be a list of your column names")
+        if self.attributes and self.table != "users":
+            fail("attributes are shopper attributes: only a users table has them")
+        if "user_id" in self.columns and self.columns["user_id"] in self.attributes:
+            fail(f"attributes: {self.columns['user_id']} holds the raw customer id (mapped to "
+                 "user_id) and is never an attribute")
         if not isinstance(self.split, Mapping):
             fail("split must map canonical columns to a separator")
         for name, separator in self.split.items():
@@ -231,13 +248,14 @@ class CsvMapping:
             keep=_as_tuple(data.get("keep") or ()),
             split=data.get("split") or {},
             timestamp_unit=data.get("timestamp_unit"),
+            attributes=_as_tuple(data.get("attributes") or ()),
             origin=origin,
         )
 
     @property
     def source_columns(self) -> list[str]:
         """The columns your files must have, each once: those mapped and those kept."""
-        return list(dict.fromkeys([*self.columns.values(), *self.keep]))
+        return list(dict.fromkeys([*self.columns.values(), *self.keep, *self.attributes]))
 
 
 class MappedCsvSource(Source):
@@ -292,7 +310,12 @@ class MappedCsvSource(Source):
         for canonical, source in mapping.columns.items():
             frame[canonical] = raw[source].astype("string").str.strip()
         for canonical, separator in mapping.split.items():
-            frame[canonical] = _first_value(frame[canonical], separator)
+            frame[canonical] = (_all_values(frame[canonical], separator)
+                                if canonical in MULTI_VALUED
+                                else _first_value(frame[canonical], separator))
+        if mapping.attributes:
+            frame["segments"] = _segments(raw, mapping.attributes,
+                                          frame.get("segments"))
         for canonical, value in mapping.constants.items():
             frame[canonical] = pd.Series(_yaml_text(value), index=raw.index, dtype="string")
         for canonical, value_map in mapping.values.items():
@@ -307,7 +330,7 @@ class MappedCsvSource(Source):
         # Only what the mapping names: an unlisted column may hold an e-mail or a phone number.
         for name in mapping.keep:
             frame[name] = raw[name]
-        used = {"_line", *mapping.columns.values(), *mapping.keep}
+        used = {"_line", *mapping.columns.values(), *mapping.keep, *mapping.attributes}
         dropped = [str(name) for name in raw.columns if name not in used]
         conformed = conform(table, frame)
         if mapping.generates_event_id:
@@ -393,6 +416,31 @@ def _first_value(values: pd.Series, separator: str) -> pd.Series:
         return next((part.strip() for part in text.split(separator) if part.strip()), pd.NA)
 
     return values.map(first, na_action="ignore").astype("string")
+
+
+def _all_values(values: pd.Series, separator: str) -> pd.Series:
+    """Every non-blank value of each multi-valued cell, joined by the contract's separator."""
+    def joined(text: str) -> Any:
+        parts = [p.strip().replace(MULTI_SEPARATOR, " ") for p in text.split(separator)]
+        kept = list(dict.fromkeys(p for p in parts if p))
+        return MULTI_SEPARATOR.join(kept) if kept else pd.NA
+
+    return values.map(joined, na_action="ignore").astype("string")
+
+
+def _segments(raw: pd.DataFrame, attributes: Sequence[str], mapped: pd.Series | None
+              ) -> pd.Series:
+    """``name:value`` per attribute column (blanks skipped) after any mapped ``segments``."""
+    if not len(raw):
+        return pd.Series(pd.NA, index=raw.index, dtype="string")
+    parts = [mapped.fillna("")] if mapped is not None else []
+    for name in attributes:
+        text = raw[name].astype("string").str.strip().str.replace(MULTI_SEPARATOR, " ",
+                                                                  regex=False)
+        parts.append((name + ":" + text).where(text.notna() & (text != ""), ""))
+    joined = pd.concat(parts, axis=1).apply(
+        lambda row: MULTI_SEPARATOR.join(v for v in row if v), axis=1)
+    return joined.astype("string").replace("", pd.NA)
 
 
 def _from_epoch(values: pd.Series, unit: str) -> pd.Series:

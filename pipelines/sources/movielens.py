@@ -146,7 +146,8 @@ def _genres(path: Path) -> list[str]:
 
 
 def _items(path: Path, genres: list[str], first_rated: pd.Series) -> pd.DataFrame:
-    """The catalogue: title, first flagged genre as category, all genres, release date."""
+    """The catalogue: title, first flagged genre as category, all genres as tags, release
+    date."""
     raw = _read(path, sep="|", names=ITEM_COLUMNS + genres, encoding=_encoding(path))
     flags = raw[genres].apply(lambda col: col.str.strip())
     bad_flags = ~flags.isin(["0", "1"]).all(axis=1)
@@ -168,24 +169,39 @@ def _items(path: Path, genres: list[str], first_rated: pd.Series) -> pd.DataFram
     # No release date: the first rating is the earliest we know the movie existed.
     items["first_seen"] = released.fillna(items["item_id"].map(first_rated))
     genre_lists = flagged[named].apply(lambda row: "|".join(row.index[row]), axis=1)
-    items["genres"] = genre_lists.astype("string").replace("", pd.NA)
+    items["tags"] = genre_lists.astype("string").replace("", pd.NA)
     return items
 
 
 def _users(path: Path, pseudonymiser: Pseudonymiser) -> pd.DataFrame:
-    """The users with their demographics as features; the zip is cut to its region digit."""
+    """The users with their demographics as segments (``age:25-34|gender:M|occupation:writer``):
+    the age in bands and no zip code, since a full zip narrows a person down too far."""
     raw = _read(path, sep="|", names=USER_COLUMNS)
+    age = _whole(raw["age"]).astype("Float64")
+    parts = pd.DataFrame({
+        "age": age.map(_age_band, na_action="ignore").astype("string"),
+        "gender": _text(raw["gender"]),
+        "occupation": _text(raw["occupation"]),
+    })
+    segments = parts.apply(
+        lambda row: "|".join(f"{name}:{value}" for name, value in row.items()
+                             if not pd.isna(value) and str(value).strip()), axis=1)
     return pd.DataFrame(
         {
             "user_id": pseudonymiser.series(_ids(raw["user_id"])),
             "country": None,
-            "age": _whole(raw["age"]).astype("Int64"),
-            "gender": _text(raw["gender"]),
-            "occupation": _text(raw["occupation"]),
-            # A full zip code narrows a person down too far; its first character is a region.
-            "zip_prefix": _text(raw["zip"]).str[0],
+            "segments": segments.astype("string").replace("", pd.NA),
         }
     )
+
+
+AGE_BANDS = ((18, "under 18"), (25, "18-24"), (35, "25-34"), (45, "35-44"), (55, "45-54"),
+             (65, "55-64"))
+
+
+def _age_band(age: float) -> str:
+    """The age band (as the GroupLens 1M release groups ages), not the age itself."""
+    return next((band for upper, band in AGE_BANDS if age < upper), "65 and over")
 
 
 def _read(path: Path, *, sep: str, names: list[str], encoding: str = "utf-8") -> pd.DataFrame:

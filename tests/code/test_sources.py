@@ -323,13 +323,13 @@ def test_movielens_duplicate_pair_is_kept_for_the_checks(ml_folder: Path) -> Non
 def test_movielens_items_genres_and_first_seen(ml_folder: Path) -> None:
     _, conformed = ingest(MovieLensSource(), ml_folder)
     items = conformed.tables["items"].set_index("item_id")
-    assert list(conformed.tables["items"].columns) == [*columns("items"), "genres"]
+    assert list(conformed.tables["items"].columns) == columns("items")
     assert items.loc["302", "category"] == "Crime"
-    assert items.loc["302", "genres"] == "Crime|Film-Noir|Mystery|Thriller"
+    assert items.loc["302", "tags"] == "Crime|Film-Noir|Mystery|Thriller"
     assert items.loc["242", "first_seen"] == ts("1997-01-24")
     assert items.loc["543", "title"] == "Misérables, Les (1995)"  # latin-1 decoded
     unknown = items.loc["267"]
-    assert unknown["category"] == "other" and pd.isna(unknown["genres"])
+    assert unknown["category"] == "other" and pd.isna(unknown["tags"])
     # No release date: the earliest of its ratings (880000000 < 885000000).
     assert unknown["first_seen"] == pd.Timestamp(880000000, unit="s", tz=UTC)
     assert items["brand"].isna().all() and items["price"].isna().all()
@@ -338,14 +338,9 @@ def test_movielens_items_genres_and_first_seen(ml_folder: Path) -> None:
 def test_movielens_users_features(ml_folder: Path) -> None:
     _, conformed = ingest(MovieLensSource(), ml_folder)
     users = conformed.tables["users"].set_index("user_id")
-    assert list(conformed.tables["users"].columns) == [
-        *columns("users"), "age", "gender", "occupation", "zip_prefix",
-    ]
-    assert str(users["age"].dtype) == "Int64"
+    assert list(conformed.tables["users"].columns) == columns("users")
     u196 = users.loc[PS.one("196")]
-    assert (u196["age"], u196["gender"], u196["occupation"]) == (49, "M", "writer")
-    assert u196["zip_prefix"] == "5"
-    assert users.loc[PS.one("23"), "zip_prefix"] == "T"
+    assert u196["segments"] == "age:45-54|gender:M|occupation:writer", "the age in bands"
     assert users["country"].isna().all()
     assert set(conformed.tables["events"]["user_id"]) <= set(users.index)
     assert_no_raw_ids(conformed, ["55105", "40206", "T8H1N"])  # full zips are not kept
@@ -465,11 +460,31 @@ def test_parquet_users_input(tmp_path: Path) -> None:
     raw, conformed = ingest(MappedCsvSource.from_file(mapping), tmp_path / "customers.parquet")
     assert raw["_line"].tolist() == [1, 2]
     users = conformed.tables["users"]
-    assert list(users.columns) == ["user_id", "country", "age"]
+    assert list(users.columns) == ["user_id", "country", "segments", "age"]
     assert users["user_id"].tolist() == [PS.one("1001"), PS.one("1002")]
     assert users["country"].iloc[0] == "DE" and pd.isna(users["country"].iloc[1])
     assert users["age"].tolist() == ["31", "45"]
     assert_no_raw_ids(conformed, ["1001", "1002"])
+
+
+def test_csv_users_attributes_become_segments(tmp_path: Path) -> None:
+    mapping = write_mapping(
+        tmp_path, "table: users\ncolumns: {user_id: id, segments: labels}\n"
+        "split: {segments: ';'}\nattributes: [tier, age_band]\n")
+    (tmp_path / "users.csv").write_text(
+        "id,labels,tier,age_band,email\n"
+        "1,vip; newsletter,gold,25-34,a@b.c\n"
+        "2,,,,d@e.f\n"
+        "3,,silver|bronze, 35-44 ,g@h.i\n"
+    )
+    _, conformed = ingest(MappedCsvSource.from_file(mapping), tmp_path / "users.csv")
+    users = conformed.tables["users"]
+    assert users["segments"].iloc[0] == "vip|newsletter|tier:gold|age_band:25-34"
+    assert pd.isna(users["segments"].iloc[1]), "no attributes: null, not an empty tag"
+    assert users["segments"].iloc[2] == "tier:silver bronze|age_band:35-44", \
+        "a separator inside a value cannot forge a second attribute"
+    assert conformed.dropped_columns == ["email"]
+    assert_no_raw_ids(conformed, ["a@b.c"])
 
 
 def test_parquet_problems_are_unreadable(tmp_path: Path) -> None:
@@ -539,6 +554,11 @@ def _events_mapping_dict() -> dict:
          "no timestamp column is mapped"),
         (EVENTS_MAPPING + "split: {order_id: '|'}\n", "split: order_id is not mapped"),
         (EVENTS_MAPPING + "split: {item_id: ''}\n", "separator"),
+        (EVENTS_MAPPING + "attributes: [note]\n", "only a users table has them"),
+        ("table: users\ncolumns: {user_id: id}\nattributes: [id]\n",
+         "id holds the raw customer id"),
+        ("table: users\ncolumns: {user_id: id}\nattributes: tier\n",
+         "attributes must be a list"),
     ],
 )
 def test_csv_mapping_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -642,7 +662,8 @@ def test_csv_generated_event_ids_are_stable_across_re_exports(tmp_path: Path) ->
         "ids come from the pseudonym, never the raw customer id"
 
 
-def test_csv_split_takes_the_first_value_before_value_maps(tmp_path: Path) -> None:
+def test_csv_split_takes_the_first_value_and_every_tag_before_value_maps(tmp_path: Path
+                                                                        ) -> None:
     source = MappedCsvSource.from_file(REPO / "infra" / "mappings" / "movielens-latest-movies.yaml")
     data = tmp_path / "movies.csv"
     data.write_text(
@@ -655,7 +676,9 @@ def test_csv_split_takes_the_first_value_before_value_maps(tmp_path: Path) -> No
     _, conformed = ingest(source, data)
     items = conformed.tables["items"].set_index("item_id")
     assert items["category"].tolist() == ["Adventure", "Adventure", "other", "Drama"]
-    assert items.loc["1", "genres"] == "Adventure|Animation|Children", "kept whole"
+    assert items.loc["1", "tags"] == "Adventure|Animation|Children", "every value a tag"
+    assert items.loc["2", "tags"] == "Adventure", "blank values skipped"
+    assert pd.isna(items.loc["3", "tags"]), "value maps apply to tags too"
     assert items.loc["2", "title"] == "Jumanji, (1995)"
     assert (items["first_seen"] == ts("1995-01-01")).all()
 

@@ -80,5 +80,5 @@ def test_movielens_100k() -> None:
     assert len(conformed.tables["users"]) == 943
     assert conformed.tables["events"]["rating"].between(1, 5).all()
     items = conformed.tables["items"].set_index("item_id")
-    assert items.loc["1", "genres"] == "Animation|Children's|Comedy"
+    assert items.loc["1", "tags"] == "Animation|Children's|Comedy"
     assert items["title"].str.contains("é").any()  # u.item is latin-1
