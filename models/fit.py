@@ -79,11 +79,13 @@ class TrainConfig:
     # or random for data split at random) with B and the trend fitted on the rest: the
     # situation it serves in. Both are refitted on every training event afterwards.
     ranker_share: float = 0.2
-    # The deep part is dropped (its logit weighted 0) when the wide part alone re-ranks the
-    # validation pool better by more than this share: it carries the named reasons (category,
-    # brand, price), so it stays unless it measurably hurts (ML-100K: 0.3945 with it, 0.439
-    # without; a near tie on the synthetic shop, whose planted preferences it explains).
+    # The deep part's logit weight: the largest of ``deep_weights`` whose re-ranking of the
+    # validation pool is within this share of the best weight's (``choose_deep_weight``). It
+    # carries the named reasons (category, brand, price), so it keeps its weight unless that
+    # measurably hurts (ML-100K: 0.3945 with it, 0.439 without; a near tie on the synthetic
+    # shop, whose planted preferences it explains); a part weight keeps what it adds.
     deep_margin: float = 0.02
+    deep_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
     inner_split: str = "time"
     trend_days: int = 7
     # What the wide part reads: the shopper's whole record of distinct purchases (EASE's row;
@@ -192,15 +194,26 @@ def fit_two_stage(
                                           spec.items.size, inner.lambda_, config.trend_days)
         ranker.assign_collaborative(collaborative)
         if len(valid):
-            choice = {"wide_only": _pool_ndcg(ranker, valid, train, collaborative, config, 0.0),
-                      "wide_and_deep": _pool_ndcg(ranker, valid, train, collaborative, config,
-                                                  1.0)}
-            worse = choice["wide_only"] > (1 + config.deep_margin) * choice["wide_and_deep"]
-            ranker.deep_weight.assign(0.0 if worse else 1.0)
+            choice = choose_deep_weight(
+                {w: _pool_ndcg(ranker, valid, train, collaborative, config, w)
+                 for w in config.deep_weights}, config.deep_margin)
+            ranker.deep_weight.assign(choice["chosen"])
     if distributed:
         retrieval, ranker = _plain_copies(spec, table, retrieval, ranker, train, config,
                                           shoppers)
     return Fitted(retrieval, ranker, history, collaborative, choice)
+
+
+def choose_deep_weight(scores: dict[float, float], margin: float) -> dict[str, float]:
+    """The largest weight of the deep part's logit whose re-ranking NDCG is within ``margin``
+    (a share) of the best weight's: the deep part carries the named reasons, so it keeps as
+    much weight as does not measurably hurt. Returns the scores by weight and the choice."""
+    best = max(scores.values())
+    chosen = max(w for w, score in scores.items() if score * (1 + margin) >= best)
+    return {"wide_only": scores.get(0.0, float("nan")),
+            "wide_and_deep": scores.get(1.0, float("nan")),
+            **{f"weight_{w:g}": score for w, score in sorted(scores.items())},
+            "chosen": float(chosen)}
 
 
 def _pool_ndcg(ranker: RankingModel, data: Interactions, earlier: Interactions,

@@ -35,6 +35,7 @@ from models.baselines import (
     top_k,
 )
 from pipelines.evaluate import evaluate_topk
+from pipelines.sources.movielens import side_tables
 from pipelines.sources.online_retail import is_cancellation, is_product
 
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -73,6 +74,7 @@ class BenchmarkData:
     user_ids: list[Any]
     interactions: pd.DataFrame
     catalogue: pd.DataFrame | None = None  # item_id, title, category, brand, price when known
+    users: pd.DataFrame | None = None  # user_id, country, segments when known
 
     @property
     def n_users(self) -> int:
@@ -134,6 +136,12 @@ def load_ml100k(path: Path = ML100K_DIR) -> BenchmarkData:
             "item_idx": i[tr],
         }
     )
+    # What the data set carries beside the ratings (the model's side features): the catalogue
+    # (titles, genres) and the users' demographics, as the MovieLens source ingests them.
+    first_rated = pd.to_datetime(ratings.groupby("item_id")["timestamp"].min(), unit="s",
+                                 utc=True)
+    first_rated.index = first_rated.index.astype(str)
+    catalogue, users = side_tables(Path(path), first_rated)
     return BenchmarkData(
         name="ml-100k",
         train=train,
@@ -141,6 +149,8 @@ def load_ml100k(path: Path = ML100K_DIR) -> BenchmarkData:
         item_ids=item_ids.tolist(),
         user_ids=user_ids.tolist(),
         interactions=interactions,
+        catalogue=catalogue,
+        users=users,
     )
 
 
@@ -349,6 +359,7 @@ def train_on_protocol(data: BenchmarkData, protocol: Protocol, settings: Setting
         "user_id": rows["user_id"].astype(str).to_numpy(),
         "item_id": rows["item_id"].astype(str).to_numpy(),
         "timestamp": pd.to_datetime(rows["timestamp"], utc=True).to_numpy(),
+        "rating": rows["rating"].to_numpy() if "rating" in rows else np.nan,
     })
     item_keys = [str(i) for i in data.item_ids]
     # No content is known: empty titles, not ids posing as titles (their tokens would be a
@@ -357,7 +368,8 @@ def train_on_protocol(data: BenchmarkData, protocol: Protocol, settings: Setting
                           "brand": None, "price": np.nan})
     if data.catalogue is not None:
         items = data.catalogue.assign(item_id=lambda d: d["item_id"].astype(str))
-    users = pd.DataFrame({"user_id": events["user_id"].unique()})
+    users = (data.users.assign(user_id=lambda d: d["user_id"].astype(str))
+             if data.users is not None else pd.DataFrame({"user_id": events["user_id"].unique()}))
     configs = [candidate_config(settings, {**PROTOCOL_TRAINING[protocol], **entry})
                for entry in settings.train_grid]
     features = build_features(events, items, users, validation_share=VALIDATION_SHARE,
@@ -427,7 +439,7 @@ def load_data_dir(data_dir: DataPath, protocol: Protocol, seed: int = ML100K_SEE
     (indexed over train, test restricted to known users and items, as Online Retail)."""
     from pipelines.features import load_positive_events
 
-    events, items, _ = load_positive_events(location(data_dir))
+    events, items, users = load_positive_events(location(data_dir))
     events = events.assign(timestamp=pd.to_datetime(events["timestamp"], utc=True))
     events = events.sort_values(["timestamp", "event_id"], kind="stable").reset_index(drop=True)
     if protocol == "random":
@@ -457,13 +469,16 @@ def load_data_dir(data_dir: DataPath, protocol: Protocol, seed: int = ML100K_SEE
         "user_id": train_rows["user_id"].astype(str).to_numpy(),
         "item_id": train_rows["item_id"].astype(str).to_numpy(),
         "timestamp": train_rows["timestamp"].to_numpy(), "user_idx": u, "item_idx": i,
+        "rating": pd.to_numeric(train_rows["rating"], errors="coerce").astype("Float64")
+        .to_numpy(dtype=float, na_value=np.nan) if "rating" in train_rows else np.nan,
     })
     catalogue = items.assign(item_id=items["item_id"].astype(str))
     catalogue = catalogue[catalogue["item_id"].isin(item_ids)][
-        ["item_id", "title", "category", "brand", "price"]]
+        [c for c in ("item_id", "title", "category", "brand", "price", "tags") if c in items]]
     return BenchmarkData(f"{location(data_dir).name} ({protocol})", train,
                          _test_sets(train, tu, ti, len(user_ids)), item_ids.tolist(),
-                         user_ids.tolist(), interactions, catalogue.reset_index(drop=True))
+                         user_ids.tolist(), interactions, catalogue.reset_index(drop=True),
+                         users)
 
 
 # What a protocol changes in the product's candidate config (``candidate_config``: the

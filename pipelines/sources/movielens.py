@@ -1,7 +1,7 @@
 """Adapter for MovieLens 100K (GroupLens): 100,000 ratings of 1,682 movies by 943 users.
 
 The whole data set is one batch: ``u.data`` (the ratings) is the primary table, while ``u.item``
-and ``u.user`` become the catalogue and the users with their demographics as extra features.
+and ``u.user`` become the catalogue (genres as tags) and the users (demographics as segments).
 A rating is treated as a consumption, so each becomes a ``purchase`` event of quantity 1 that
 also carries the explicit rating. The data set's README forbids redistribution: read it in place.
 """
@@ -119,10 +119,9 @@ class MovieLensSource(Source):
                 "rating": rating[ok],
             }
         )
-        folder = batch.files[1].parent
-        first_rated = events.groupby("item_id")["timestamp"].min()
-        items = _items(batch.files[1], _genres(folder / "u.genre"), first_rated)
-        users = _users(batch.files[2], pseudonymiser)
+        items, users = side_tables(batch.files[1].parent,
+                                   events.groupby("item_id")["timestamp"].min())
+        users["user_id"] = pseudonymiser.series(users["user_id"])
         return Conformed(
             primary="events",
             tables={
@@ -143,6 +142,14 @@ def _genres(path: Path) -> list[str]:
     if order.isna().any() or sorted(order.astype(int)) != list(range(len(frame))):
         raise UnreadableBatch(f"{path.name}: genre indexes are not 0..{len(frame) - 1}")
     return list(frame.assign(order=order).sort_values("order")["name"].str.strip())
+
+
+def side_tables(folder: Path, first_rated: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The catalogue (``u.item``, genres as tags) and the users (``u.user``, by raw id, their
+    demographics as segments) of an ml-100k folder; ``first_rated``: each item's first rating
+    time, its ``first_seen`` where it has no release date."""
+    items = _items(folder / "u.item", _genres(folder / "u.genre"), first_rated)
+    return items, _users(folder / "u.user")
 
 
 def _items(path: Path, genres: list[str], first_rated: pd.Series) -> pd.DataFrame:
@@ -173,7 +180,7 @@ def _items(path: Path, genres: list[str], first_rated: pd.Series) -> pd.DataFram
     return items
 
 
-def _users(path: Path, pseudonymiser: Pseudonymiser) -> pd.DataFrame:
+def _users(path: Path) -> pd.DataFrame:
     """The users with their demographics as segments (``age:25-34|gender:M|occupation:writer``):
     the age in bands and no zip code, since a full zip narrows a person down too far."""
     raw = _read(path, sep="|", names=USER_COLUMNS)
@@ -188,7 +195,7 @@ def _users(path: Path, pseudonymiser: Pseudonymiser) -> pd.DataFrame:
                              if not pd.isna(value) and str(value).strip()), axis=1)
     return pd.DataFrame(
         {
-            "user_id": pseudonymiser.series(_ids(raw["user_id"])),
+            "user_id": _ids(raw["user_id"]),
             "country": None,
             "segments": segments.astype("string").replace("", pd.NA),
         }
