@@ -19,7 +19,6 @@ import yaml
 from pydantic import Field, PlainValidator, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from contracts.shopper_store import SQLITE_FILE
 from contracts.storage import DataPath, is_remote, location
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -384,6 +383,9 @@ class Settings(BaseSettings):
             return self.shopper_store
         if is_remote(self.data_dir):
             return None
+        # Here, not at the top: the store needs pandas, which the DAG file must not parse with.
+        from contracts.shopper_store import SQLITE_FILE
+
         return f"sqlite:///{self.local_root / 'online' / SQLITE_FILE}"
 
     @property

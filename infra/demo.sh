@@ -3,7 +3,7 @@
 # into .demo/ once), from a fresh clone, with no manual step.
 # Starts an MLflow server, Airflow standalone (LocalExecutor on SQLite) and the BentoML endpoint,
 # all under a project-local home; generates 30 days of a synthetic shop with faulty batches into
-# the pipeline's inbox; triggers the shoprec_pipeline DAG and follows it; shows the quarantined
+# the pipeline's inbox; triggers shoprec_ingest and follows the DAGs its assets schedule; shows the quarantined
 # batches and a sample /recommend answer with its reasons. `make demo-stop` stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,7 +64,7 @@ INBOX=$(python -c "from contracts.settings import get_settings; print(get_settin
 echo "==> Generating 30 days of a synthetic shop (seed 7, with faulty batches) into $INBOX"
 shoprec generate --out "$INBOX" --days 30 --seed 7 --faults
 
-echo "==> Running the shoprec_pipeline DAG (land -> validate -> features -> train -> gate -> package -> reload -> smoke)"
+echo "==> Running the shoprec DAGs: shoprec_ingest (land -> validate) -> shoprec_train (features -> train -> gate -> package) -> shoprec_deploy (reload -> smoke -> rollout)"
 python infra/follow_dag.py --url "http://$HOST:$AIRFLOW_PORT" \
   --passwords "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 

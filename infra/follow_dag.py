@@ -1,7 +1,10 @@
-"""Unpause, trigger and follow an Airflow 3 DAG through its REST API, printing task progress.
+"""Unpause, trigger and follow Airflow 3 DAGs chained by assets, printing task progress.
 
-Used by ``make demo``. Standard library only and one light HTTP poll every few seconds, so it
-takes no CPU from the tasks it watches (each ``airflow`` CLI call would import Airflow anew).
+Triggers the first DAG, follows its run, and when that run updated an asset, follows the run
+the scheduler starts for the next DAG from it (``shoprec_ingest`` -> ``shoprec_train`` ->
+``shoprec_deploy``). Used by ``make demo`` and the production test. Standard library only
+and one light HTTP poll every few seconds, so it takes no CPU from the tasks it watches (each
+``airflow`` CLI call would import Airflow anew).
 Exit status: 0 when every followed run succeeded, 1 when one failed, 2 on timeout.
 """
 
@@ -12,6 +15,7 @@ import json
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -95,10 +99,56 @@ def follow(api: Api, dag_id: str, run_ids: set[str], timeout: float, poll: float
     return 2
 
 
+def chained_runs(api: Api, dags: list[str], first_run: str, timeout: float, poll: float,
+                 before: dict[str, set[str]] | None = None) -> dict[str, str]:
+    """Follow ``first_run`` of ``dags[0]``, then each next DAG's run its asset started.
+
+    ``before``: each DAG's run ids before the trigger (the runs not ours). Returns the run
+    followed per DAG; a DAG is missing when the one before it updated no asset (nothing new to
+    train on, no promotion) or failed. Raises ``TimeoutError`` when a run does not end in time.
+    """
+    before = before or {}
+    deadline = time.monotonic() + timeout
+    runs, run_id = {dags[0]: first_run}, first_run
+    for upstream, downstream in zip(dags, [*dags[1:], None], strict=True):
+        outcome = follow(api, upstream, {run_id}, deadline - time.monotonic(), poll)
+        if outcome == 2:
+            raise TimeoutError(f"{upstream} run {run_id} did not end in time")
+        if outcome or downstream is None:
+            return runs
+        events = api.get(f"/api/v2/assets/events?source_dag_id={upstream}"
+                         f"&source_run_id={urllib.parse.quote(run_id)}")["asset_events"]
+        if not events:
+            print(f"==> {upstream} updated no asset: no {downstream} run", flush=True)
+            return runs
+        print(f"==> {upstream} updated {', '.join(sorted({e['uri'] for e in events}))}: "
+              f"waiting for the {downstream} run it schedules", flush=True)
+        run_id = new_run(api, downstream, before.get(downstream, set()), deadline, poll)
+        runs[downstream] = run_id
+    return runs
+
+
+def new_run(api: Api, dag_id: str, known: set[str], deadline: float, poll: float) -> str:
+    while time.monotonic() < deadline:
+        listed = api.get(f"/api/v2/dags/{dag_id}/dagRuns?order_by=-run_after&limit=20")
+        fresh = [r["dag_run_id"] for r in listed["dag_runs"] if r["dag_run_id"] not in known]
+        if fresh:
+            return fresh[-1]  # the earliest new one
+        time.sleep(poll)
+    raise TimeoutError(f"no {dag_id} run started in time")
+
+
+def run_ids(api: Api, dag_id: str) -> set[str]:
+    listed = api.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=100")
+    return {r["dag_run_id"] for r in listed["dag_runs"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080")
-    parser.add_argument("--dag", default="shoprec_pipeline")
+    parser.add_argument("--dag", nargs="+", default=["shoprec_ingest", "shoprec_train",
+                                                     "shoprec_deploy"],
+                        help="the DAG to trigger, then the DAGs its assets schedule, in order")
     parser.add_argument("--passwords", type=Path, required=True,
                         help="simple auth manager's generated passwords file")
     parser.add_argument("--user", default="admin")
@@ -108,13 +158,24 @@ def main() -> int:
 
     password = json.loads(args.passwords.read_text())[args.user]
     api = Api(args.url, args.user, password)
-    wait_for_dag(api, args.dag, timeout=120)
-    api.patch(f"/api/v2/dags/{args.dag}", {"is_paused": False})
-    run = api.post(f"/api/v2/dags/{args.dag}/dagRuns",
+    first = args.dag[0]
+    for dag_id in args.dag:
+        wait_for_dag(api, dag_id, timeout=120)
+    before = {dag_id: run_ids(api, dag_id) for dag_id in args.dag}
+    for dag_id in reversed(args.dag):  # consumers first: an asset event finds them listening
+        api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    run = api.post(f"/api/v2/dags/{first}/dagRuns",
                    {"logical_date": None, "note": "triggered by make demo"})
     print(f"==> Triggered {run['dag_run_id']}: "
-          f"{args.url}/dags/{args.dag}/runs/{run['dag_run_id']}", flush=True)
-    return follow(api, args.dag, {run["dag_run_id"]}, args.timeout, args.poll)
+          f"{args.url}/dags/{first}/runs/{run['dag_run_id']}", flush=True)
+    try:
+        runs = chained_runs(api, args.dag, run["dag_run_id"], args.timeout, args.poll, before)
+    except TimeoutError as err:
+        print(f"gave up: {err}; the runs go on in Airflow", file=sys.stderr)
+        return 2
+    states = {dag_id: api.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(r)}")["state"]
+              for dag_id, r in runs.items()}
+    return 0 if all(state == "success" for state in states.values()) else 1
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ def report(folder: str) -> dict:
         dags[dag_id] = {
             "tags": sorted(dag.tags),
             "schedule": type(dag.timetable).__name__,
+            # What an asset schedule waits for (AssetAll of the listed assets).
+            "assets": sorted(getattr(a, "name", str(a)) for a in getattr(
+                getattr(dag.timetable, "asset_condition", None), "objects", ())),
             "catchup": dag.catchup,
             "doc_md": bool(dag.doc_md),
             "tasks": {
@@ -34,6 +37,7 @@ def report(folder: str) -> dict:
                     "doc_md": bool(t.doc_md),
                     "mapped": "MappedOperator" in type(t).__name__,
                     "downstream": sorted(t.downstream_task_ids),
+                    "outlets": sorted(getattr(o, "name", str(o)) for o in t.outlets),
                 }
                 for t in dag.tasks
             },

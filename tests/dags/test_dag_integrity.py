@@ -1,5 +1,5 @@
-"""DAG integrity: the pipeline DAG parses fast, without errors or cycles, and every task is
-retried with backoff, bounded by a timeout and documented for the UI."""
+"""DAG integrity: the three shoprec DAGs parse fast, without errors or cycles, chain through
+their assets, and every task is retried with backoff, bounded by a timeout and documented."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
-PIPELINE_TASKS = {
-    "land", "validate", "route", "report_quarantined", "build_features", "train_baselines",
-    "train_candidate", "evaluate", "register_version", "package_bento", "validate_bento",
-    "move_alias", "reload_endpoint", "smoke_call", "report_drift", "score_shoppers",
-    "rollout_shadow", "rollout_canary", "rollout_full",
+DAG_TASKS = {
+    "shoprec_ingest": {"land", "validate", "route", "report_quarantined", "announce_curated",
+                       "report_drift"},
+    "shoprec_train": {"build_features", "train_baselines", "train_candidate", "evaluate",
+                      "register_version", "package_bento", "validate_bento", "move_alias",
+                      "announce_champion", "score_shoppers"},
+    "shoprec_deploy": {"reload_endpoint", "smoke_call", "rollout_shadow", "rollout_canary",
+                       "rollout_full"},
 }
 
 
@@ -44,41 +47,61 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_dag_folder_imports_without_errors_or_cycles(report: dict) -> None:
     assert report["import_errors"] == {}
-    assert list(report["dags"]) == ["shoprec_pipeline"]
-    dag = report["dags"]["shoprec_pipeline"]
-    assert set(dag["tasks"]) == PIPELINE_TASKS
-    assert dag["schedule"] == "AssetOrTimeSchedule", "daily and when new batches land"
-    assert dag["doc_md"] and "shoprec" in dag["tags"]
-    assert dag["tasks"]["train_candidate"]["mapped"], "one mapped task per grid entry"
-    assert dag["tasks"]["route"]["downstream"] == ["build_features", "report_quarantined"]
+    assert sorted(report["dags"]) == sorted(DAG_TASKS)
+    for dag_id, tasks in DAG_TASKS.items():
+        dag = report["dags"][dag_id]
+        assert set(dag["tasks"]) == tasks, dag_id
+        assert dag["doc_md"] and "shoprec" in dag["tags"], dag_id
+    assert report["dags"]["shoprec_train"]["tasks"]["train_candidate"]["mapped"], \
+        "one mapped task per grid entry"
+    assert report["dags"]["shoprec_ingest"]["tasks"]["route"]["downstream"] == [
+        "announce_curated", "report_quarantined"]
+
+
+def test_the_dags_chain_through_assets(report: dict) -> None:
+    """Ingest is daily; training runs on the asset ingest updates on accepting new data, and
+    deployment on the one training updates on a promotion: nobody posts an event by hand."""
+    dags = report["dags"]
+    assert dags["shoprec_ingest"]["schedule"] == "CronTriggerTimetable"
+    ingest, train = dags["shoprec_ingest"]["tasks"], dags["shoprec_train"]["tasks"]
+    assert ingest["announce_curated"]["outlets"] == ["shoprec_curated"]
+    assert [t for t, task in ingest.items() if task["outlets"]] == ["announce_curated"]
+    assert dags["shoprec_train"]["schedule"] == "AssetTriggeredTimetable"
+    assert dags["shoprec_train"]["assets"] == ["shoprec_curated"]
+    assert train["announce_champion"]["outlets"] == ["shoprec_champion"]
+    assert "announce_champion" in train["move_alias"]["downstream"], "only after the alias"
+    assert dags["shoprec_deploy"]["assets"] == ["shoprec_champion"]
 
 
 def test_no_alias_moves_before_the_gated_version_is_packaged_and_validated(report: dict) -> None:
-    tasks = report["dags"]["shoprec_pipeline"]["tasks"]
+    tasks = report["dags"]["shoprec_train"]["tasks"]
     assert "evaluate" in tasks["build_features"]["downstream"], "judged on the run's window"
     assert tasks["evaluate"]["downstream"] == ["register_version", "validate_bento"]
     assert tasks["register_version"]["downstream"] == ["move_alias", "package_bento",
                                                       "validate_bento"]
     assert tasks["package_bento"]["downstream"] == ["validate_bento"]
     assert tasks["validate_bento"]["downstream"] == ["move_alias"]
-    assert "reload_endpoint" in tasks["move_alias"]["downstream"]
+    assert tasks["move_alias"]["downstream"] == ["announce_champion", "score_shoppers"]
 
 
 def test_drift_reports_every_run_and_scoring_follows_the_alias(report: dict) -> None:
     """The drift report hangs off validation, not the training branch (a run with nothing to
-    train still reports); by default it cannot hold the alias back (a warning, not a gate)."""
-    tasks = report["dags"]["shoprec_pipeline"]["tasks"]
+    train still reports); by default it cannot hold training back (a warning, not a gate)."""
+    tasks = report["dags"]["shoprec_ingest"]["tasks"]
     assert "report_drift" in tasks["validate"]["downstream"]
     assert tasks["report_drift"]["downstream"] == []
-    assert "score_shoppers" in tasks["move_alias"]["downstream"]
+    assert "score_shoppers" in report["dags"]["shoprec_train"]["tasks"]["move_alias"][
+        "downstream"]
 
 
 def test_every_task_retries_with_backoff_has_a_timeout_and_docs(report: dict) -> None:
-    for task_id, task in report["dags"]["shoprec_pipeline"]["tasks"].items():
-        assert task["retries"] > 0 and task["backoff"] > 1, task_id
-        assert task["timeout_s"] and task["timeout_s"] <= 4 * 3600, task_id
-        assert task["doc_md"], task_id
-        assert task["owner"] == "shoprec", task_id
+    for dag_id, dag in report["dags"].items():
+        for task_id, task in dag["tasks"].items():
+            where = f"{dag_id}.{task_id}"
+            assert task["retries"] > 0 and task["backoff"] > 1, where
+            assert task["timeout_s"] and task["timeout_s"] <= 4 * 3600, where
+            assert task["doc_md"], where
+            assert task["owner"] == "shoprec", where
 
 
 def test_dag_file_parses_fast_and_imports_nothing_heavy(report: dict) -> None:

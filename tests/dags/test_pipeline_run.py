@@ -1,17 +1,21 @@
-"""``airflow dags test shoprec_pipeline`` on a small synthetic shop, twice for the same date.
+"""``airflow dags test`` of the three shoprec DAGs on a small synthetic shop, as the assets
+chain them.
 
-The first run lands the shop (two planted bad batches among them), quarantines the bad ones,
-trains two candidates, judges the best against the baselines on the same window, registers it,
-builds the Bento of that version, serves that Bento for one explained call, only then makes it
-champion, and reloads and smoke-calls a real ``shoprec serve``. ``shoprec evaluate`` then
-re-scores the champion on the window and prints the contract. The second run for the same
-logical date finds nothing new and changes nothing. Airflow runs in a subprocess with its own
-home and SQLite metadata DB.
+``shoprec_ingest`` lands the shop (two planted bad batches among them), quarantines the bad ones
+and updates the ``shoprec_curated`` asset, which queues ``shoprec_train`` in the metadata DB (no
+event posted by hand); that trains two candidates, judges the best against the baselines on the
+same window, registers it, builds the Bento of that version, serves that Bento for one explained
+call, only then makes it champion, and updates ``shoprec_champion``, which queues
+``shoprec_deploy``: it reloads and smoke-calls a real ``shoprec serve``. ``shoprec evaluate``
+then re-scores the champion on the window and prints the contract. A second ingest run for the
+same logical date finds nothing new, queues nothing and changes nothing. Airflow runs in a
+subprocess with its own home and SQLite metadata DB.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +24,7 @@ import pytest
 
 from tests.dags.test_dag_integrity import airflow_env
 
-DAG_ID = "shoprec_pipeline"
+DAGS = ("shoprec_ingest", "shoprec_train", "shoprec_deploy")
 LOGICAL_DATE = "2026-01-15T00:00:00+00:00"
 # Small enough to train in seconds, large enough that the model clearly beats popularity.
 SHOP = {"days": 10, "users": 120, "items": 80, "seed": 5}
@@ -41,8 +45,8 @@ def _airflow(env: dict[str, str], *args: str, timeout: float = 600) -> str:
     return done.stdout + done.stderr
 
 
-def _task_states(env: dict[str, str]) -> dict[str, list[str]]:
-    output = _airflow(env, "tasks", "states-for-dag-run", DAG_ID, LOGICAL_DATE, "-o", "json")
+def _task_states(env: dict[str, str], dag_id: str) -> dict[str, list[str]]:
+    output = _airflow(env, "tasks", "states-for-dag-run", dag_id, LOGICAL_DATE, "-o", "json")
     rows = next(json.loads(line) for line in output.splitlines() if line.startswith("[{"))
     states: dict[str, list[str]] = {}
     for row in rows:
@@ -68,6 +72,20 @@ def _evaluate_prints_the_contract(env: dict[str, str], data: Path, version: str,
                if isinstance(f, dict) and f.get("ci95")]
     assert figures and all(f["ci95"][0] <= f["value"] <= f["ci95"][1] for f in figures)
     assert result["models"]["champion"]["ndcg@10"]["value"] > 0
+
+
+def _queued(env: dict[str, str]) -> list[str]:
+    """The DAGs an asset event has queued a run for (the scheduler starts them), from the
+    metadata DB."""
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        return sorted(dag for (dag,) in db.execute(
+            "SELECT target_dag_id FROM asset_dag_run_queue"))
+
+
+def _asset_events(env: dict[str, str]) -> list[tuple[str, str]]:
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        return sorted(db.execute("SELECT a.name, e.source_dag_id FROM asset_event e "
+                                 "JOIN asset a ON a.id = e.asset_id"))
 
 
 def _files(folder: Path) -> dict[str, tuple[int, int]]:
@@ -107,6 +125,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str):
     shoprec = tiny_shop(root, mlflow_server, port)
     env = airflow_env(root / "airflow") | shoprec | {"MLFLOW_TRACKING_URI": mlflow_server}
     _airflow(env, "db", "migrate")
+    _airflow(env, "dags", "reserialize")  # every DAG in the DB: the assets' consumers known
+    for dag_id in DAGS[1:]:  # a paused consumer is never queued
+        _airflow(env, "dags", "unpause", dag_id)
     server = launch.start(data, port, root / "serve.log", env=shoprec)
     try:
         yield env, data
@@ -119,22 +140,34 @@ def test_dag_run_trains_promotes_packages_serves_and_reruns_idempotently(pipelin
     from mlflow.tracking import MlflowClient
 
     env, data = pipeline
-    log = _airflow(env, "dags", "test", DAG_ID, LOGICAL_DATE)
+    ingest, train, deploy = DAGS
+    log = _airflow(env, "dags", "test", ingest, LOGICAL_DATE)
 
-    states = _task_states(env)
-    assert states.pop("train_candidate") == ["success", "success"], "one run per grid entry"
+    states = _task_states(env, ingest)
     assert all(v == ["success"] for v in states.values()), states
-
+    assert _asset_events(env) == [("shoprec_curated", ingest)]
+    assert _queued(env) == [train], "accepted data queues a training run"
     manifests = [json.loads(p.read_text()) for p in (data / "batches").glob("*.json")]
     quarantined = {m["content_hash"] for m in manifests if m["status"] == "quarantined"}
     reasons = [m["reason"] for m in manifests if m["status"] == "quarantined"]
     assert len(quarantined) == 2 and all(reasons)
     assert all(f"quarantined {m['batch']}: {m['reason']}" in log for m in manifests
                if m["status"] == "quarantined"), "each quarantined batch reported with its reason"
+
+    _airflow(env, "dags", "test", train, LOGICAL_DATE)
+    states = _task_states(env, train)
+    assert states.pop("train_candidate") == ["success", "success"], "one run per grid entry"
+    assert all(v == ["success"] for v in states.values()), states
+    assert ("shoprec_champion", train) in _asset_events(env)
+    assert deploy in _queued(env), "a promotion queues the deployment"
     (feature_set,) = (data / "features").iterdir()
     lineage = json.loads((feature_set / "batches.json").read_text())
     trained_on = {m["content_hash"] for m in lineage}
     assert trained_on and not trained_on & quarantined, "training left the quarantined out"
+
+    _airflow(env, "dags", "test", deploy, LOGICAL_DATE)
+    states = _task_states(env, deploy)
+    assert all(v == ["success"] for v in states.values()), states
 
     uri = env["SHOPREC_TRACKING_URI"]
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not a URI another test set
@@ -149,16 +182,17 @@ def test_dag_run_trains_promotes_packages_serves_and_reruns_idempotently(pipelin
     tags = champion.tags
     assert tags["gate_decision"] == "promoted" and int(tags["gate_users"]) >= MIN_USERS
     assert tags["gate_baseline_name"] in ("popularity", "ease"), "judged against the best floor"
-    assert {"validate_bento", "move_alias"} <= set(states), "the Bento served before the alias"
     _evaluate_prints_the_contract(env, data, champion.version, int(tags["gate_users"]))
 
     curated, versions = _files(data / "curated"), len(client.search_model_versions(
         f"name = '{name}'"))
-    _airflow(env, "dags", "test", DAG_ID, LOGICAL_DATE)
+    events = _asset_events(env)
+    _airflow(env, "dags", "test", ingest, LOGICAL_DATE)
 
-    again = _task_states(env)
+    again = _task_states(env, ingest)
     assert again["land"] == again["validate"] == again["route"] == ["success"]
-    assert again["build_features"] == again["report_quarantined"] == ["skipped"]
+    assert again["announce_curated"] == again["report_quarantined"] == ["skipped"]
+    assert _asset_events(env) == events, "nothing new: no training queued"
     assert _files(data / "curated") == curated, "nothing landed or curated twice"
     assert len(list((data / "batches").glob("*.json"))) == len(manifests)
     assert len(client.search_model_versions(f"name = '{name}'")) == versions

@@ -1,12 +1,14 @@
-"""The real ``shoprec_pipeline`` DAG on the production profile, started as users start it.
+"""The real shoprec DAGs on the production profile, started as users start them.
 
 ``infra/production/up.sh`` runs with the example env file as it is, its knobs pointed at fresh
 PostgreSQL databases (Airflow metadata and Celery results; MLflow backend store) that up.sh hands
 to roles of their own, a Redis user, key prefix and queue of this test's own, free ports and
-generated secrets. The DAG is triggered over
-the REST API on a small faulty shop and must succeed with every task executed by the Celery
-worker, its state in PostgreSQL, and a champion in the PostgreSQL-backed registry that the
-endpoint then serves. ``down.sh`` stops everything, even on failure; the databases are dropped.
+generated secrets. ``shoprec_ingest`` is triggered over the REST API on a small faulty shop;
+the scheduler must then start ``shoprec_train`` from the asset ingestion updated, and
+``shoprec_deploy`` from the one training updated on its promotion (no event posted by hand),
+every run succeeding with every task executed by the Celery worker, its state in PostgreSQL,
+and a champion in the PostgreSQL-backed registry that the endpoint then serves. ``down.sh``
+stops everything, even on failure; the databases are dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from contracts import launch
-from infra.follow_dag import Api, follow, wait_for_dag
+from infra.follow_dag import Api, follow, new_run, run_ids, wait_for_dag
 from infra.production import databases
-from tests.dags.test_pipeline_run import DAG_ID, GRID, tiny_shop
+from tests.dags.test_pipeline_run import DAGS, GRID, tiny_shop
 from tests.production.conftest import throwaway_database, unique_name
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,25 +137,40 @@ def test_dag_runs_on_the_celery_worker_with_postgres_stores(running: Running) ->
     from mlflow.tracking import MlflowClient
 
     api = running.api
-    wait_for_dag(api, DAG_ID, timeout=180)
-    api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-    run_id = api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None})["dag_run_id"]
-    # Unpausing also lets the scheduler start the latest daily run (catchup=False); the two take
-    # turns (max_active_runs=1), and whichever comes second finds nothing new to train on.
-    outcome = follow(api, DAG_ID, {run_id}, timeout=RUN_TIMEOUT_S, poll=5)
+    for dag_id in DAGS:
+        wait_for_dag(api, dag_id, timeout=180)
+    before = {dag_id: run_ids(api, dag_id) for dag_id in DAGS}
+    for dag_id in reversed(DAGS):  # consumers first, so the asset events find them listening
+        api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    ingest, train, deploy = DAGS
+    run_id = api.post(f"/api/v2/dags/{ingest}/dagRuns", {"logical_date": None})["dag_run_id"]
+    # Unpausing also lets the scheduler start the latest daily ingest run (catchup=False); the
+    # two take turns (max_active_runs=1), and whichever comes second finds nothing new.
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    outcomes = [follow(api, ingest, {run_id}, timeout=RUN_TIMEOUT_S, poll=5)]
+    for dag_id in (train, deploy):  # started by the scheduler from the assets, not by us
+        started = new_run(api, dag_id, before[dag_id], deadline, poll=5)
+        outcomes.append(follow(api, dag_id, {started}, deadline - time.monotonic(), poll=5))
 
-    runs = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns?limit=10")["dag_runs"]
-    tis = {r["dag_run_id"]: api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{r['dag_run_id']}"
-                                    "/taskInstances?limit=100")["task_instances"] for r in runs}
-    states = {run: sorted((ti["task_id"], ti["map_index"], ti["state"]) for ti in instances)
-              for run, instances in tis.items()}
-    assert outcome == 0, f"{states}\nworker log ends:\n{running.log('worker')[-4000:]}"
-    assert run_id in tis and len(runs) <= 2, states
-    trained = [run for run, rows in states.items() if ("train_candidate", 0, "success") in rows]
-    assert len(trained) == 1, f"one run trains, a second finds nothing new: {states}"
-    assert all(state == "success" for _, _, state in states[trained[0]]), states
-    for run in set(states) - set(trained):
-        assert {task: state for task, _, state in states[run]}["build_features"] == "skipped"
+    tis, states = {}, {}
+    for dag_id in DAGS:
+        for r in api.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=10")["dag_runs"]:
+            key = (dag_id, r["dag_run_id"])
+            tis[key] = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{r['dag_run_id']}"
+                               "/taskInstances?limit=100")["task_instances"]
+            states[key] = sorted((ti["task_id"], ti["map_index"], ti["state"])
+                                 for ti in tis[key])
+    assert outcomes == [0, 0, 0], f"{states}\nworker log ends:\n{running.log('worker')[-4000:]}"
+    runs = {dag_id: [run for d, run in states if d == dag_id] for dag_id in DAGS}
+    assert run_id in runs[ingest] and len(runs[ingest]) <= 2, states
+    announced = [run for run in runs[ingest]
+                 if ("announce_curated", -1, "success") in states[(ingest, run)]]
+    assert len(announced) == 1, f"one ingest run queues training, a second nothing: {states}"
+    assert len(runs[train]) == 1 and len(runs[deploy]) == 1, "one run each, from the assets"
+    for dag_id in (train, deploy):
+        assert all(state == "success" for _, _, state in states[(dag_id, runs[dag_id][0])]), \
+            states
+    assert ("train_candidate", 0, "success") in states[(train, runs[train][0])]
 
     # Executed by Celery: queued on this profile's queue, picked up by its worker, and the
     # results recorded in Celery's result backend on PostgreSQL.
@@ -170,8 +188,11 @@ def test_dag_runs_on_the_celery_worker_with_postgres_stores(running: Running) ->
         cursor.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
                        (running.airflow_db.rsplit("/", 1)[1],))
         assert cursor.fetchone()[0] == running.roles[0]
-        cursor.execute("SELECT run_id, state FROM dag_run WHERE dag_id = %s", (DAG_ID,))
-        assert dict(cursor.fetchall()) == {run: "success" for run in tis}
+        cursor.execute("SELECT dag_id, run_id, state FROM dag_run")
+        assert {(d, r): state for d, r, state in cursor.fetchall()} == {
+            key: "success" for key in tis}
+        cursor.execute("SELECT run_type FROM dag_run WHERE dag_id IN (%s, %s)", (train, deploy))
+        assert {t for (t,) in cursor.fetchall()} == {"asset_triggered"}
         cursor.execute("SELECT count(*) FROM celery_taskmeta WHERE status = 'SUCCESS'")
         assert cursor.fetchone()[0] >= len(ran), "a Celery result per task instance"
 
