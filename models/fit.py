@@ -79,8 +79,8 @@ class TrainConfig:
     # or random for data split at random) with B and the trend fitted on the rest: the
     # situation it serves in. Both are refitted on every training event afterwards.
     ranker_share: float = 0.2
-    # The deep part's logit weight: the largest of ``deep_weights`` whose re-ranking of the
-    # validation pool is within this share of the best weight's (``choose_deep_weight``). It
+    # The deep part's logit weight: the largest of ``deep_weights`` whose validation score, as
+    # served, is within this share of the best weight's (``choose_deep_weight``). It
     # carries the named reasons (category, brand, price), so it keeps its weight unless that
     # measurably hurts (ML-100K: 0.3945 with it, 0.439 without; a near tie on the synthetic
     # shop, whose planted preferences it explains); a part weight keeps what it adds.
@@ -104,7 +104,8 @@ class Fitted:
     ranker: RankingModel
     history: dict[str, list[dict[str, float]]]  # stage -> per-epoch metrics
     collaborative: Collaborative | None = None  # what the ranker's constants were fitted to
-    # Validation NDCG@10 re-ranking the item-item pool: wide part alone, and with the deep part.
+    # The deep part's weight chosen on validation (``choose_deep_weight``), when there is a
+    # wide part to weigh it against.
     deep_choice: dict[str, float] | None = None
 
 
@@ -186,76 +187,29 @@ def fit_two_stage(
                       collaborative=collaborative),
          config.ranking_epochs, config.patience, "ranking", history, on_epoch,
          strategy.num_replicas_in_sync)
-    choice = None
     if collaborative is not None:
         # As served: B and the trend as of the end of the training events.
         inner = collaborative
         collaborative = fit_collaborative(train.user, train.item, train.timestamp,
                                           spec.items.size, inner.lambda_, config.trend_days)
         ranker.assign_collaborative(collaborative)
-        if len(valid):
-            choice = choose_deep_weight(
-                {w: _pool_ndcg(ranker, valid, train, collaborative, config, w)
-                 for w in config.deep_weights}, config.deep_margin)
-            ranker.deep_weight.assign(choice["chosen"])
     if distributed:
         retrieval, ranker = _plain_copies(spec, table, retrieval, ranker, train, config,
                                           shoppers)
-    return Fitted(retrieval, ranker, history, collaborative, choice)
+    return Fitted(retrieval, ranker, history, collaborative)
 
 
 def choose_deep_weight(scores: dict[float, float], margin: float) -> dict[str, float]:
-    """The largest weight of the deep part's logit whose re-ranking NDCG is within ``margin``
+    """The largest weight of the deep part's logit whose validation score is within ``margin``
     (a share) of the best weight's: the deep part carries the named reasons, so it keeps as
-    much weight as does not measurably hurt. Returns the scores by weight and the choice."""
+    much weight as does not measurably hurt. Returns the scores by weight and the choice
+    (``pipelines.candidate.fit_and_judge`` scores each weight as served)."""
     best = max(scores.values())
     chosen = max(w for w, score in scores.items() if score * (1 + margin) >= best)
     return {"wide_only": scores.get(0.0, float("nan")),
             "wide_and_deep": scores.get(1.0, float("nan")),
             **{f"weight_{w:g}": score for w, score in sorted(scores.items())},
             "chosen": float(chosen)}
-
-
-def _pool_ndcg(ranker: RankingModel, data: Interactions, earlier: Interactions,
-               collaborative: Collaborative, config: TrainConfig, deep_weight: float,
-               sample: int = 2000) -> float:
-    """Mean NDCG@10 of each (sampled) event's item when the ranker, with the deep part's
-    weight ``deep_weight``, re-ranks EASE's top ``item_item_n`` given the history (the
-    shopper's other positives left out, as served); 0 where the item is not in that pool."""
-    fresh = np.flatnonzero(~(data.history == data.item[:, None]).any(axis=1))
-    rows = data.subset(np.sort(np.random.default_rng(config.seed).permutation(fresh)[:sample]))
-    n = collaborative.matrix.shape[0]
-    users = np.concatenate([rows.user, earlier.user, data.user])
-    known = sp.csr_matrix((np.ones(len(users), bool),
-                           (users, np.concatenate([rows.item, earlier.item, data.item]))),
-                          shape=(int(users.max()) + 1, n))
-    scores = np.asarray(rows.bag_matrix(n) @ collaborative.matrix)
-    at = (np.arange(len(rows)), rows.item)
-    own = scores[at].copy()
-    scores[known[rows.user].nonzero()] = -np.inf
-    scores[at] = own
-    scores[:, 0] = -np.inf
-    pool = min(config.item_item_n, n - 1)
-    top = np.argpartition(-scores, pool - 1, axis=1)[:, :pool]
-    hit = top == rows.item[:, None]
-    saved = float(ranker.deep_weight.numpy())
-    ranker.deep_weight.assign(deep_weight)
-    try:
-        query, bags, parts = query_features(rows), rows.bags(), []
-        for i in range(0, len(rows), 64):  # 64 shoppers x the pool per call
-            part = slice(i, i + 64)
-            pairs = {k: np.repeat(v[part], pool, axis=0) for k, v in query.items()}
-            pairs[PURCHASES] = np.repeat(pad_left(bags[part]), pool, axis=0)
-            pairs["item_id"] = top[part].reshape(-1).astype(np.int32)
-            parts.append(ranker({k: tf.constant(v) for k, v in pairs.items()}).numpy())
-        logits = np.concatenate(parts).reshape(top.shape)
-    finally:
-        ranker.deep_weight.assign(saved)
-    logits[~np.isfinite(np.take_along_axis(scores, top, axis=1))] = -np.inf
-    own_logit = np.where(hit, logits, -np.inf).max(axis=1)
-    rank = (logits > own_logit[:, None]).sum(axis=1)
-    gain = np.where(hit.any(axis=1) & (rank < 10), 1.0 / np.log2(rank + 2.0), 0.0)
-    return float(np.mean(gain)) if len(gain) else 0.0
 
 
 def _inner_collaborative(spec: FeatureSpec, train: Interactions, config: TrainConfig

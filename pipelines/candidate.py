@@ -21,7 +21,7 @@ from contracts import registry
 from contracts.model_info import PROBE_USER_TAG
 from contracts.settings import Settings
 from models import distribute
-from models.fit import Fitted, TrainConfig, fit_two_stage
+from models.fit import Fitted, TrainConfig, choose_deep_weight, fit_two_stage
 from models.inputs import first_purchases, latest_histories
 from models.two_stage import TwoStageRecommender
 from pipelines import model_logging, tracking
@@ -97,12 +97,35 @@ def fit_and_judge(features: FeatureSet, config: TrainConfig, split: Split, strat
     fitted = _fit(features, config, strategy, on_epoch=on_epoch)
     seconds = time.perf_counter() - started
     recommender = recommender_for(features, fitted, config)
-    metrics = evaluate_on_split(model_topk(recommender, split, max(K_VALUES)), split, features)
+    metrics = _with_deep_weight(recommender, fitted, config, split, features)
     metrics["train_seconds"] = seconds
     ranking = [e["val_auc"] for e in fitted.history["ranking"] if "val_auc" in e]
     if ranking:  # the best epoch's validation AUC (pairs of positives and sampled negatives)
         metrics["ranker_auc"] = max(ranking)
     return fitted, recommender, metrics
+
+
+def _with_deep_weight(recommender: TwoStageRecommender, fitted: Fitted, config: TrainConfig,
+                      split: Split, features: FeatureSet, metric: str = "ndcg@10"
+                      ) -> dict[str, float]:
+    """The validation figures at the deep part's chosen weight: each of ``deep_weights`` is
+    scored as served (retrieval's and EASE's candidates, ranked), and ``choose_deep_weight``
+    keeps the largest that does not measurably hurt ``metric``. Without a wide part there is
+    nothing to weigh: the deep part is the model."""
+    def judged() -> dict[str, float]:
+        return evaluate_on_split(model_topk(recommender, split, max(K_VALUES)), split, features)
+
+    ranker = fitted.ranker
+    if not ranker.item_item.enabled:
+        return judged()
+    by_weight = {}
+    for weight in config.deep_weights:
+        ranker.deep_weight.assign(float(weight))
+        by_weight[float(weight)] = judged()
+    fitted.deep_choice = choose_deep_weight(
+        {w: m.get(metric, 0.0) for w, m in by_weight.items()}, config.deep_margin)
+    ranker.deep_weight.assign(fitted.deep_choice["chosen"])
+    return by_weight[fitted.deep_choice["chosen"]]
 
 
 def _fit(features: FeatureSet, config: TrainConfig, strategy, on_epoch=None) -> Fitted:
