@@ -89,8 +89,8 @@ def main() -> None:
 def _measure(data: Path, k: int) -> dict:
     from contracts.settings import Settings
     from contracts.tables import POSITIVE_EVENTS
-    from pipelines.curated import read_table
-    from pipelines.zones import DataDir
+    from pipelines.data.curated import read_table
+    from pipelines.data.zones import DataDir
     from serving.loading import describe_served, load_engine
 
     settings = Settings(data_dir=data)

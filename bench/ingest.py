@@ -31,8 +31,8 @@ def main() -> int:
         return 0
 
     from contracts.settings import Settings
-    from pipelines.ingest import Ingestor
-    from pipelines.sources import get_source
+    from pipelines.data.ingestor import Ingestor
+    from pipelines.data.sources import get_source
 
     files = sorted(args.days_dir.glob("*.csv"))[: args.limit]
     with tempfile.TemporaryDirectory() as tmp:

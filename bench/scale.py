@@ -203,14 +203,14 @@ def _settings(folder: Path):
 
 
 def _generate(folder: Path, factor: float, state: dict[str, Any]) -> dict[str, Any]:
-    from pipelines.synthetic_shop import ShopSpec, generate_shop
+    from pipelines.data.synthetic_shop import ShopSpec, generate_shop
 
     shop = generate_shop(folder / "shop", ShopSpec(**shop_size(factor)))
     return {"shop": str(shop.out_dir)}
 
 
 def _ingest(folder: Path, factor: float, state: dict[str, Any]) -> dict[str, Any]:
-    from pipelines.ingest import ingest
+    from pipelines.data.ingestor import ingest
 
     results = ingest([Path(state["shop"])], "synthetic", _settings(folder))
     failed = [r.batch for r in results if r.status == "quarantined"]
@@ -221,16 +221,16 @@ def _ingest(folder: Path, factor: float, state: dict[str, Any]) -> dict[str, Any
 
 
 def _features(folder: Path, factor: float, state: dict[str, Any]) -> dict[str, Any]:
-    from pipelines.features import build_features_step
+    from pipelines.steps.features import build_features_step
 
     return {"features_uri": build_features_step(_settings(folder))}
 
 
 def _baseline(family: str):
     def fit(folder: Path, factor: float, state: dict[str, Any]) -> dict[str, Any]:
-        from pipelines.baselines import baseline, baseline_topk
-        from pipelines.features import load_features
-        from pipelines.validation import K_VALUES, validation_split
+        from pipelines.data.features import load_features
+        from pipelines.evaluation.splits import K_VALUES, validation_split
+        from pipelines.steps.baselines import baseline, baseline_topk
 
         features = load_features(state["features_uri"])
         split = validation_split(features)
@@ -242,7 +242,7 @@ def _baseline(family: str):
 
 
 def _train(folder: Path, factor: float, state: dict[str, Any]) -> dict[str, Any]:
-    from pipelines.candidate import train_candidate
+    from pipelines.steps.candidate import train_candidate
 
     result = train_candidate(_settings(folder), state["features_uri"])
     return {"model_uri": result.model_uri, "ndcg@10": result.metrics.get("ndcg@10")}
@@ -253,7 +253,7 @@ def _package(folder: Path, factor: float, state: dict[str, Any]) -> dict[str, An
     import mlflow
 
     from contracts import registry
-    from pipelines.package import package_champion
+    from pipelines.steps.package import package_champion
 
     settings = _settings(folder)
     registry.configure(settings)
@@ -283,12 +283,12 @@ def _serve(folder: Path, factor: float, state: dict[str, Any]) -> dict[str, Any]
 
 
 STAGE_IMPORTS = {  # imported before a stage's clock starts
-    "ingest": ("pipelines.ingest", "great_expectations"),
-    "features": ("pipelines.features", "models.fit"),
-    "popularity": ("pipelines.baselines",), "ease": ("pipelines.baselines",),
-    "train": ("pipelines.candidate",),
-    "package": ("pipelines.package", "bentoml", "mlflow"),
-    "serve": ("pipelines.explain_check", "mlflow", "models.two_stage"),
+    "ingest": ("pipelines.data.ingestor", "great_expectations"),
+    "features": ("pipelines.data.features", "models.fit"),
+    "popularity": ("pipelines.steps.baselines",), "ease": ("pipelines.steps.baselines",),
+    "train": ("pipelines.steps.candidate",),
+    "package": ("pipelines.steps.package", "bentoml", "mlflow"),
+    "serve": ("pipelines.evaluation.explain_check", "mlflow", "models.two_stage"),
 }
 STAGE_FUNCTIONS = {
     "generate": _generate, "ingest": _ingest, "features": _features,

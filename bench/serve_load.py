@@ -120,7 +120,7 @@ def main() -> int:
 
 def raw_users(data_dir: Path, limit: int = 500) -> list[str]:
     """Raw customer ids as landed (the endpoint pseudonymises them), most recent files first."""
-    from pipelines.zones import DataDir
+    from pipelines.data.zones import DataDir
 
     found: list[str] = []
     for path in sorted(DataDir(data_dir).landing.rglob("*.csv"), reverse=True):

@@ -54,7 +54,7 @@ def main() -> int:
 
     from contracts import launch
     from contracts.settings import get_settings
-    from pipelines.ingest import Ingestor
+    from pipelines.data.ingestor import Ingestor
 
     settings = get_settings().model_copy(update={"data_dir": args.data_dir.resolve()})
     prefix = f"shoprec-bench-{uuid.uuid4().hex[:8]}"

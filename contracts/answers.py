@@ -1,6 +1,6 @@
 """What a shopper is shown: ranked pages shaped as the endpoint answers them.
 
-The HTTP endpoint (``serving.engine``) and batch scoring (``pipelines.score``) both turn the
+The HTTP endpoint (``serving.engine``) and batch scoring (``pipelines.steps.score``) both turn the
 recommender's batch API into these dicts (``serving.schemas.Item``: item id, title, category,
 price, score, rank and the explanation with its reason), so a shopper's batch rows and HTTP answer
 cannot disagree: one code path ranks, explains and shapes both.

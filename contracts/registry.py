@@ -1,7 +1,7 @@
 """Where models live and which one serves: the MLflow store, its aliases and rollout tags.
 
-Training writes to the store and moves ``champion`` (``pipelines.register``); serving and batch
-scoring read it. Both point MLflow at the configured store through ``configure`` and find the
+Training writes to the store and moves ``champion`` (``pipelines.tracking.register``); serving and
+batch scoring read it. Both point MLflow at the configured store through ``configure`` and find the
 served model through ``champion_uri``, so the two sides cannot disagree on either.
 
 A rollout keeps its state here too, so every endpoint replica (and a restarted one) agrees on

@@ -2,7 +2,7 @@
 
 ``serving.traffic_log`` appends one row per ``/recommend`` answer to Parquet parts under
 ``<local dir>/traffic/date=YYYY-MM-DD/`` (the data directory when it is local);
-``pipelines.drift`` compares them with what the model was trained on. A part is written under
+``pipelines.steps.drift`` compares them with what the model was trained on. A part is written under
 a name starting with ``.`` and renamed when complete, so ``PART_GLOB`` only matches whole files.
 """
 

@@ -64,7 +64,7 @@ def settings() -> Settings:
 
 def unless_unavailable(call: Callable[[Settings], dict[str, Any]]) -> dict[str, Any]:
     """Run an endpoint call; no endpoint listening is a skip with the reason, not a failure."""
-    from pipelines import package
+    from pipelines.steps import package
 
     current = settings()
     try:
@@ -105,21 +105,21 @@ def shoprec_ingest() -> None:
           "feedback hours included; returns the landed folders still waiting for validation "
           "(none when everything was seen before).")
     def land() -> list[str]:
-        from pipelines.feedback import land_with_feedback
+        from pipelines.steps.ingest import land_with_feedback
 
         return [str(p) for p in land_with_feedback(settings())]
 
     @task(doc_md="Validate each landed batch with Great Expectations: curate it, or quarantine "
           "it whole with a summary. Returns batch ids, statuses, reasons and report paths.")
     def validate(folders: list[str]) -> list[dict[str, Any]]:
-        from pipelines.feedback import validate_with_feedback
+        from pipelines.steps.ingest import validate_with_feedback
 
         return validate_with_feedback(settings(), folders)
 
     @task.branch(doc_md="Queue training when new data was accepted (or `force_train`), and "
                  "report quarantined batches; otherwise nothing is queued, not failed.")
     def route(batches: list[dict[str, Any]], params: dict[str, Any] | None = None) -> list[str]:
-        from pipelines.pipeline import route
+        from pipelines.steps.ingest import route
 
         decision = route(batches, force_train=bool((params or {}).get("force_train")))
         print(decision.reason)
@@ -129,7 +129,7 @@ def shoprec_ingest() -> None:
     @task(doc_md="Name every quarantined batch with its reason and summary report; training "
           "goes on without them.")
     def report_quarantined(batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from pipelines.pipeline import report_quarantined
+        from pipelines.steps.ingest import report_quarantined
 
         return report_quarantined(batches)
 
@@ -146,7 +146,7 @@ def shoprec_ingest() -> None:
           "log and return value; with `SHOPREC_DRIFT_BLOCKS_PROMOTION` a breach fails it, and "
           "no training is queued by this run.")
     def report_drift() -> dict[str, Any]:
-        from pipelines.drift import NothingToCompare, drift_report
+        from pipelines.steps.drift import NothingToCompare, drift_report
 
         current = settings()
         try:
@@ -200,14 +200,14 @@ def shoprec_train() -> None:
     @task(doc_md="Build the feature set from the curated zone once per data version; returns "
           "its URI.")
     def build_features() -> str:
-        from pipelines.features import build_features_step
+        from pipelines.steps.features import build_features_step
 
         return build_features_step(settings())
 
     @task(doc_md="Fit popularity and EASE on the same split, each as its own MLflow run: the "
           "floor every candidate must beat.")
     def train_baselines(features_uri: str) -> dict[str, dict[str, float]]:
-        from pipelines.baselines import train_baselines
+        from pipelines.steps.baselines import train_baselines
 
         return train_baselines(settings(), features_uri)
 
@@ -216,7 +216,7 @@ def shoprec_train() -> None:
           map_index_template="{{ candidate }}", execution_timeout=120 * MINUTES)
     def train_candidate(features_uri: str, baselines: dict[str, Any],
                         overrides: dict[str, Any]) -> dict[str, Any]:
-        from pipelines.candidate import train_candidate
+        from pipelines.steps.candidate import train_candidate
 
         get_current_context()["candidate"] = (  # type: ignore[typeddict-unknown-key]
             ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "defaults")
@@ -227,7 +227,7 @@ def shoprec_train() -> None:
           "differences and slices, all logged on the best candidate's run (`gate/`).")
     def evaluate(candidates: list[dict[str, Any]], baselines: dict[str, Any],
                  features_uri: str) -> dict[str, Any]:
-        from pipelines.promote import evaluate_candidates
+        from pipelines.steps.gate import evaluate_candidates
 
         return evaluate_candidates(settings(), list(candidates), baselines,
                                    features_uri).to_json()
@@ -238,13 +238,13 @@ def shoprec_train() -> None:
           "not worse than the best baseline by more than the non-inferiority margin. No alias "
           "moves yet.")
     def register_version(evaluation: dict[str, Any]) -> dict[str, Any]:
-        from pipelines.promote import register
+        from pipelines.steps.gate import register
 
         return register(settings(), evaluation).to_json()
 
     @task(doc_md="Package the version the gate just decided on (by version number) as a Bento.")
     def package_bento(gate: dict[str, Any]) -> dict[str, Any]:
-        from pipelines.package import package_version
+        from pipelines.steps.package import package_version
 
         return package_version(settings(), gate["version"]).to_json()
 
@@ -253,7 +253,7 @@ def shoprec_train() -> None:
           "fallback, complete attributions). A failure stops the run before any alias moves.")
     def validate_bento(evaluation: dict[str, Any], gate: dict[str, Any],
                        bento: dict[str, Any]) -> dict[str, Any]:
-        from pipelines.bento_check import check_bento
+        from pipelines.steps.bento_check import check_bento
 
         if evaluation["probe_user"] is None:
             raise AirflowFailException("no shopper of the evaluation window is known to the "
@@ -264,7 +264,7 @@ def shoprec_train() -> None:
     @task(doc_md="Move the alias the gate chose (`champion` or `challenger`) to the validated "
           "version.")
     def move_alias(gate: dict[str, Any]) -> dict[str, Any]:
-        from pipelines.promote import apply_decision
+        from pipelines.steps.gate import apply_decision
 
         return apply_decision(settings(), gate).to_json()
 
@@ -284,7 +284,7 @@ def shoprec_train() -> None:
         if not gate["promoted"]:
             raise AirflowSkipException(f"v{gate['version']} is {gate['alias']}: no new champion "
                                        "to score with")
-        from pipelines.score import score_active
+        from pipelines.steps.score import score_active
 
         return score_active(settings(), gate["version"]).to_json()
 
@@ -327,14 +327,14 @@ def shoprec_deploy() -> None:
     @task(doc_md="Ask the serving endpoint to load the registry's champion; skipped when no "
           "endpoint listens.")
     def reload_endpoint() -> dict[str, Any]:
-        from pipelines import package
+        from pipelines.steps import package
 
         return unless_unavailable(package.reload_endpoint)
 
     @task(doc_md="Call the endpoint once and check it answers with explained recommendations "
           "from the new model; skipped when no endpoint listens.")
     def smoke_call() -> dict[str, Any]:
-        from pipelines import package
+        from pipelines.steps import package
 
         answer = unless_unavailable(package.smoke_call)
         return {"model": answer["model"], "items": [i["item_id"] for i in answer["items"]]}
@@ -363,9 +363,9 @@ def shoprec_deploy() -> None:
 
 
 def _rollout(stage: str) -> dict[str, Any]:
-    """One rollout stage (``pipelines.rollout``). A rollback fails the task outright: the
+    """One rollout stage (``pipelines.steps.rollout``). A rollback fails the task outright: the
     endpoint already took the candidate back, and a retry would not change that."""
-    from pipelines import rollout
+    from pipelines.steps import rollout
 
     try:
         return unless_unavailable(lambda current: rollout.advance(current, stage).to_json())

@@ -203,7 +203,7 @@ def choose_deep_weight(scores: dict[float, float], margin: float) -> dict[str, f
     """The largest weight of the deep part's logit whose validation score is within ``margin``
     (a share) of the best weight's: the deep part carries the named reasons, so it keeps as
     much weight as does not measurably hurt. Returns the scores by weight and the choice
-    (``pipelines.candidate.fit_and_judge`` scores each weight as served)."""
+    (``pipelines.steps.candidate.fit_and_judge`` scores each weight as served)."""
     best = max(scores.values())
     chosen = max(w for w, score in scores.items() if score * (1 + margin) >= best)
     return {"wide_only": scores.get(0.0, float("nan")),

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from contracts.settings import MissingPseudonymKey, get_settings
 from contracts.storage import DataPath, location
-from pipelines.sources import SOURCE_NAMES
-from pipelines.sources.base import UsageError
+from pipelines.data.sources import SOURCE_NAMES
+from pipelines.data.sources.base import UsageError
 
 EXIT_OK, EXIT_USAGE, EXIT_QUARANTINED, EXIT_DRIFT = 0, 2, 3, 4
 
@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from pipelines.synthetic_shop import ShopSpec, generate_shop
+    from pipelines.data.synthetic_shop import ShopSpec, generate_shop
 
     shop = generate_shop(
         args.out,
@@ -198,7 +198,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from pipelines.ingest import ingest
+    from pipelines.data.ingestor import ingest
 
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
@@ -234,7 +234,7 @@ def _train(args: argparse.Namespace) -> int:
     data_dir = settings.data_dir
     if not (data_dir / "curated" / "events").is_dir():
         raise UsageError(f"no curated events under {data_dir}: run `shoprec ingest` first")
-    from pipelines.train import train  # TensorFlow: only once there is something to train
+    from pipelines.steps.train import train  # TensorFlow: only once there is something to train
 
     with _progress_to_stderr(args.json):
         result = train(settings, dataset=args.dataset, register=not args.no_register)
@@ -266,7 +266,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not (settings.data_dir / "curated" / "events").is_dir():
         raise UsageError(f"no curated events under {settings.data_dir}: run `shoprec ingest` "
                          "first")
-    from pipelines.gate_evaluation import evaluate_models
+    from pipelines.evaluation.gate_window import evaluate_models
 
     with _progress_to_stderr(args.json):
         try:
@@ -282,7 +282,7 @@ def _explain_check(args: argparse.Namespace) -> int:
 
     from contracts import registry
     from contracts.pyfunc import load_logged
-    from pipelines.explain_check import explain_check, load_ground_truth
+    from pipelines.evaluation.explain_check import explain_check, load_ground_truth
 
     settings = _settings_for(args.data_dir)
     registry.configure(settings)
@@ -301,7 +301,7 @@ def _explain_check(args: argparse.Namespace) -> int:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from pipelines.benchmark import benchmark
+    from pipelines.evaluation.benchmark import benchmark
 
     if (args.dataset is None) == (args.protocol is None):
         raise UsageError("give --dataset (a built-in protocol) or --protocol with --data-dir "
@@ -322,7 +322,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from contracts.bento_store import server_home
     from contracts.settings import PROJECT_ROOT
-    from pipelines.package import SERVICE
+    from pipelines.steps.package import SERVICE
 
     settings = _settings_for(args.data_dir)
     settings.require_pseudonym_key()
@@ -354,7 +354,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _package(args: argparse.Namespace) -> int:
-    from pipelines.package import package_champion
+    from pipelines.steps.package import package_champion
 
     result = package_champion(_settings_for(args.data_dir), args.model_uri)
     print(json.dumps(result.to_json()))
@@ -364,8 +364,8 @@ def _package(args: argparse.Namespace) -> int:
 def _rollout(args: argparse.Namespace) -> int:
     """Exit 1 with one line when the stage did not pass (rolled back, too little traffic) or
     the endpoint or registry cannot say."""
-    from pipelines import rollout
-    from pipelines.package import EndpointUnavailable
+    from pipelines.steps import rollout
+    from pipelines.steps.package import EndpointUnavailable
 
     if args.wait is not None and not (args.wait >= 0 and math.isfinite(args.wait)):
         raise UsageError(f"--wait must be a number of seconds >= 0, not {args.wait}")
@@ -387,8 +387,8 @@ def _rollout(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from pipelines.score import read_users, score
-    from pipelines.zones import private_dir
+    from pipelines.data.zones import private_dir
+    from pipelines.steps.score import read_users, score
 
     settings = _settings_for(args.data_dir)
     settings.require_pseudonym_key()
@@ -413,7 +413,7 @@ def _score(args: argparse.Namespace) -> int:
 def _drift(args: argparse.Namespace) -> int:
     """Exit 0 with the report's folder; 4 when a threshold is breached (the warnings on
     stderr), so a cron job or CI step can act on it."""
-    from pipelines.drift import NothingToCompare, drift_report
+    from pipelines.steps.drift import NothingToCompare, drift_report
 
     try:
         result = drift_report(_settings_for(args.data_dir))

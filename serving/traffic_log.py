@@ -5,8 +5,8 @@ item ids and scores in rank order, the fallback used): never a raw customer id. 
 appends to an in-memory buffer under a lock (microseconds); a background thread writes the
 buffer out when it holds ``flush_rows`` rows or every ``flush_seconds``, and once more at
 shutdown. Files go to ``<folder>/date=YYYY-MM-DD/part-<time>-<pid>-<n>.parquet``
-(``contracts.traffic``), written aside and renamed into place, so a reader (``pipelines.drift``)
-never sees half a file. The buffer is
+(``contracts.traffic``), written aside and renamed into place, so a reader
+(``pipelines.steps.drift``) never sees half a file. The buffer is
 bounded: when the disk cannot keep up, new rows are dropped and counted (``dropped``, logged),
 never waited for, so a slow disk cannot slow the answers.
 """

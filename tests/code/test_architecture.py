@@ -40,7 +40,7 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                # ``from pipelines import tracking`` names a module; ``from x import name``, x.
+                # ``from pipelines.steps import rollout`` names a module; ``from x import name``, x.
                 targets = [f"{node.module}.{alias.name}" for alias in node.names]
             for target in targets:
                 while target and target not in modules:
@@ -118,7 +118,36 @@ def test_legacy_keras_switch_is_set_in_one_product_module() -> None:
 
 
 def test_bento_ships_no_pipelines() -> None:
-    from pipelines.package import BENTO_INCLUDE
+    from pipelines.steps.package import BENTO_INCLUDE
 
     shipped = {pattern.split("/")[0] for pattern in BENTO_INCLUDE}
     assert shipped == {"contracts", "models", "serving"}
+
+
+def _dag_imports() -> set[str]:
+    """Every module the DAG files import from our packages (lazy imports included)."""
+    found = set()
+    for path in (REPO / "dags").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found |= {node.module} if node.module.split(".")[0] in PACKAGES else set()
+                found |= {f"{node.module}.{a.name}" for a in node.names
+                          if node.module in ("pipelines", "pipelines.steps")}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.split(".")[0] in PACKAGES}
+    return found
+
+
+def test_dags_call_only_the_steps() -> None:
+    """A DAG task is one call into ``pipelines.steps``; the settings come from ``contracts``."""
+    imported = _dag_imports()
+    assert any(m.startswith("pipelines.steps.") for m in imported)
+    wrong = sorted(m for m in imported if m.split(".")[0] == "pipelines"
+                   and not m.startswith("pipelines.steps"))
+    assert wrong == [] and {m.split(".")[0] for m in imported} <= {"pipelines", "contracts"}
+
+
+def test_pipelines_is_grouped_by_role() -> None:
+    """``pipelines/`` holds the CLI and one package per role, no loose modules."""
+    entries = {p.name for p in (REPO / "pipelines").iterdir() if p.name != "__pycache__"}
+    assert entries == {"__init__.py", "cli.py", "steps", "data", "evaluation", "tracking"}

@@ -129,7 +129,8 @@ RESULT = SimpleNamespace(
 @pytest.fixture
 def trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     """``shoprec train`` in process, with the SHOPREC_* training settings a DAG would see and
-    ``pipelines.train`` replaced by a recorder (no TensorFlow, no MLflow): what it was given."""
+    ``pipelines.steps.train`` replaced by a recorder (no TensorFlow, no MLflow): what it was
+    given."""
     monkeypatch.chdir(tmp_path)
     for name in ("SHOPREC_CONFIG", "SHOPREC_DATA_DIR", "SHOPREC_TRACKING_URI"):
         monkeypatch.delenv(name, raising=False)
@@ -144,7 +145,7 @@ def trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
                      register=register)
         return SimpleNamespace(**vars(RESULT), to_json=lambda: {"run_id": RESULT.run_id})
 
-    monkeypatch.setitem(sys.modules, "pipelines.train", SimpleNamespace(train=train))
+    monkeypatch.setitem(sys.modules, "pipelines.steps.train", SimpleNamespace(train=train))
     get_settings.cache_clear()
     yield calls
     get_settings.cache_clear()
@@ -208,13 +209,13 @@ def test_benchmark_needs_a_dataset_or_a_protocol_on_a_data_dir(
 def test_benchmark_on_an_ingested_data_dir_passes_protocol_and_seed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import pipelines.benchmark
+    import pipelines.evaluation.benchmark
 
     assert main(["benchmark", "--protocol", "random", "--data-dir", str(tmp_path)]) == 2
     assert "shoprec ingest" in capsys.readouterr().err, "nothing ingested there yet"
     (tmp_path / "curated" / "events").mkdir(parents=True)
     calls = []
-    monkeypatch.setattr(pipelines.benchmark, "benchmark",
+    monkeypatch.setattr(pipelines.evaluation.benchmark, "benchmark",
                         lambda *args: calls.append(args) or {"model": {"ndcg@10": 0.5}})
 
     assert main(["benchmark", "--protocol", "temporal", "--data-dir", str(tmp_path),

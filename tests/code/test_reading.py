@@ -9,8 +9,8 @@ import pytest
 
 from contracts.pseudonyms import Pseudonymiser
 from contracts.tables import conform
-from pipelines.sources.base import UnreadableBatch
-from pipelines.sources.reading import read_delimited
+from pipelines.data.sources.base import UnreadableBatch
+from pipelines.data.sources.reading import read_delimited
 
 
 def _file(tmp_path: Path, data: bytes) -> Path:

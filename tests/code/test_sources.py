@@ -11,11 +11,11 @@ import pytest
 
 from contracts.pseudonyms import Pseudonymiser
 from contracts.tables import columns
-from pipelines.sources import get_source
-from pipelines.sources.base import Conformed, Source, UnreadableBatch, UsageError
-from pipelines.sources.csv_mapped import CsvMapping, MappedCsvSource
-from pipelines.sources.movielens import DEFAULT_GENRES, WINDOW, MovieLensSource
-from pipelines.sources.online_retail import OnlineRetailSource, categorise
+from pipelines.data.sources import get_source
+from pipelines.data.sources.base import Conformed, Source, UnreadableBatch, UsageError
+from pipelines.data.sources.csv_mapped import CsvMapping, MappedCsvSource
+from pipelines.data.sources.movielens import DEFAULT_GENRES, WINDOW, MovieLensSource
+from pipelines.data.sources.online_retail import OnlineRetailSource, categorise
 
 REPO = Path(__file__).resolve().parents[2]
 PS = Pseudonymiser("test-key")

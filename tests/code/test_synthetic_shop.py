@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.synthetic_shop import GeneratedShop, ShopSpec, generate_shop
+from pipelines.data.synthetic_shop import GeneratedShop, ShopSpec, generate_shop
 
 SMALL = ShopSpec(days=5, users=120, items=150)
 EVENT_COLUMNS = [

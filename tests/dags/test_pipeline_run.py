@@ -96,7 +96,7 @@ def _files(folder: Path) -> dict[str, tuple[int, int]]:
 def tiny_shop(root: Path, tracking_uri: str, serve_port: int) -> dict[str, str]:
     """A small faulty shop in ``root/inbox`` and the SHOPREC_* settings that make the DAG land,
     train (in seconds), register and serve it under names of its own."""
-    from pipelines.synthetic_shop import ShopSpec, generate_shop
+    from pipelines.data.synthetic_shop import ShopSpec, generate_shop
 
     generate_shop(root / "inbox", ShopSpec(faults=True, **SHOP))
     return {

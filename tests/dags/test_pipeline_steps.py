@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pandas as pd
 
-from pipelines.features import build_features, load_features, save_features
-from pipelines.ingest import land
-from pipelines.pipeline import report_quarantined, route
-from pipelines.synthetic_shop import ShopSpec, generate_shop
-from pipelines.zones import DataDir
+from pipelines.data.features import build_features, load_features, save_features
+from pipelines.data.ingestor import land
+from pipelines.data.synthetic_shop import ShopSpec, generate_shop
+from pipelines.data.zones import DataDir
+from pipelines.steps.ingest import report_quarantined, route
 from tests.model.tiny import tiny_shop
 
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from contracts.settings import Settings
-from pipelines.ingest import Ingestor
-from pipelines.sources.synthetic import SyntheticSource
+from pipelines.data.ingestor import Ingestor
+from pipelines.data.sources.synthetic import SyntheticSource
 from tests.data.shopfiles import EVENT_HEADER, event_rows, write_catalogue, write_events
 
 Build = Callable[[Path], Path]

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from models.baselines import LAMBDA_GRID
-from pipelines.benchmark import (
+from pipelines.evaluation.benchmark import (
     BenchmarkData,
     inner_split,
     load_ml100k,

@@ -11,12 +11,12 @@ import pytest
 from contracts.feedback import CLOSE_GRACE, COLUMNS, hour_file
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings
-from pipelines.curated import read_table
-from pipelines.feedback import land_with_feedback, validate_with_feedback
-from pipelines.sources import get_source
-from pipelines.sources.feedback import FeedbackSource
-from pipelines.sources.synthetic import SyntheticSource
-from pipelines.zones import DataDir
+from pipelines.data.curated import read_table
+from pipelines.data.sources import get_source
+from pipelines.data.sources.feedback import FeedbackSource
+from pipelines.data.sources.synthetic import SyntheticSource
+from pipelines.data.zones import DataDir
+from pipelines.steps.ingest import land_with_feedback, validate_with_feedback
 from tests.data.shopfiles import write_catalogue
 
 HOUR = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)

@@ -21,13 +21,13 @@ import pytest
 
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings
-from pipelines.batch_result import BatchResult
-from pipelines.curated import read_table
-from pipelines.ingest import Ingestor, land, neutralise_formulas
-from pipelines.pipeline import validate_step
-from pipelines.sources.movielens import DEFAULT_GENRES, MovieLensSource
-from pipelines.sources.online_retail import OnlineRetailSource
-from pipelines.sources.synthetic import SyntheticSource
+from pipelines.data.batch_result import BatchResult
+from pipelines.data.curated import read_table
+from pipelines.data.ingestor import Ingestor, land, neutralise_formulas
+from pipelines.data.sources.movielens import DEFAULT_GENRES, MovieLensSource
+from pipelines.data.sources.online_retail import OnlineRetailSource
+from pipelines.data.sources.synthetic import SyntheticSource
+from pipelines.steps.ingest import validate_step
 from tests.data.shopfiles import EVENT_HEADER, event_rows, write_catalogue
 
 Build = Callable[[Path], Path]

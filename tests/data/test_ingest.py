@@ -9,9 +9,9 @@ import pytest
 
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings
-from pipelines.curated import read_table
-from pipelines.ingest import Ingestor
-from pipelines.sources.synthetic import SyntheticSource
+from pipelines.data.curated import read_table
+from pipelines.data.ingestor import Ingestor
+from pipelines.data.sources.synthetic import SyntheticSource
 from tests.data.shopfiles import event_rows, write_catalogue, write_events
 
 

@@ -12,12 +12,13 @@ import pytest
 
 from contracts.settings import Settings
 from contracts.storage import is_remote, local_copy, location
-from pipelines.curated import read_table
-from pipelines.features import build_features_step, lineage, load_features
-from pipelines.ingest import land
-from pipelines.pipeline import validate_step
-from pipelines.synthetic_shop import ShopSpec, generate_shop
-from pipelines.zones import DataDir
+from pipelines.data.curated import read_table
+from pipelines.data.features import lineage, load_features
+from pipelines.data.ingestor import land
+from pipelines.data.synthetic_shop import ShopSpec, generate_shop
+from pipelines.data.zones import DataDir
+from pipelines.steps.features import build_features_step
+from pipelines.steps.ingest import validate_step
 from tests.object_store import BUCKET
 
 SHOP = {"days": 4, "users": 40, "items": 24, "seed": 3}
@@ -100,7 +101,7 @@ def test_mlflow_artifacts_go_to_the_same_store(s3_settings: Settings,
     import mlflow
 
     from contracts import registry
-    from pipelines import tracking
+    from pipelines.tracking import runs as tracking
 
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "SHOPREC_TRACKING_URI"):
         monkeypatch.delenv(name, raising=False)

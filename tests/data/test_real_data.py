@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from contracts.settings import Settings
-from pipelines.curated import read_table
-from pipelines.ingest import Ingestor
-from pipelines.sources import get_source
+from pipelines.data.curated import read_table
+from pipelines.data.ingestor import Ingestor
+from pipelines.data.sources import get_source
 from tests.conftest import shared_dataset
 
 ONLINE_RETAIL_ROWS = 541_909

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from contracts.pseudonyms import Pseudonymiser
-from pipelines.sources.base import BatchInput, Conformed, Source
-from pipelines.sources.movielens import MovieLensSource
-from pipelines.sources.online_retail import OnlineRetailSource
+from pipelines.data.sources.base import BatchInput, Conformed, Source
+from pipelines.data.sources.movielens import MovieLensSource
+from pipelines.data.sources.online_retail import OnlineRetailSource
 from tests.conftest import SHARED_DATASETS
 
 DATASETS = SHARED_DATASETS

@@ -33,7 +33,7 @@ def main(out: Path) -> None:
     from models.fit import fit_two_stage
     from models.inputs import first_purchases, latest_histories
     from models.two_stage import TwoStageRecommender
-    from pipelines.features import build_features
+    from pipelines.data.features import build_features
     from tests.model.tiny import TINY, tiny_shop
 
     events, items, users = tiny_shop()

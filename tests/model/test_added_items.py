@@ -13,7 +13,7 @@ import pytest
 from contracts.bundle import load_bundle, save_bundle
 from models.fit import fit_two_stage
 from models.inputs import first_purchases, latest_histories
-from pipelines.features import build_features
+from pipelines.data.features import build_features
 from tests.model.tiny import TINY, tiny_shop
 
 NEW = pd.DataFrame({  # one item like each parity's, never seen in training

@@ -10,10 +10,10 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from contracts.settings import Settings
-from pipelines.baselines import train_baselines
-from pipelines.features import BATCHES, build_features, save_features
-from pipelines.tracking import data_hash
-from pipelines.validation import K_VALUES
+from pipelines.data.features import BATCHES, build_features, save_features
+from pipelines.evaluation.splits import K_VALUES
+from pipelines.steps.baselines import train_baselines
+from pipelines.tracking.runs import data_hash
 
 ITEMS = 30  # the metrics need at least max(K_VALUES) items to rank
 

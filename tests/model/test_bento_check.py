@@ -7,7 +7,7 @@ import psutil
 import pytest
 
 from contracts.settings import Settings
-from pipelines.bento_check import check_bento
+from pipelines.steps.bento_check import check_bento
 
 
 def test_a_bento_that_cannot_serve_fails_the_check_and_leaves_no_server(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.bootstrap import Resamples
-from pipelines.evaluate import evaluate_topk, per_user_metrics, popularity_bias_per_list
+from pipelines.evaluation.bootstrap import Resamples
+from pipelines.evaluation.metrics import evaluate_topk, per_user_metrics, popularity_bias_per_list
 
 
 def test_resamples_draw_every_shopper_set_reproducibly() -> None:

@@ -10,7 +10,7 @@ from contracts.bundle import load_bundle, save_bundle
 from models.fit import fit_two_stage
 from models.inputs import latest_histories
 from models.two_stage import Query, TwoStageRecommender
-from pipelines.features import build_features
+from pipelines.data.features import build_features
 from tests.model.tiny import TINY, tiny_shop
 
 

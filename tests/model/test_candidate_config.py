@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.candidate import candidate_config
+from pipelines.steps.candidate import candidate_config
 
 
 def test_grid_entry_overrides_train_config_over_the_defaults(settings) -> None:

@@ -15,8 +15,8 @@ from mlflow.tracking import MlflowClient
 from contracts.model_info import ModelInfo
 from contracts.settings import Settings
 from contracts.traffic import traffic_folder
-from pipelines.drift import LATEST, MODEL_RUN_TAG, _windows, drift_report
-from pipelines.zones import DataDir
+from pipelines.data.zones import DataDir
+from pipelines.steps.drift import LATEST, MODEL_RUN_TAG, _windows, drift_report
 from serving.traffic_log import TrafficLog
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)

@@ -12,9 +12,9 @@ import scipy.sparse as sp
 from mlflow.tracking import MlflowClient
 
 from contracts.settings import Settings
-from pipelines.baselines import train_baselines
-from pipelines.benchmark import BenchmarkData, ease_restriction, run_baselines
-from pipelines.features import BATCHES, build_features, save_features
+from pipelines.data.features import BATCHES, build_features, save_features
+from pipelines.evaluation.benchmark import BenchmarkData, ease_restriction, run_baselines
+from pipelines.steps.baselines import train_baselines
 from tests.model.test_baselines_step import ITEMS, small_shop
 
 MAX_ITEMS = 12

@@ -12,7 +12,7 @@ from models.fit import fit_two_stage
 from models.inputs import pad_left
 from models.ranking import RANKING_FEATURES
 from models.reasons import FALLBACK, feature_values, reason, reason_features
-from pipelines.features import build_features
+from pipelines.data.features import build_features
 from tests.model.tiny import TINY, tiny_shop
 
 

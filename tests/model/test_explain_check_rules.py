@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from models.explain import Explanation
-from pipelines.explain_check import _planted_hit, _reason_order
+from pipelines.evaluation.explain_check import _planted_hit, _reason_order
 
 # Items 1..3: 1 and 2 are books by Inkwell, 3 is a lamp by Nord.
 VALUES = {"category": [None, "books", "books", "lighting"],

@@ -13,17 +13,13 @@ import pandas as pd
 import pytest
 
 from contracts.settings import Settings
-from pipelines import features as features_module
-from pipelines.features import (
-    BATCHES,
-    build_features_step,
-    features_path,
-    lineage,
-    load_features,
-)
-from pipelines.tracking import data_hash
-from pipelines.validation import validation_split
-from pipelines.zones import DataDir, write_json_atomic
+from pipelines.data import features as features_module
+from pipelines.data.features import BATCHES, features_path, lineage, load_features
+from pipelines.data.zones import DataDir, write_json_atomic
+from pipelines.evaluation.splits import validation_split
+from pipelines.steps import features as features_step
+from pipelines.steps.features import build_features_step
+from pipelines.tracking.runs import data_hash
 from tests.model.test_per_shopper_window import crowded_late
 from tests.model.tiny import tiny_shop
 
@@ -101,8 +97,8 @@ def test_other_history_length_is_another_feature_set(shop, settings: Settings) -
 def test_the_gate_minimum_shapes_the_window_and_names_the_set(
     shop, settings: Settings, monkeypatch
 ) -> None:
-    real, asked = features_module.build_features, []
-    monkeypatch.setattr(features_module, "build_features",
+    real, asked = features_step.build_features, []
+    monkeypatch.setattr(features_step, "build_features",
                         lambda *a, **k: asked.append(k["min_users"]) or real(*a, **k))
     fewer = settings.model_copy(update={"gate_min_users": 5})
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from models.fit import _ranking_set, retrieval_model
-from pipelines.features import FeatureSet, build_features
+from pipelines.data.features import FeatureSet, build_features
 from tests.model.tiny import TINY, tiny_shop
 
 NEGATIVES = 4

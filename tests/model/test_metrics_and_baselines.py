@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from models.baselines import EASE, Popularity, Recommender, top_k
-from pipelines.evaluate import (
+from pipelines.evaluation.metrics import (
     catalogue_coverage,
     evaluate_topk,
     hit_rate_at_k,

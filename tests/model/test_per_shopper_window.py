@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 
 from contracts.settings import Settings
-from pipelines.baselines import train_baselines
-from pipelines.features import (
+from pipelines.data.features import (
     BATCHES,
     FeatureSet,
     build_features,
@@ -24,8 +23,9 @@ from pipelines.features import (
     per_shopper_holdout,
     save_features,
 )
-from pipelines.gate_evaluation import Window, baseline_topks, evaluate_window, load_window
-from pipelines.validation import validation_split
+from pipelines.evaluation.gate_window import Window, baseline_topks, evaluate_window, load_window
+from pipelines.evaluation.splits import validation_split
+from pipelines.steps.baselines import train_baselines
 
 ITEMS = 30  # the metrics rank up to 20 items
 MIN_USERS = 50
@@ -174,7 +174,7 @@ def test_leave_one_out_needs_the_time_split() -> None:
 
 
 def test_the_features_step_counts_judged_shoppers_as_the_validation_split_does() -> None:
-    from pipelines.features import _judged as counted
+    from pipelines.data.features import _judged as counted
 
     for features in (build_features(*crowded_late(), min_users=MIN_USERS),
                      build_features(*crowded_late())):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.plots import plot_importance, plot_metric_at_k, plot_training
+from pipelines.tracking.plots import plot_importance, plot_metric_at_k, plot_training
 
 PNG = b"\x89PNG\r\n\x1a\n"
 HISTORY = {"retrieval": [{"loss": 3.0, "val_loss": 3.2}, {"loss": 2.5, "val_loss": 3.0}],

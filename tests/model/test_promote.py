@@ -15,9 +15,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from contracts.settings import Settings
-from pipelines import tracking
-from pipelines.features import BATCHES, build_features, save_features
-from pipelines.promote import (
+from pipelines.data.features import BATCHES, build_features, save_features
+from pipelines.data.zones import write_json_atomic
+from pipelines.steps.gate import (
     RANK_TAG,
     CandidateResult,
     Evaluation,
@@ -25,7 +25,7 @@ from pipelines.promote import (
     rank_candidates,
     register,
 )
-from pipelines.zones import write_json_atomic
+from pipelines.tracking import runs as tracking
 from tests.model.tiny import TINY
 from tests.serving.champion import register_champion, shop
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from models.reasons import feature_values
-from pipelines.features import build_features
+from pipelines.data.features import build_features
 from tests.model.tiny import tiny_shop
 
 

@@ -2,7 +2,8 @@
 
 Each test uses its own registered model name and data set, so tests share one server without
 seeing each other's champions. The gate's evidence is built as the window evaluation builds it:
-per-shopper values (here synthetic, with the given means) bootstrapped by ``pipelines.bootstrap``.
+per-shopper values (here synthetic, with the given means) bootstrapped by
+``pipelines.evaluation.bootstrap``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from mlflow.tracking import MlflowClient
 from contracts import registry
 from contracts.registry import champion_uri
 from contracts.settings import PROJECT_ROOT, Settings
-from pipelines import tracking
-from pipelines.bootstrap import Resamples
-from pipelines.register import (
+from pipelines.evaluation.bootstrap import Resamples
+from pipelines.tracking import runs as tracking
+from pipelines.tracking.register import (
     GateDecision,
     GateEvidence,
     move_alias,

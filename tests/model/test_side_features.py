@@ -23,7 +23,7 @@ from models.inputs import (
 )
 from models.ranking import RANKING_FEATURES
 from models.reasons import ValueBook, reason_features
-from pipelines.features import build_features
+from pipelines.data.features import build_features
 from tests.model.tiny import TINY, tiny_shop
 
 

@@ -16,7 +16,7 @@ from models.inputs import first_purchases, interactions, latest_histories, pad_l
 from models.ranking import RANKING_FEATURES, RankingModel
 from models.retrieval import RetrievalModel
 from models.two_stage import Filters, Query, TwoStageRecommender
-from pipelines.features import build_features
+from pipelines.data.features import build_features
 from tests.model.tiny import TINY, tiny_shop
 
 
@@ -183,11 +183,11 @@ def test_short_training_beats_popularity_and_loads_in_a_fresh_process(
 ) -> None:
     import mlflow
 
-    from pipelines.curated import read_table
-    from pipelines.ingest import Ingestor
-    from pipelines.sources import get_source
-    from pipelines.synthetic_shop import ShopSpec, generate_shop
-    from pipelines.train import train
+    from pipelines.data.curated import read_table
+    from pipelines.data.ingestor import Ingestor
+    from pipelines.data.sources import get_source
+    from pipelines.data.synthetic_shop import ShopSpec, generate_shop
+    from pipelines.steps.train import train
 
     generate_shop(tmp_path / "shop", ShopSpec(days=20, seed=3, users=300, items=200))
     ingestor = Ingestor(settings)
@@ -230,7 +230,7 @@ def test_short_training_beats_popularity_and_loads_in_a_fresh_process(
     import json
 
     from contracts.pyfunc import load_logged
-    from pipelines.explain_check import explain_check
+    from pipelines.evaluation.explain_check import explain_check
 
     recommender = load_logged(registered)
     truth = json.loads((ingestor.data.reference / "ground_truth.json").read_text())["users"]
@@ -276,7 +276,7 @@ def test_candidates_are_the_union_of_retrieval_and_item_item(tiny_recommender) -
 
 
 def test_explain_check_reports_history_deletion(tiny_recommender) -> None:
-    from pipelines.explain_check import explain_check
+    from pipelines.evaluation.explain_check import explain_check
 
     rec, *_ = tiny_recommender
     figures = explain_check(rec, rec.known_users[:4], k=3, steps=8)

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pipelines.validation import K_VALUES, evaluate_on_split, validation_split
+from pipelines.evaluation.splits import K_VALUES, evaluate_on_split, validation_split
 
 USERS = ["[UNK]", "u1", "u2", "u3"]
 N_ITEMS = 7  # vocabulary ids 0 ([UNK]) .. 6

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy
 
-from pipelines.score import COLUMNS, write_table
+from pipelines.steps.score import COLUMNS, write_table
 from tests.production.conftest import throwaway_database
 
 

@@ -23,10 +23,10 @@ from contracts.pseudonyms import Pseudonymiser
 from contracts.pyfunc import BUNDLE, SIGNATURE, TwoStagePyfunc, bundle_folder
 from contracts.settings import Settings
 from models.fit import fit_two_stage
-from pipelines import tracking
-from pipelines.candidate import model_topk, recommender_for
-from pipelines.features import build_features
-from pipelines.validation import K_VALUES, evaluate_on_split, validation_split
+from pipelines.data.features import build_features
+from pipelines.evaluation.splits import K_VALUES, evaluate_on_split, validation_split
+from pipelines.steps.candidate import model_topk, recommender_for
+from pipelines.tracking import runs as tracking
 from tests.model.tiny import TINY, tiny_shop
 
 RAW_USERS = [f"C{i}" for i in range(10)]

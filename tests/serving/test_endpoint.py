@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipelines.package import check_recommendation
+from pipelines.steps.package import check_recommendation
 from tests.serving.champion import RAW_USERS
 from tests.serving.conftest import Server
 

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from contracts import launch
-from pipelines.package import EndpointUnavailable, reload_endpoint, smoke_call
+from pipelines.steps.package import EndpointUnavailable, reload_endpoint, smoke_call
 from serving.loading import REGISTRY_DOWN
 from tests.serving.champion import RAW_USERS, register_champion
 from tests.serving.conftest import KEY, Server, serve, settings_for

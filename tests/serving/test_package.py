@@ -15,7 +15,7 @@ import yaml
 
 from contracts import launch
 from contracts.settings import PROJECT_ROOT
-from pipelines.package import SERVING_PACKAGES, pinned_packages
+from pipelines.steps.package import SERVING_PACKAGES, pinned_packages
 from tests.serving.conftest import KEY, Server, server_env
 
 

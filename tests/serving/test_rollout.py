@@ -1,7 +1,7 @@
 """Rollout on the endpoint: canary routing, the rollback rules, and a broken canary under load.
 
 The routing and threshold rules run in-process on stand-in engines (milliseconds, exact); the
-real server shows a broken champion put in canary by ``pipelines.rollout`` rolled back by the
+real server shows a broken champion put in canary by ``pipelines.steps.rollout`` rolled back by the
 endpoint itself, with the alias moved back and the reason tagged, while no client request fails.
 """
 
@@ -21,8 +21,8 @@ from contracts.model_info import ModelInfo
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings
 from models.two_stage import Filters
-from pipelines import rollout
-from pipelines.package import reload_endpoint
+from pipelines.steps import rollout
+from pipelines.steps.package import reload_endpoint
 from serving.rollout import Rollout
 from tests.serving.champion import RAW_USERS, register_copy
 from tests.serving.conftest import KEY, ROLLOUT_ENV, Server, settings_for

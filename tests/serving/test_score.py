@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from contracts.pseudonyms import Pseudonymiser
 from contracts.traffic import PART_GLOB, traffic_folder
 from pipelines.cli import main
-from pipelines.score import read_users, score
+from pipelines.steps.score import read_users, score
 from tests.serving.conftest import KEY, Server, settings_for
 
 RAW = ["C0", "C3", "C7", "someone-new"]
@@ -129,8 +129,8 @@ def test_an_unwritable_out_is_a_one_line_usage_error(
     ("not a url", "is not a database URL"),
 ])
 def test_a_database_that_cannot_be_written_is_one_line(url: str, problem: str) -> None:
-    from pipelines.score import write_table
-    from pipelines.sources.base import UsageError
+    from pipelines.data.sources.base import UsageError
+    from pipelines.steps.score import write_table
 
     with pytest.raises(UsageError, match=problem) as caught:
         write_table(pd.DataFrame({"user_id": ["u_00000000000000aa"]}), url, "t")

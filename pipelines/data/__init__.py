@@ -1,0 +1,1 @@
+"""Shop data: the zones, sources, Great Expectations checks, curation and features."""

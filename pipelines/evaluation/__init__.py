@@ -1,0 +1,1 @@
+"""Judging models: metrics, splits, the gate's window, bootstrap, explanation checks, benchmarks."""

@@ -1,0 +1,1 @@
+"""Every MLflow write: runs, logged models, plots and the registry's gate."""
