@@ -79,12 +79,8 @@ class TrainConfig:
     # or random for data split at random) with B and the trend fitted on the rest: the
     # situation it serves in. Both are refitted on every training event afterwards.
     ranker_share: float = 0.2
-    # The deep part's logit weight: the largest of ``deep_weights`` whose validation score, as
-    # served, is within this share of the best weight's (``choose_deep_weight``). It
-    # carries the named reasons (category, brand, price), so it keeps its weight unless that
-    # measurably hurts (ML-100K: 0.3945 with it, 0.439 without; a near tie on the synthetic
-    # shop, whose planted preferences it explains); a part weight keeps what it adds.
-    deep_margin: float = 0.02
+    # The deep part's logit weight: the one of these that scores best on validation, as served
+    # (``choose_deep_weight``; docs/decisions.md).
     deep_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
     inner_split: str = "time"
     trend_days: int = 7
@@ -199,13 +195,12 @@ def fit_two_stage(
     return Fitted(retrieval, ranker, history, collaborative)
 
 
-def choose_deep_weight(scores: dict[float, float], margin: float) -> dict[str, float]:
-    """The largest weight of the deep part's logit whose validation score is within ``margin``
-    (a share) of the best weight's: the deep part carries the named reasons, so it keeps as
-    much weight as does not measurably hurt. Returns the scores by weight and the choice
+def choose_deep_weight(scores: dict[float, float]) -> dict[str, float]:
+    """The weight of the deep part's logit that scores best on validation, the larger on a tie
+    (it carries the named reasons): what it adds to the wide part is earned there, or it is
+    dropped (weight 0). Returns the scores by weight and the choice
     (``pipelines.candidate.fit_and_judge`` scores each weight as served)."""
-    best = max(scores.values())
-    chosen = max(w for w, score in scores.items() if score * (1 + margin) >= best)
+    chosen = max(scores, key=lambda w: (scores[w], w))
     return {"wide_only": scores.get(0.0, float("nan")),
             "wide_and_deep": scores.get(1.0, float("nan")),
             **{f"weight_{w:g}": score for w, score in sorted(scores.items())},
