@@ -39,59 +39,33 @@ class TrainConfig:
     ranking_epochs: int = 4
     patience: int = 2
     negatives: int = 4  # per positive
-    # Share drawn from retrieval's top candidates. 0 by default: on data where a user's unseen
-    # items are often future positives, hard negatives teach the ranker to demote them.
-    hard_share: float = 0.0
+    # Why each default: docs/decisions.md (the measurements behind them).
+    hard_share: float = 0.0  # share of negatives from retrieval's top: they are future buys
     hard_pool: int = 50
-    # Easy negatives ~ popularity^power. Uniform (0) by default: popularity-weighted negatives
-    # teach a pointwise ranker that popular means irrelevant.
-    negative_power: float = 0.0
+    negative_power: float = 0.0  # easy negatives ~ popularity^power: uniform
     retrieve_n: int = 200
     history_length: int = 50
     use_user_id: bool = False  # in the query tower the id memorises; histories generalise
     use_context: bool = True  # hour and weekday
-    # Ranker inputs left out. Retrieval's similarity helps on dense data (MovieLens), but such
-    # summary features (it, popularity, a memorising user id) take the attribution from the
-    # named preferences, so the product default leaves them out: on the synthetic shop NDCG@10
-    # stays at 0.232 while planted preferences lead explanations far more often (0.36 → 0.99).
-    # The item and history embeddings stay: on Online Retail they carry what is selling in the
-    # ranker's (later) window (NDCG@10 0.1073 with them, 0.0986 without); where they only add
-    # noise (ML-100K) the validation choice of the deep part drops it.
+    # Summary features that would take the attribution from the named preferences.
     ranker_excluded: tuple[str, ...] = ("retrieval_score", "popularity", "user_id")
-    # The wide item-item part (EASE's B, see models/item_item.py) and its candidates. λ 0:
-    # chosen on the inner split over LAMBDA_GRID. Off above ``item_item_max_items`` items (B is
-    # n x n floats). Off by default for now, by measurement: it lifts NDCG@10 (Online Retail
-    # 0.068 -> 0.110; ML-100K 0.382 -> 0.439) but on the synthetic shop its per-purchase
-    # attributions take the top two places from the planted preferences (planted_top2_rate
-    # 0.00-0.09 against the goal's 0.80), so the explanation goals fail with it. The benchmark
-    # turns it on.
+    # The wide item-item part (EASE's B, models/item_item.py), off above item_item_max_items
+    # (B is n x n floats); λ 0: chosen on the inner split over LAMBDA_GRID.
     item_item: bool = True
     item_item_max_items: int = 20_000
     ease_lambda: float = 0.0
     item_item_n: int = 100  # EASE's top items added to retrieval's candidates
-    # With the wide part, ``pool_share`` of the negatives come from EASE's top ``item_item_n``
-    # (given the history) and only positives in that pool are kept. 0 by default (random
-    # negatives, every positive): measured on Online Retail, pool training left the deep part
-    # nothing to add (0.0978 vs 0.1073 NDCG@10). Never hard negatives without the in-pool
-    # filter: "a high EASE score means not bought" follows (ML-100K NDCG@10 0.19).
-    pool_share: float = 0.0
-    # The ranker learns on the training events' latest ``ranker_share`` (``inner_split``: time,
-    # or random for data split at random) with B and the trend fitted on the rest: the
-    # situation it serves in. Both are refitted on every training event afterwards.
+    pool_share: float = 0.0  # negatives from EASE's pool (in-pool positives only)
+    # The ranker learns on the training events' latest share (``inner_split``: time, or random
+    # for data split at random) with B and the trend fitted on the rest: as it serves.
     ranker_share: float = 0.2
-    # The deep part's logit weight: the largest of ``deep_weights`` whose validation score, as
-    # served, is within this share of the best weight's (``choose_deep_weight``). It
-    # carries the named reasons (category, brand, price), so it keeps its weight unless that
-    # measurably hurts (ML-100K: 0.3945 with it, 0.439 without; a near tie on the synthetic
-    # shop, whose planted preferences it explains); a part weight keeps what it adds.
-    deep_margin: float = 0.02
+    # The deep part's logit weight: the one of these that scores best on validation, as served
+    # (``choose_deep_weight``).
     deep_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
     inner_split: str = "time"
     trend_days: int = 7
-    # What the wide part reads: the shopper's whole record of distinct purchases (EASE's row;
-    # True) or the deep part's window of the latest ``history_length`` slots (False). Measured:
-    # the record brings ML-100K to parity with EASE (0.4408 vs 0.4406), the window wins on
-    # Online Retail's repeat baskets; the default grid trains both and validation chooses.
+    # What the wide part reads: the whole record of distinct purchases (True) or the deep
+    # part's recent window (False); the default grid trains both.
     item_item_record: bool = True
 
     def to_dict(self) -> dict:
@@ -199,13 +173,12 @@ def fit_two_stage(
     return Fitted(retrieval, ranker, history, collaborative)
 
 
-def choose_deep_weight(scores: dict[float, float], margin: float) -> dict[str, float]:
-    """The largest weight of the deep part's logit whose validation score is within ``margin``
-    (a share) of the best weight's: the deep part carries the named reasons, so it keeps as
-    much weight as does not measurably hurt. Returns the scores by weight and the choice
+def choose_deep_weight(scores: dict[float, float]) -> dict[str, float]:
+    """The weight of the deep part's logit that scores best on validation, the larger on a tie
+    (it carries the named reasons): what it adds to the wide part is earned there, or it is
+    dropped (weight 0). Returns the scores by weight and the choice
     (``pipelines.steps.candidate.fit_and_judge`` scores each weight as served)."""
-    best = max(scores.values())
-    chosen = max(w for w, score in scores.items() if score * (1 + margin) >= best)
+    chosen = max(scores, key=lambda w: (scores[w], w))
     return {"wide_only": scores.get(0.0, float("nan")),
             "wide_and_deep": scores.get(1.0, float("nan")),
             **{f"weight_{w:g}": score for w, score in sorted(scores.items())},

@@ -111,7 +111,7 @@ def _with_deep_weight(recommender: TwoStageRecommender, fitted: Fitted, config: 
                       ) -> dict[str, float]:
     """The validation figures at the deep part's chosen weight: each of ``deep_weights`` is
     scored as served (retrieval's and EASE's candidates, ranked), and ``choose_deep_weight``
-    keeps the largest that does not measurably hurt ``metric``. Without a wide part there is
+    keeps the one best at ``metric``. Without a wide part there is
     nothing to weigh: the deep part is the model."""
     def judged() -> dict[str, float]:
         return evaluate_on_split(model_topk(recommender, split, max(K_VALUES)), split, features)
@@ -123,8 +123,7 @@ def _with_deep_weight(recommender: TwoStageRecommender, fitted: Fitted, config: 
     for weight in config.deep_weights:
         ranker.deep_weight.assign(float(weight))
         by_weight[float(weight)] = judged()
-    fitted.deep_choice = choose_deep_weight(
-        {w: m.get(metric, 0.0) for w, m in by_weight.items()}, config.deep_margin)
+    fitted.deep_choice = choose_deep_weight({w: m.get(metric, 0.0) for w, m in by_weight.items()})
     ranker.deep_weight.assign(fitted.deep_choice["chosen"])
     return by_weight[fitted.deep_choice["chosen"]]
 

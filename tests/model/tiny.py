@@ -11,7 +11,7 @@ TINY = TrainConfig(retrieval_epochs=2, ranking_epochs=1, batch_size=16, dim=8, n
                    hard_pool=3, retrieve_n=5, history_length=4, item_item=True, item_item_n=4,
                    # The deep part always counts: a tiny-shop shopper soon owns every item the
                    # wide part links to, and the wide part alone would score what is left 0.
-                   deep_margin=1.0)
+                   deep_weights=(1.0,))
 
 
 def tiny_shop() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
