@@ -149,6 +149,7 @@ class TwoStageRecommender:
         self._rank = tf.function(
             lambda f: ranker(f, training=False), input_signature=[rank_spec]
         ).get_concrete_function()
+        self._rank_spec = rank_spec
         self.ranker = ranker
 
     # ---- shoppers ---------------------------------------------------------------------------
@@ -261,15 +262,55 @@ class TwoStageRecommender:
         candidate) pair's history, so a whole evaluation window in one call would hold
         rows x candidates x history length embeddings (gigabytes on a real shop's window).
         """
+        def ranked(part: dict[str, np.ndarray], part_exclude) -> tuple[np.ndarray, np.ndarray]:
+            candidates, valid = self._pool(part, part_exclude, filters)
+            scores = self.rank_pairs(part, candidates)
+            scores[~valid] = -np.inf
+            return _best(candidates, scores, k)
+
+        parts = [ranked(f, e) for f, e in self._chunks(features, exclude)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def top_k_by_weight(self, features: dict[str, np.ndarray],
+                        exclude: Sequence[np.ndarray] | None, k: int,
+                        weights: Sequence[float]) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        """``top_k`` as it would answer at each deep-part weight of ``weights``, from one
+        retrieval and one ranker pass (the score is weight x deep logit + wide logit)."""
+        if not hasattr(self, "_rank_parts"):
+            self._rank_parts = tf.function(
+                lambda f: self.ranker.parts(f), input_signature=[self._rank_spec]
+            ).get_concrete_function()
+        found: dict[float, list] = {float(w): [] for w in weights}
+        for part, part_exclude in self._chunks(features, exclude):
+            candidates, valid = self._pool(part, part_exclude, None)
+            n = candidates.shape[1]
+            tiled = {name: np.repeat(v, n, axis=0) for name, v in part.items()}
+            tiled["item_id"] = candidates.reshape(-1).astype(np.int32)
+            logits = self._rank_parts({name: tf.constant(v, tf.int32)
+                                       for name, v in tiled.items()}).numpy()
+            deep, wide = (logits[:, i].reshape(candidates.shape) for i in (0, 1))
+            for weight in found:
+                scores = weight * deep + wide
+                scores[~valid] = -np.inf
+                found[weight].append(_best(candidates, scores, k))
+        return {w: (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+                for w, parts in found.items()}
+
+    def _chunks(self, features: dict[str, np.ndarray], exclude: Sequence[np.ndarray] | None):
+        """(features, exclude) in parts of at most ``ROWS_AT_ONCE`` rows (see ``top_k``)."""
         rows = len(features["user_id"])
         width = self.retrieve_n + (self.item_item_n if self.ease is not None else 0)
         step = max(1, min(ROWS_AT_ONCE, PAIR_CELLS // (width * features[PURCHASES].shape[1])))
-        if rows > step:
-            parts = [self.top_k(_trimmed({n: v[i : i + step] for n, v in features.items()}),
-                                None if exclude is None else exclude[i : i + step], k, filters)
-                     for i in range(0, rows, step)]
-            return (np.concatenate([p[0] for p in parts]),
-                    np.concatenate([p[1] for p in parts]))
+        if rows <= step:
+            yield features, exclude
+            return
+        for i in range(0, rows, step):
+            yield (_trimmed({n: v[i : i + step] for n, v in features.items()}),
+                   None if exclude is None else exclude[i : i + step])
+
+    def _pool(self, features: dict[str, np.ndarray], exclude: Sequence[np.ndarray] | None,
+              filters: Filters | None) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's candidates (retrieval's, then EASE's) and which of them may be shown."""
         query = self._query_of(features).numpy()
         always = np.array([0], np.int64)  # the unknown item
         if filters is not None and filters.active:
@@ -282,10 +323,7 @@ class TwoStageRecommender:
             wide, wide_scores = self.item_item_candidates(features[PURCHASES], banned)
             candidates = np.concatenate([candidates, wide], axis=1)
             valid = np.concatenate([valid, wide_scores > -np.inf], axis=1) & ~_repeats(candidates)
-        ranked = self.rank_pairs(features, candidates)
-        ranked[~valid] = -np.inf
-        order = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(candidates, order, 1), np.take_along_axis(ranked, order, 1)
+        return candidates, valid
 
     def item_item_candidates(self, purchases: np.ndarray, banned: Sequence[np.ndarray]
                              ) -> tuple[np.ndarray, np.ndarray]:
@@ -457,6 +495,11 @@ def strongest_purchases(history: np.ndarray, slots: np.ndarray | Sequence, most:
     best = np.argsort(np.where(wanted, -totals, np.inf), axis=1, kind="stable")[:, :most]
     return [[(int(item[r, c]), float(totals[r, c])) for c in best[r] if wanted[r, c]]
             for r in range(n)]
+
+
+def _best(candidates: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(candidates, order, 1), np.take_along_axis(scores, order, 1)
 
 
 def _trimmed(features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

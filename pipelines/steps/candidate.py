@@ -110,19 +110,18 @@ def _with_deep_weight(recommender: TwoStageRecommender, fitted: Fitted, config: 
                       split: Split, features: FeatureSet, metric: str = "ndcg@10"
                       ) -> dict[str, float]:
     """The validation figures at the deep part's chosen weight: each of ``deep_weights`` is
-    scored as served (retrieval's and EASE's candidates, ranked), and ``choose_deep_weight``
-    keeps the one best at ``metric``. Without a wide part there is
+    scored as served (retrieval's and EASE's candidates, ranked; one ranker pass for all),
+    and ``choose_deep_weight`` keeps the one best at ``metric``. Without a wide part there is
     nothing to weigh: the deep part is the model."""
-    def judged() -> dict[str, float]:
-        return evaluate_on_split(model_topk(recommender, split, max(K_VALUES)), split, features)
-
     ranker = fitted.ranker
     if not ranker.item_item.enabled:
-        return judged()
-    by_weight = {}
-    for weight in config.deep_weights:
-        ranker.deep_weight.assign(float(weight))
-        by_weight[float(weight)] = judged()
+        return evaluate_on_split(model_topk(recommender, split, max(K_VALUES)), split, features)
+    query = recommender.features_for_many([split.users[r] for r in split.rows])
+    answers = recommender.top_k_by_weight(query, split.seen(), max(K_VALUES),
+                                          config.deep_weights)
+    by_weight = {w: evaluate_on_split(_filled(items, scores, len(split.rows), max(K_VALUES)),
+                                      split, features)
+                 for w, (items, scores) in answers.items()}
     fitted.deep_choice = choose_deep_weight({w: m.get(metric, 0.0) for w, m in by_weight.items()})
     ranker.deep_weight.assign(fitted.deep_choice["chosen"])
     return by_weight[fitted.deep_choice["chosen"]]
@@ -155,7 +154,11 @@ def model_topk(recommender, split: Split, k: int) -> np.ndarray:
     which is never a hit."""
     query = recommender.features_for_many([split.users[r] for r in split.rows])
     items, scores = recommender.top_k(query, split.seen(), k)
-    topk = np.zeros((len(split.rows), k), np.int64)
+    return _filled(items, scores, len(split.rows), k)
+
+
+def _filled(items: np.ndarray, scores: np.ndarray, rows: int, k: int) -> np.ndarray:
+    topk = np.zeros((rows, k), np.int64)
     filled = np.where(np.isfinite(scores), items, 0)
     topk[:, : filled.shape[1]] = filled
     return topk

@@ -300,3 +300,25 @@ def test_top_k_in_parts_is_top_k_at_once(tiny_recommender, monkeypatch) -> None:
     parts = rec.top_k(features, exclude, 3)
     np.testing.assert_array_equal(whole[0], parts[0])
     np.testing.assert_allclose(whole[1], parts[1], rtol=1e-5)
+
+
+def test_ranking_at_each_deep_weight_in_one_pass_matches_ranking_at_that_weight(
+        tiny_recommender) -> None:
+    """``top_k_by_weight`` (the validation choice of the deep part's weight) answers as
+    ``top_k`` would with the weight set: one ranker pass, the same items and scores."""
+    rec = tiny_recommender[0]
+    users = rec.known_users[:6]
+    query = rec.features_for_many(users)
+    exclude = [np.array([1], np.int64)] * len(users)
+    saved = float(rec.ranker.deep_weight.numpy())
+    answers = rec.top_k_by_weight(query, exclude, 4, (0.0, 0.5, 1.0))
+    try:
+        for weight, (items, scores) in answers.items():
+            rec.ranker.deep_weight.assign(weight)
+            expected_items, expected_scores = rec.top_k(query, exclude, 4)
+            np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-5)
+            np.testing.assert_array_equal(items[np.isfinite(scores)],
+                                          expected_items[np.isfinite(expected_scores)])
+    finally:
+        rec.ranker.deep_weight.assign(saved)
+    assert not np.allclose(answers[0.0][1], answers[1.0][1]), "the weight changes the scores"
