@@ -38,7 +38,7 @@ from pipelines.data.sources.movielens import side_tables
 from pipelines.data.sources.online_retail import is_cancellation, is_product
 from pipelines.evaluation.metrics import evaluate_topk
 
-SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+SHARED_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 ML100K_DIR = SHARED_DATASETS / "ml-100k"
 ONLINE_RETAIL_DIR = SHARED_DATASETS / "online-retail" / "by-day"
 
