@@ -93,3 +93,12 @@ def test_the_inner_split_holds_out_part_of_train_only(ml100k: BenchmarkData,
     for row, held in enumerate(holdout):
         assert not np.intersect1d(held, fit[row].indices).size
         assert set(held) <= set(ml100k.train[row].indices)
+
+
+def test_the_benchmark_reads_the_shared_data_sets_beside_the_checkout() -> None:
+    """Where the protocols look for ``../shared/datasets``: the checkout's sibling, wherever
+    the module sits in the package."""
+    from pipelines.evaluation.benchmark import SHARED_DATASETS as used
+    from tests.conftest import SHARED_DATASETS
+
+    assert used == SHARED_DATASETS
