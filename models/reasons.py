@@ -47,7 +47,8 @@ _STATED = {feature: tuple(name for _, name, _, _ in string.Formatter().parse(t.t
 FALLBACK = "Recommended for you."
 SIMILAR_LABELS = {"category": "category", "brand": "brand", "price_band": "price band"}
 
-_EMPTY = {"", "unknown", "none"}
+# "other" is the contract's placeholder category (a source without categories), not a fact.
+_EMPTY = {"", "unknown", "none", "other"}
 
 
 def reason(

@@ -104,7 +104,7 @@ def test_pseudonyms_are_keyed_stable_and_not_raw() -> None:
 def test_conform_types_columns_and_keeps_extras() -> None:
     raw = pd.DataFrame({"user_id": ["u_1"], "country": [" UK "], "age": ["31"]})
     users = conform("users", raw)
-    assert list(users.columns) == ["user_id", "country", "age"]
+    assert list(users.columns) == ["user_id", "country", "segments", "age"]
     assert users.loc[0, "country"] == "UK"
 
     events = conform("events", pd.DataFrame({"quantity": ["2", "x", "1.5"],

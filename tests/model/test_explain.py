@@ -255,3 +255,10 @@ def test_a_title_s_own_full_stop_ends_the_sentence_once() -> None:
     text = reason(e, VALUES | {"bought": "LUNCH BAG  BLACK SKULL."})
     assert text == ("Because you bought LUNCH BAG  BLACK SKULL. "
                     "In your usual price range (mid (10.00-20.00)).")
+
+
+def test_the_placeholder_category_is_never_stated() -> None:
+    """A source without categories files every item under "other": not a taste to name."""
+    e = _explanation(category_affinity=0.9, hour=0.1)
+    assert reason_features(e, VALUES | {"category": "other"}) == ["hour"]
+    assert reason_features(e, VALUES) == ["category_affinity", "hour"]
