@@ -111,13 +111,16 @@ def chained_runs(api: Api, dags: list[str], first_run: str, timeout: float, poll
     deadline = time.monotonic() + timeout
     runs, run_id = {dags[0]: first_run}, first_run
     for upstream, downstream in zip(dags, [*dags[1:], None], strict=True):
-        outcome = follow(api, upstream, {run_id}, deadline - time.monotonic(), poll)
+        # ``follow`` adds the runs the scheduler started beside ours (unpausing a daily DAG
+        # starts its latest slot): whichever did the work updated the asset.
+        followed = {run_id}
+        outcome = follow(api, upstream, followed, deadline - time.monotonic(), poll)
         if outcome == 2:
             raise TimeoutError(f"{upstream} run {run_id} did not end in time")
         if outcome or downstream is None:
             return runs
-        events = api.get(f"/api/v2/assets/events?source_dag_id={upstream}"
-                         f"&source_run_id={urllib.parse.quote(run_id)}")["asset_events"]
+        listed = api.get(f"/api/v2/assets/events?source_dag_id={upstream}&limit=100")
+        events = [e for e in listed["asset_events"] if e["source_run_id"] in followed]
         if not events:
             print(f"==> {upstream} updated no asset: no {downstream} run", flush=True)
             return runs
