@@ -25,6 +25,7 @@ SPEC, CONFIG, TABLE, CATALOGUE, USERS, SHOPPERS = (
     "shopper_table.npz",
 )
 RETRIEVAL, RANKING = "retrieval.weights.h5", "ranking.weights.h5"
+RETRIEVAL_DONE = "retrieval.json"  # stage one saved alone: its history, written last
 _T = TypeVar("_T")
 
 
@@ -103,6 +104,31 @@ def load_bundle(folder: Path, retrieve_n: int | None = None,
         retrieve_n=retrieve_n or config.retrieve_n, item_item_n=config.item_item_n,
         added_items=added,
     )
+
+
+def save_retrieval(folder: Path, retrieval, history: list[dict[str, float]]) -> None:
+    """Stage one alone (weights and per-epoch figures), for other candidates of a run to
+    reuse; ``retrieval.json`` is written last, so a folder without it is incomplete."""
+    folder.mkdir(parents=True, exist_ok=True)
+    retrieval.save_weights(str(folder / RETRIEVAL))
+    (folder / RETRIEVAL_DONE).write_text(json.dumps({"history": history}), encoding="utf-8")
+
+
+def load_retrieval(folder: Path, spec: FeatureSpec, table: ItemTable, config,
+                   shoppers: ShopperTable | None = None):
+    """Stage one saved by ``save_retrieval`` (frozen) and its history; None when incomplete."""
+    from models.fit import FittedRetrieval, retrieval_model
+
+    if not (folder / RETRIEVAL_DONE).is_file():
+        return None
+    history = json.loads((folder / RETRIEVAL_DONE).read_text(encoding="utf-8"))["history"]
+    retrieval = retrieval_model(spec, table, config, shoppers)
+    dummy = _dummy_batch(spec)
+    retrieval.query_tower(dummy)
+    retrieval.candidate_tower(dummy["item_id"])
+    retrieval.trainable = False
+    retrieval.load_weights(str(folder / RETRIEVAL))
+    return FittedRetrieval(retrieval, history)
 
 
 def save_arrays(path: Path, record) -> None:

@@ -106,6 +106,50 @@ def query_features(data: Interactions) -> dict[str, np.ndarray]:
             "day_of_week": data.day_of_week}
 
 
+# What retrieval's training reads of the config: candidates that agree on these (the default
+# grid's do) can share one trained retrieval model (``FittedRetrieval``).
+RETRIEVAL_FIELDS = ("seed", "dim", "temperature", "history_dropout", "dropout", "batch_size",
+                    "learning_rate", "retrieval_epochs", "patience", "use_user_id",
+                    "use_context", "history_length")
+
+
+def retrieval_key(config: TrainConfig) -> dict:
+    return {name: getattr(config, name) for name in RETRIEVAL_FIELDS}
+
+
+@dataclass
+class FittedRetrieval:
+    """Stage one, trained: the model (frozen) and its per-epoch figures."""
+
+    model: RetrievalModel
+    history: list[dict[str, float]]
+
+
+def fit_retrieval(
+    spec: FeatureSpec,
+    table: ItemTable,
+    train: Interactions,
+    valid: Interactions,
+    config: TrainConfig,
+    on_epoch: EpochCallback | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+    shoppers: ShopperTable | None = None,
+) -> FittedRetrieval:
+    """Train stage one, early-stopped on ``valid``, and freeze it (the ranker reads it)."""
+    strategy = strategy or distribute.strategy()
+    tf.keras.utils.set_random_seed(config.seed)
+    batch = config.batch_size * strategy.num_replicas_in_sync
+    history: dict[str, list[dict[str, float]]] = {"retrieval": []}
+    with strategy.scope():
+        retrieval = retrieval_model(spec, table, config, shoppers)
+        retrieval.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    _fit(retrieval, _retrieval_set(train, table, config, batch, shuffle=True),
+         _retrieval_set(valid, table, config, batch, shuffle=False), config.retrieval_epochs,
+         config.patience, "retrieval", history, on_epoch, strategy.num_replicas_in_sync)
+    retrieval.trainable = False
+    return FittedRetrieval(retrieval, history["retrieval"])
+
+
 def fit_two_stage(
     spec: FeatureSpec,
     table: ItemTable,
@@ -115,10 +159,13 @@ def fit_two_stage(
     on_epoch: EpochCallback | None = None,
     strategy: tf.distribute.Strategy | None = None,
     shoppers: ShopperTable | None = None,
+    retrieval: FittedRetrieval | None = None,
 ) -> Fitted:
     """Train retrieval, then the ranker on top of it; early-stop each on ``valid``.
 
-    ``shoppers``: the shoppers' attributes per user id (none when omitted).
+    ``shoppers``: the shoppers' attributes per user id (none when omitted). ``retrieval``: stage
+    one already trained with this ``retrieval_key`` (another candidate's); only the ranker is
+    trained then. The ranker is seeded on its own, so it starts the same either way.
 
     ``strategy`` defaults to ``distribute.strategy()``: TF's default (one process) unless
     ``TF_CONFIG`` names several workers. Under a multi-worker strategy every worker calls this
@@ -130,19 +177,14 @@ def fit_two_stage(
     """
     strategy = strategy or distribute.strategy()  # first: TF wants collectives set up early
     distributed = distribute.is_distributed(strategy)
-    tf.keras.utils.set_random_seed(config.seed)
+    if retrieval is None:
+        retrieval = fit_retrieval(spec, table, train, valid, config, on_epoch, strategy,
+                                  shoppers)
+    history = {"retrieval": list(retrieval.history), "ranking": []}
+    tf.keras.utils.set_random_seed(config.seed + 1)
     batch = config.batch_size * strategy.num_replicas_in_sync
-    history: dict[str, list[dict[str, float]]] = {"retrieval": [], "ranking": []}
     with strategy.scope():
-        retrieval = retrieval_model(spec, table, config, shoppers)
-        retrieval.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-    _fit(retrieval, _retrieval_set(train, table, config, batch, shuffle=True),
-         _retrieval_set(valid, table, config, batch, shuffle=False), config.retrieval_epochs,
-         config.patience, "retrieval", history, on_epoch, strategy.num_replicas_in_sync)
-
-    retrieval.trainable = False  # the ranker reads its similarity; only the ranker trains now
-    with strategy.scope():
-        ranker = ranking_model(spec, table, retrieval, config, shoppers)
+        ranker = ranking_model(spec, table, retrieval.model, config, shoppers)
         if distributed:
             # tfrs' Ranking task calls its (mean-reducing) Keras loss inside train_step, which
             # Keras refuses under a strategy unless told, as Model.compile tells its own losses,
@@ -155,9 +197,10 @@ def fit_two_stage(
         rank_train, earlier, collaborative = _inner_collaborative(spec, train, config)
         ranker.assign_collaborative(collaborative)
         ranker.item_item.set_scale(_wide_scale(collaborative.matrix, rank_train))
-    _fit(ranker, _ranking_set(retrieval, rank_train, table, config, rng, batch, shuffle=True,
+    stage_one = retrieval.model
+    _fit(ranker, _ranking_set(stage_one, rank_train, table, config, rng, batch, shuffle=True,
                               earlier=earlier, collaborative=collaborative),
-         _ranking_set(retrieval, valid, table, config, rng, batch, shuffle=False, earlier=train,
+         _ranking_set(stage_one, valid, table, config, rng, batch, shuffle=False, earlier=train,
                       collaborative=collaborative),
          config.ranking_epochs, config.patience, "ranking", history, on_epoch,
          strategy.num_replicas_in_sync)
@@ -168,9 +211,9 @@ def fit_two_stage(
                                           spec.items.size, inner.lambda_, config.trend_days)
         ranker.assign_collaborative(collaborative)
     if distributed:
-        retrieval, ranker = _plain_copies(spec, table, retrieval, ranker, train, config,
+        stage_one, ranker = _plain_copies(spec, table, stage_one, ranker, train, config,
                                           shoppers)
-    return Fitted(retrieval, ranker, history, collaborative)
+    return Fitted(stage_one, ranker, history, collaborative)
 
 
 def choose_deep_weight(scores: dict[float, float]) -> dict[str, float]:
