@@ -96,7 +96,7 @@ def _measure(data: Path, k: int) -> dict:
     settings = Settings(data_dir=data)
     info = describe_served(settings)
     live = load_engine(settings, info)
-    frozen = load_engine(settings.model_copy(update={"shopper_store": "off"}), info)
+    frozen = load_engine(settings.with_values(shopper_store="off"), info)
     events = read_table(DataDir(data), "events")
     events = events[events["event_type"].isin(POSITIVE_EVENTS)]
     first = events.groupby("user_id")["timestamp"].min()

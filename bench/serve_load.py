@@ -77,7 +77,7 @@ def main() -> int:
 
     settings = get_settings()
     if args.data_dir is not None:
-        settings = settings.model_copy(update={"data_dir": args.data_dir.resolve()})
+        settings = settings.with_values(data_dir=args.data_dir.resolve())
     client = ("wrk" if shutil.which("wrk") else "python") if args.client == "auto" else args.client
     users = raw_users(settings.data_dir)
     port = launch.free_port()

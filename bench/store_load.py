@@ -56,12 +56,12 @@ def main() -> int:
     from contracts.settings import get_settings
     from pipelines.data.ingestor import Ingestor
 
-    settings = get_settings().model_copy(update={"data_dir": args.data_dir.resolve()})
+    settings = get_settings().with_values(data_dir=args.data_dir.resolve())
     prefix = f"shoprec-bench-{uuid.uuid4().hex[:8]}"
     urls = {"off": "off", "sqlite": None, "redis": f"{args.redis}?prefix={prefix}"}
     names = args.stores.split(",")
     for url in (None, urls["redis"]):  # caught up as the next ingest would
-        Ingestor(settings.model_copy(update={"shopper_store": url}))
+        Ingestor(settings.with_values(shopper_store=url))
     client = ("wrk" if shutil.which("wrk") else "python") if args.client == "auto" else args.client
     users = raw_users(settings.data_dir)
     work = Path(tempfile.mkdtemp(prefix="store-load-"))

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.queries import ExplainedItem, Filters, Query
 from models.reasons import popular_reason
-from models.two_stage import ExplainedItem, Filters, Query, TwoStageRecommender
+from models.two_stage import TwoStageRecommender
 
 COLD_START = "cold_start"
 IG = "integrated_gradients"

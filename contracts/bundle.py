@@ -66,8 +66,9 @@ def load_bundle(folder: Path, retrieve_n: int | None = None,
     """Rebuild the two-stage recommender from a bundle folder (TensorFlow imported here).
     ``catalogue_now``: the shop's catalogue as it is now; its items the model never saw are
     added, recommended from their content (``inputs.with_added_items``)."""
-    from models.fit import TrainConfig, ranking_model, retrieval_model
+    from models.fit import ranking_model, retrieval_model
     from models.inputs import with_added_items
+    from models.train_config import TrainConfig
     from models.two_stage import TwoStageRecommender
 
     folder = Path(folder)

@@ -71,7 +71,7 @@ class TwoStagePyfunc(mlflow.pyfunc.PythonModel):
         self.recommender = load_bundle(context.artifacts[BUNDLE])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        from models.two_stage import Query
+        from models.queries import Query
 
         users = model_input["user_id"].astype(str).tolist()
         ks = model_input["k"] if "k" in model_input else pd.Series([None] * len(users))

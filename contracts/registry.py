@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
@@ -88,11 +89,16 @@ def aliases(client: MlflowClient, name: str) -> dict[str, str]:
         raise
 
 
+def champion(client: MlflowClient, name: str = DEFAULT_MODEL_NAME) -> ModelVersion | None:
+    """The registered model's champion version, or None: the one lookup of who serves."""
+    if CHAMPION not in aliases(client, name):
+        return None
+    return client.get_model_version_by_alias(name, CHAMPION)
+
+
 def champion_uri(name: str = DEFAULT_MODEL_NAME) -> str | None:
     """``models:/<name>@champion`` when a champion exists, for serving and batch scoring."""
-    if CHAMPION not in aliases(MlflowClient(), name):
-        return None
-    return f"models:/{name}@{CHAMPION}"
+    return f"models:/{name}@{CHAMPION}" if champion(MlflowClient(), name) else None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,16 @@ import yaml
 from pydantic import Field, PlainValidator, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from contracts.settings_groups import (
+    DriftSettings,
+    EaseSettings,
+    GateSettings,
+    RolloutSettings,
+    ScoreSettings,
+    ServeSettings,
+    TrafficSettings,
+    grouped,
+)
 from contracts.storage import DataPath, is_remote, location
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -38,13 +48,27 @@ class _FileSource(PydanticBaseSettingsSource):
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
         super().__init__(settings_cls)
-        self._values = _read_settings_file()
+        self._values = grouped(_read_settings_file())
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return self._values.get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
         return {k: v for k, v in self._values.items() if k in self.settings_cls.model_fields}
+
+
+class _GroupedInit(PydanticBaseSettingsSource):
+    """Keyword arguments as the environment names them (``Settings(gate_min_users=5)``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], init: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._init = init
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return grouped(self._init())
 
 
 def settings_file() -> Path | None:
@@ -72,9 +96,16 @@ def _read_settings_file() -> dict[str, Any]:
 
 
 class Settings(BaseSettings):
-    """Where data lives, which services to talk to, and the secrets used on the way."""
+    """Where data lives, which services to talk to, and the secrets used on the way.
 
-    model_config = SettingsConfigDict(env_prefix="SHOPREC_", extra="ignore")
+    Each concern with several settings is a typed group (``settings_groups``); its environment
+    variables keep their flat names: ``SHOPREC_GATE_MIN_USERS`` is ``settings.gate.min_users``.
+    """
+
+    # "_" splits an environment name once after the prefix: SHOPREC_GATE_MIN_USERS is gate's
+    # min_users; names of settings outside a group are read whole, as before.
+    model_config = SettingsConfigDict(env_prefix="SHOPREC_", extra="ignore",
+                                      env_nested_delimiter="_", env_nested_max_split=1)
 
     data_dir: Annotated[DataPath, PlainValidator(location)] = Field(
         default=Path("data"), description="Root of the data zones: a local folder, or an "
@@ -88,8 +119,6 @@ class Settings(BaseSettings):
     )
     mlflow_port: int = 5000
     airflow_port: int = 8080
-    serve_host: str = "127.0.0.1"
-    serve_port: int = 3000
     pseudonym_key: SecretStr | None = Field(
         default=None,
         description="Key of the keyed hash that pseudonymises customer identifiers. No default: "
@@ -98,23 +127,6 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None, description="When set, every API but the health probes needs it as a "
         "bearer token. Required to listen on any address but loopback.",
-    )
-    serve_tracing: bool = Field(
-        default=False, description="Pass the endpoint's requests through BentoML's "
-        "OpenTelemetry middleware (configure its exporter and sample rate in BENTOML_CONFIG). Off, "
-        "requests skip it: with BentoML's default sample rate of 0 it records nothing yet costs "
-        "about a quarter of the event loop's time per request (measured).",
-    )
-    serve_model_threads: int = Field(
-        default=1, ge=0, description="TensorFlow threads per operation on the endpoint's model "
-        "thread (0: TensorFlow's default, one per core). One: a serving micro-batch is too small "
-        "to split, handing each of its many small operations across threads cost more than it "
-        "saved (measured: explained answers about a quarter cheaper), and the event loop keeps "
-        "a core of its own. Raise it on many-core hosts serving large pages.",
-    )
-    serve_insecure: bool = Field(
-        default=False, description="Let the endpoint listen on a non-loopback address without "
-        "an API token (``shoprec serve --insecure``); it warns.",
     )
     feedback_max_age_hours: float = Field(
         default=168.0, gt=0, description="POST /feedback refuses events whose timestamp is "
@@ -131,37 +143,6 @@ class Settings(BaseSettings):
         default=None, description="Local folder for what cannot live on an object store: the "
         "default SQLite MLflow store, BentoML store and inbox. Default: the data directory when "
         "it is local; needed when it is a URI, unless those three are set themselves.",
-    )
-    rollout_shadow_share: float = Field(
-        default=0.2, gt=0, le=1, description="Rollout, shadow stage: share of live /recommend "
-        "requests the new champion also answers, off the request path (logged, not returned).",
-    )
-    rollout_canary_share: float = Field(
-        default=0.1, gt=0, le=1, description="Rollout, canary stage: share of shoppers (sticky "
-        "by pseudonym hash) the new champion answers.",
-    )
-    rollout_min_requests: int = Field(
-        default=50, ge=1, description="Candidate requests a rollout stage needs before the "
-        "endpoint judges it, and before the stage may complete.",
-    )
-    rollout_max_error_rate: float = Field(
-        default=0.02, ge=0, le=1, description="Roll back when more than this share of the "
-        "candidate's calls fail or time out.",
-    )
-    rollout_max_p95_ratio: float = Field(
-        default=1.5, gt=0, description="Roll back when the candidate's p95 latency exceeds the "
-        "stable model's by more than this factor.",
-    )
-    rollout_max_p99_ratio: float = Field(
-        default=2.0, gt=0, description="The same for p99 latency.",
-    )
-    rollout_timeout_ms: float = Field(
-        default=1000.0, gt=0, description="A candidate answer slower than this counts as a "
-        "failure; the shopper gets the stable model's answer instead.",
-    )
-    rollout_stage_seconds: float = Field(
-        default=600.0, ge=0, description="How long `shoprec rollout shadow|canary` (and the "
-        "DAG) keep a stage before it may move on.",
     )
     data_docs: Literal["problems", "all", "off"] = Field(
         default="problems",
@@ -189,27 +170,13 @@ class Settings(BaseSettings):
     )
 
     model_name: str = Field(default="shoprec", description="Registered model name.")
-    gate_metric: str = Field(
-        default="ndcg@10", description="Metric a challenger must improve to become champion."
-    )
-    gate_margin: float = Field(
-        default=0.0, ge=0, description="How much better (absolute) a version must be to "
-        "replace the champion: the 95 % lower bounds of its paired differences against the "
-        "champion and the best baseline must be above this."
-    )
-    gate_noninferiority_margin: float = Field(
-        default=0.01, ge=0, description="With no champion yet, a version becomes the first one "
-        "when it is not worse than the best baseline by more than this (absolute, in gate "
-        "metric units): the 95 % lower bound of its paired difference must be above minus this. "
-        "A shop without a champion gets no answers at all, so a model within a hundredth of "
-        "NDCG@10 of EASE serves better than nothing; 0.01 is well under the gaps that tell a "
-        "working model from a broken one (the demo's first champion was +0.057 over EASE), so "
-        "a clearly worse model still never serves. 0: the first version must beat the floor.",
-    )
-    gate_min_users: int = Field(
-        default=50, ge=1, description="The gate refuses to promote on an evaluation window with "
-        "fewer shoppers than this (too few to tell models apart).",
-    )
+    gate: GateSettings = Field(default_factory=GateSettings)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    traffic: TrafficSettings = Field(default_factory=TrafficSettings)
+    score: ScoreSettings = Field(default_factory=ScoreSettings)
+    ease: EaseSettings = Field(default_factory=EaseSettings)
 
     inbox_dir: Path | None = Field(
         default=None, description="Where new raw batches arrive for the pipeline DAG to land; "
@@ -247,76 +214,12 @@ class Settings(BaseSettings):
         "chooses (the record wins on ratings-like data, the window on repeat baskets, the "
         "deep part alone on the synthetic shop's content-driven preferences).",
     )
-    ease_lambda: float = Field(
-        default=100.0, gt=0, description="L2 regularisation (λ) of the EASE baseline the gate's "
-        "candidates are compared with; larger values shrink item-item weights more. Used only "
-        "when ease_lambda_grid is empty (an explicit override).",
-    )
-    ease_lambda_grid: list[float] = Field(
-        default_factory=lambda: [10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 3000.0],
-        description="EASE's λ is chosen among these on an inner time split of the training "
-        "window (the floor must be as strong as it honestly can be); empty: ease_lambda.",
-    )
-    ease_max_items: int = Field(
-        default=20_000, gt=0, description="EASE costs O(items^3): above this many items it is "
-        "restricted to the most popular ones (said in its params and the benchmark output).",
-    )
     distribute: Literal["auto", "none", "multi_worker"] = Field(
         default="auto", description="Training strategy: multi-worker (MultiWorkerMirroredStrategy) "
         "when TF_CONFIG names several workers (auto) or always, or one process (none).",
     )
     schedule: str = Field(default="0 3 * * *", description="Cron of the pipeline DAG (UTC).")
     catchup: bool = Field(default=False, description="Whether the DAG backfills missed days.")
-
-    traffic_log: bool = Field(
-        default=True, description="The endpoint logs what it served (pseudonyms, never raw ids) "
-        "under <data_dir>/traffic for the drift report.",
-    )
-    traffic_flush_rows: int = Field(
-        default=1000, ge=1, description="The traffic log writes a Parquet part once it buffers "
-        "this many answers...",
-    )
-    traffic_flush_seconds: float = Field(
-        default=60.0, gt=0, description="...or this often, whichever comes first.",
-    )
-    traffic_buffer_rows: int = Field(
-        default=100_000, ge=1, description="Most answers the traffic log buffers; beyond, it "
-        "drops and counts them rather than slow the answers down.",
-    )
-    drift_recent_days: int = Field(
-        default=7, ge=1, description="Drift report: days of served traffic compared with "
-        "training; without a champion, the newest days of data compared with the earlier ones.",
-    )
-    drift_max_share: float = Field(
-        default=0.5, gt=0, le=1, description="Drift report: a part breaches when at least this "
-        "share of its columns drift (Evidently's per-column tests and thresholds).",
-    )
-    drift_popularity_ratio_max: float = Field(
-        default=3.0, gt=0, description="Drift report: a breach when served items are on average "
-        "more than this many times as popular (Evidently's ARP) as what shoppers bought.",
-    )
-    drift_min_rows: int = Field(
-        default=50, ge=2, description="Drift report: a part with fewer current rows is reported "
-        "as too small to judge, not compared.",
-    )
-    drift_blocks_promotion: bool = Field(
-        default=False, description="A drift breach fails the DAG's drift task and so keeps the "
-        "run's model from promotion (default: a warning only).",
-    )
-    score_k: int = Field(default=10, ge=1, le=100, description="Batch scoring: items per shopper.")
-    score_active_days: int = Field(
-        default=30, ge=1, description="The DAG's batch scoring covers shoppers with events in "
-        "this many days up to the newest curated event.",
-    )
-    score_database_url: SecretStr | None = Field(
-        default=None, description="Batch scoring also replaces a table in this database "
-        "(SQLAlchemy URL, e.g. postgresql+psycopg2://user@127.0.0.1:5432/shop); unset: Parquet "
-        "only.",
-    )
-    score_table: str = Field(
-        default="shoprec_recommendations", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
-        description="Table batch scoring replaces in score_database_url.",
-    )
 
     @classmethod
     def settings_customise_sources(
@@ -327,7 +230,19 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _FileSource(settings_cls), file_secret_settings
+        return (_GroupedInit(settings_cls, init_settings), env_settings,
+                _FileSource(settings_cls), file_secret_settings)
+
+    def with_values(self, **values: Any) -> Settings:
+        """A validated copy with ``values`` replaced, named as in the environment without the
+        prefix (``with_values(gate_min_users=5, data_dir=path)``) or as whole groups."""
+        current = self.model_dump(by_alias=True)
+        for key, value in grouped(values).items():
+            if isinstance(value, dict) and isinstance(current.get(key), dict):
+                current[key] = {**current[key], **value}
+            else:
+                current[key] = value
+        return type(self)(**current)
 
     @field_validator("expectations_dir")
     @classmethod
@@ -345,7 +260,7 @@ class Settings(BaseSettings):
         """Why listening on ``host`` is refused: a non-loopback address without an API token
         (unless ``serve_insecure``); None when it is fine."""
         token = self.api_token.get_secret_value() if self.api_token is not None else ""
-        if is_loopback(host) or token.strip() or self.serve_insecure:
+        if is_loopback(host) or token.strip() or self.serve.insecure:
             return None
         return (f"refusing to listen on {host} without an API token: set SHOPREC_API_TOKEN "
                 "(clients send `Authorization: Bearer <token>`), listen on 127.0.0.1, or pass "

@@ -156,7 +156,7 @@ def shoprec_ingest() -> None:
         print(f"drift report: {result.folder} (MLflow run {result.run_id})")
         for warning in result.warnings:
             print(f"WARNING: drift threshold breached: {warning}")
-        if result.warnings and current.drift_blocks_promotion:
+        if result.warnings and current.drift.blocks_promotion:
             raise AirflowFailException(f"{len(result.warnings)} drift breach(es) block promotion "
                                        "(SHOPREC_DRIFT_BLOCKS_PROMOTION); see the report")
         return {"folder": result.folder, "run_id": result.run_id, "warnings": result.warnings}
@@ -168,7 +168,7 @@ def shoprec_ingest() -> None:
     decision >> report_quarantined(batches)
     announced = announce_curated(batches)
     decision >> announced
-    if SETTINGS.drift_blocks_promotion:  # a breach (the drift task failing) queues nothing
+    if SETTINGS.drift.blocks_promotion:  # a breach (the drift task failing) queues nothing
         drift >> announced
 
 
@@ -339,7 +339,7 @@ def shoprec_deploy() -> None:
         answer = unless_unavailable(package.smoke_call)
         return {"model": answer["model"], "items": [i["item_id"] for i in answer["items"]]}
 
-    stage_timeout = dt.timedelta(seconds=SETTINGS.rollout_stage_seconds) + 10 * MINUTES
+    stage_timeout = dt.timedelta(seconds=SETTINGS.rollout.stage_seconds) + 10 * MINUTES
 
     @task(doc_md="Rollout, shadow: the new champion also answers a share of live requests "
           "(`SHOPREC_ROLLOUT_SHADOW_SHARE`), logged, never returned, for "

@@ -15,74 +15,27 @@ attribute arrays, the IG baseline and traced ``tf.function``s with fixed signatu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from models.explain import Explanation, IntegratedGradients, average_baseline
 from models.feature_spec import PRICE_BANDS, FeatureSpec
 from models.index import build_index
 from models.inputs import ItemTable, bag_matrix, pad_left
+from models.page_explanations import ExplainsPages
+from models.queries import Filters, Query, Ranked, Recommendation
 from models.ranking import PURCHASES, RankingModel
-from models.reasons import ValueBook, reason
 from models.retrieval import RetrievalModel
 
-BASELINE_PAIRS = 512  # (shopper, item) pairs averaged into IG's reference point
 ROWS_AT_ONCE = 128  # shoppers ranked per model call in ``top_k`` (bounds its memory) ...
 PAIR_CELLS = 1 << 23  # ... and at most this many (pair, past purchase) cells of the wide part
 SHARED_ATTRIBUTES = ("category", "brand", "price_band")
 _NONE = np.zeros(0, np.int64)
 
 
-@dataclass(frozen=True)
-class Filters:
-    category: str | None = None
-    max_price: float | None = None
 
-    @property
-    def active(self) -> bool:
-        return self.category is not None or self.max_price is not None
-
-
-@dataclass(frozen=True)
-class Query:
-    """One known shopper's request: top ``k`` items, optionally filtered, at moment ``when``."""
-
-    user: str  # pseudonymised user id, as in curated data
-    k: int = 10
-    exclude_purchased: bool = True
-    filters: Filters = field(default_factory=Filters)
-    when: pd.Timestamp | None = None  # default: now
-
-
-@dataclass(frozen=True)
-class Ranked:
-    """One query's answer: vocabulary ids and ranker scores, best first (only real items)."""
-
-    items: np.ndarray
-    scores: np.ndarray
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    item_id: str
-    score: float
-    rank: int
-
-
-@dataclass(frozen=True)
-class ExplainedItem:
-    """One recommended item's integrated-gradients explanation, its values and its reason."""
-
-    explanation: Explanation
-    values: dict[str, str]  # feature -> the value a shopper reads (``feature_values``)
-    reason: str
-
-
-class TwoStageRecommender:
+class TwoStageRecommender(ExplainsPages):
     def __init__(
         self,
         spec: FeatureSpec,
@@ -209,27 +162,6 @@ class TwoStageRecommender:
         pairs = {k: np.repeat(v, counts, axis=0) for k, v in base.items()}
         pairs["item_id"] = (np.concatenate([np.asarray(i) for i in items]) if items
                             else _NONE).astype(np.int32)
-        return pairs
-
-    def typical_pairs(self, size: int = BASELINE_PAIRS, seed: int = 0) -> dict[str, np.ndarray]:
-        """Known shoppers at any hour and weekday, each paired with a uniformly drawn item.
-
-        Averaged (``average_baseline``) this is the "typical shopper looking at a typical item"
-        reference point of integrated gradients. Averaging over recommended items instead would
-        cancel what they all share: often the very preference that got them picked.
-        """
-        users = self.known_users
-        if not users:
-            raise ValueError("the model knows no users: nothing to average a baseline over")
-        rng = np.random.default_rng(seed)
-        picked = rng.choice(len(users), size=size, replace=len(users) < size)
-        pairs = self.features_for_many([users[i] for i in picked])
-        pairs["hour"] = rng.integers(0, 24, size).astype(np.int32)
-        pairs["day_of_week"] = rng.integers(0, 7, size).astype(np.int32)
-        pairs["item_id"] = rng.integers(1, self.spec.items.size, size).astype(np.int32)
-        # The wide part's reference is 0 whatever the record (``average_baseline``): no need
-        # to embed 512 shoppers' whole records for it.
-        pairs[PURCHASES] = np.zeros((size, 1), np.int32)
         return pairs
 
     # ---- scoring arrays ---------------------------------------------------------------------
@@ -410,91 +342,6 @@ class TwoStageRecommender:
             if column[a] and column[a] == column[b]:
                 found.append((attribute, str(names[attribute][column[a]])))
         return found
-
-    # ---- explaining -------------------------------------------------------------------------
-    def bought_because(self, purchases: np.ndarray, explanation: Explanation, most: int = 2
-                       ) -> list[tuple[int, float]]:
-        """The past purchases that pushed this score up, strongest first: (item id, its
-        attribution), positive ones only, at most ``most``. ``purchases`` is the pair's row of
-        ``wide_input`` it was explained with."""
-        if not explanation.slots:
-            return []
-        return strongest_purchases(np.asarray(purchases)[None], np.array([explanation.slots]),
-                                   most)[0]
-
-    @property
-    def wide_input(self) -> str:
-        """The input whose rows an explanation's per-purchase ``slots`` line up with."""
-        return self.ranker.item_item.input_name
-
-    @cached_property
-    def value_book(self) -> ValueBook:
-        """What explained pairs' features read as; per-item parts kept across requests."""
-        return ValueBook(self.spec, self.table, self.titles, self.item_ids)
-
-    @cached_property
-    def ig_baseline(self) -> dict[str, np.ndarray]:
-        """The typical (shopper, item, moment) pair, embedded: IG's reference point."""
-        return average_baseline(self.ranker, self.typical_pairs())
-
-    @cached_property
-    def explainer(self) -> IntegratedGradients:
-        return IntegratedGradients(self.ranker, self.ig_baseline)
-
-    def explain_many(
-        self,
-        pages: Sequence[tuple[str, np.ndarray]],
-        when: pd.Timestamp | Sequence[pd.Timestamp | None] | None = None,
-    ) -> list[list[ExplainedItem]]:
-        """Explain each (shopper, item ids) page with one IG call for all of them."""
-        if not pages:
-            return []
-        users, items = [u for u, _ in pages], [np.asarray(i) for _, i in pages]
-        pairs = self.pair_features(users, items, when)
-        explanations = self.explainer.explain(pairs) if len(pairs["item_id"]) else []
-        if explanations and explanations[0].slots:
-            bought = strongest_purchases(pairs[self.wide_input], [e.slots for e in explanations])
-        else:
-            bought = [[] for _ in explanations]
-        values = self.value_book.values(pairs, [[self.titles[self.item_ids[i]] for i, _ in named]
-                                            for named in bought])
-        explained = iter(ExplainedItem(e, v, reason(e, v))
-                         for e, v in zip(explanations, values, strict=True))
-        return [[next(explained) for _ in page] for page in items]
-
-
-def purchase_attributions(purchases: np.ndarray, slots: Sequence[float]) -> dict[int, float]:
-    """Item id -> the wide part's attribution of that past purchase (summed, should an id
-    fill several slots)."""
-    totals: dict[int, float] = {}
-    for item, value in zip(np.asarray(purchases).reshape(-1), slots, strict=True):
-        if item:
-            totals[int(item)] = totals.get(int(item), 0.0) + float(value)
-    return totals
-
-
-def strongest_purchases(history: np.ndarray, slots: np.ndarray | Sequence, most: int = 2
-                        ) -> list[list[tuple[int, float]]]:
-    """Per row, the past purchases whose history slots' summed attribution is positive,
-    strongest first, at most ``most``: ``purchase_attributions`` for a page of rows at once."""
-    ids = np.asarray(history, np.int64)
-    values = np.asarray(slots, np.float64).reshape(ids.shape)
-    n, length = ids.shape
-    if not n or not length:
-        return [[] for _ in range(n)]
-    order = np.argsort(ids, axis=1, kind="stable")
-    ids, values = np.take_along_axis(ids, order, 1), np.take_along_axis(values, order, 1)
-    starts = np.ones(ids.shape, bool)  # each distinct item's first slot once sorted
-    starts[:, 1:] = ids[:, 1:] != ids[:, :-1]
-    group = np.cumsum(starts, axis=1) - 1  # the item's column in its row's totals
-    totals = np.bincount((group + np.arange(n)[:, None] * length).ravel(),
-                         weights=values.ravel(), minlength=n * length).reshape(n, length)
-    item = np.zeros(ids.shape, np.int64)
-    item[np.nonzero(starts)[0], group[starts]] = ids[starts]
-    wanted = (item != 0) & (totals > 0)
-    best = np.argsort(np.where(wanted, -totals, np.inf), axis=1, kind="stable")[:, :most]
-    return [[(int(item[r, c]), float(totals[r, c])) for c in best[r] if wanted[r, c]]
-            for r in range(n)]
 
 
 def _best(candidates: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

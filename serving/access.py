@@ -85,7 +85,7 @@ def refuse_unsafe_start(settings: Settings, host: str | None) -> None:
     problem = settings.open_access_problem(host)
     if problem:
         _refuse(problem)
-    if settings.model_copy(update={"serve_insecure": False}).open_access_problem(host):
+    if settings.with_values(serve_insecure=False).open_access_problem(host):
         log.warning("listening on %s without an API token (SHOPREC_SERVE_INSECURE): every "
                     "route, /admin/reload included, is open to anyone who can reach it", host)
 

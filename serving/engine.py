@@ -19,8 +19,9 @@ from contracts.answers import COLD_START, Answers, PageRequest, ig_note
 from contracts.model_info import ModelInfo
 from contracts.pseudonyms import Pseudonymiser
 from contracts.shopper_store import ShopperStore
+from models.queries import Filters, Query
 from models.reasons import similar_reason
-from models.two_stage import Filters, Query, TwoStageRecommender
+from models.two_stage import TwoStageRecommender
 from serving import metrics
 from serving.batching import MicroBatcher
 from serving.shoppers import LiveShoppers

@@ -95,7 +95,7 @@ def load_engine(settings: Settings, info: ModelInfo):
     from contracts.pyfunc import load_logged
     from serving.engine import Engine
 
-    pin_model_threads(settings.serve_model_threads)
+    pin_model_threads(settings.serve.model_threads)
     pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
     stored = _store_model(info.uri)[0] if info.uri.startswith(BENTOML_SCHEME) else None
     store = shopper_store(settings)
@@ -138,7 +138,7 @@ def shopper_store(settings: Settings):
 
 
 def pin_model_threads(threads: int) -> None:
-    """Threads per TensorFlow operation (``settings.serve_model_threads``; 0 leaves TF's
+    """Threads per TensorFlow operation (``settings.serve.model_threads``; 0 leaves TF's
     default). TensorFlow fixes it when it first runs an operation: a process that already ran
     one keeps what it had, and says so."""
     if not threads:

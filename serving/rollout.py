@@ -29,7 +29,7 @@ from contracts.settings import Settings
 from serving import metrics
 
 if TYPE_CHECKING:  # the engine (TensorFlow) loads with the first model, not with this module
-    from models.two_stage import Filters
+    from models.queries import Filters
     from serving.engine import Engine, Page
 
 log = logging.getLogger(__name__)
@@ -87,14 +87,14 @@ class Rollout:
         if stage not in (SHADOW, CANARY):
             raise ValueError(f"unknown rollout stage {stage!r}")
         self.stable, self.candidate, self.stage, self.settings = stable, candidate, stage, settings
-        self.share = settings.rollout_canary_share if stage == CANARY else \
-            settings.rollout_shadow_share
+        self.share = settings.rollout.canary_share if stage == CANARY else \
+            settings.rollout.shadow_share
         self.started_at = datetime.now(UTC)
         self.health = ModelHealth(stable, "stable"), ModelHealth(candidate, stage)
         self.ended = False
         self._on_breach = on_breach
         self._cutoff = int(self.share * _HASH_RANGE)
-        self._timeout = settings.rollout_timeout_ms / 1e3
+        self._timeout = settings.rollout.timeout_ms / 1e3
         self._shadows: set[asyncio.Task] = set()  # strong references until each call ends
         metrics.ROLLOUT_SHARE.labels(stage).set(self.share)
 
@@ -128,17 +128,17 @@ class Rollout:
     def breach(self) -> str | None:
         """Which threshold the candidate breaks, if any, once it has enough calls."""
         settings, (stable, candidate) = self.settings, self.health
-        if candidate.calls < settings.rollout_min_requests:
+        if candidate.calls < settings.rollout.min_requests:
             return None
         rate = candidate.errors / candidate.calls
-        if rate > settings.rollout_max_error_rate:
+        if rate > settings.rollout.max_error_rate:
             return (f"error rate {rate:.1%} over {candidate.calls} calls exceeds "
-                    f"{settings.rollout_max_error_rate:.1%}")
+                    f"{settings.rollout.max_error_rate:.1%}")
         mine, theirs = candidate.percentiles(), stable.percentiles()
         if mine is None or theirs is None:
             return None
-        limits = (("p95", 1, settings.rollout_max_p95_ratio),
-                  ("p99", 2, settings.rollout_max_p99_ratio))
+        limits = (("p95", 1, settings.rollout.max_p95_ratio),
+                  ("p99", 2, settings.rollout.max_p99_ratio))
         for name, ours, base, limit in ((n, mine[i], theirs[i], lim) for n, i, lim in limits):
             if ours > limit * base:
                 return (f"{name} latency {ours * 1e3:.1f} ms is {ours / base:.1f}x the stable "

@@ -33,7 +33,7 @@ from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings, get_settings
 from contracts.shopper_store import LIVE
 from contracts.tables import POSITIVE_EVENTS
-from models.two_stage import Filters
+from models.queries import Filters
 from serving import metrics, schemas
 from serving.access import DEFAULT_HOST, AccessMiddleware, refuse_unsafe_start, serve_host
 from serving.engine import Engine, UnknownItem
@@ -52,7 +52,7 @@ def _settings() -> Settings:
     settings = get_settings()
     pinned = getattr(bentoml.use_arguments(), MODEL_ARGUMENT, None)
     if pinned and not settings.model_uri:
-        return settings.model_copy(update={"model_uri": pinned})
+        return settings.with_values(model_uri=pinned)
     return settings
 
 
@@ -277,7 +277,7 @@ def _refresh_catalogue() -> None:
 # default is every interface).
 @bentoml.service(name="shoprec", workers=1, traffic={"timeout": 60},
                  logging={"access": {"enabled": False}}, http={"host": DEFAULT_HOST},
-                 tracing={} if SETTINGS.serve_tracing else {"excluded_urls": ["/"]})
+                 tracing={} if SETTINGS.serve.tracing else {"excluded_urls": ["/"]})
 @bentoml.asgi_app(app, path="/")
 class Shoprec:
     """Loads the served model once at start-up (if there is one) and answers from memory."""

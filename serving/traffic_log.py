@@ -123,7 +123,7 @@ class TrafficLog:
 
 def open_traffic_log(settings: Settings) -> TrafficLog | None:
     """The endpoint's traffic log under the data directory, or None when turned off."""
-    if not settings.traffic_log:
+    if not settings.traffic.log:
         return None
-    return TrafficLog(traffic_folder(settings), settings.traffic_flush_rows,
-                      settings.traffic_flush_seconds, settings.traffic_buffer_rows)
+    return TrafficLog(traffic_folder(settings), settings.traffic.flush_rows,
+                      settings.traffic.flush_seconds, settings.traffic.buffer_rows)

@@ -22,17 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
-import re
-import shutil
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from contracts.pseudonyms import Pseudonymiser
@@ -40,56 +35,27 @@ from contracts.settings import Settings
 from contracts.shopper_store import CATALOGUE_COLUMNS, open_store
 from contracts.storage import DataPath, is_remote, local_copy, put, write_atomic
 from contracts.tables import POSITIVE_EVENTS
+from pipelines.data.batch_history import BatchHistory, batch_stats, curated_event_ids, who_curated
 from pipelines.data.batch_result import BatchResult
 from pipelines.data.curated import item_ids, read_parquet
+from pipelines.data.landing import (
+    REFUSED_MARKER,
+    from_marker,
+    land_batch,
+    screen,
+    write_reference,
+)
 from pipelines.data.quality import BatchValidator, Finding, Validation
 from pipelines.data.reports import write_summary
 from pipelines.data.sources import get_source
 from pipelines.data.sources.base import BatchInput, Conformed, Source, UnreadableBatch
+from pipelines.data.spreadsheet_safe import neutralise_formulas
 from pipelines.data.zones import DataDir, private_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 STORE_COLUMNS = ["user_id", "event_id", "item_id", "event_type", "timestamp"]
-_EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
-_FAR_FUTURE = pd.Timestamp("2200-01-01", tz="UTC")
 DUPLICATE_EVENT = "duplicate_event"
-# What ``land`` leaves in a landing folder for a refused batch instead of its (unread) files.
-REFUSED_MARKER = "refused.json"
-# Cells a spreadsheet would run as a formula (OWASP CSV injection); plain numbers are left alone.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-
-
-@dataclass
-class _History:
-    """What the warning checks compare a batch with, kept in memory across one ingestion run."""
-
-    known_items: set[str]  # the catalogue: events must reference these
-    seen_items: set[str]  # items that already had events: new ones are cold for the model
-    recent: dict[str, list[dict[str, float]]]  # source -> stats of recent accepted event batches
-    size: int
-    events: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # source -> curated ids
-
-    def parameters(self, source: str, settings: Settings, batch: BatchInput) -> dict[str, Any]:
-        stats = self.recent.get(source, [])[-self.size :]
-        now = pd.Timestamp.now(tz="UTC")
-        start, end = batch.window or (_EPOCH, _FAR_FUTURE)
-
-        def limit(key: str) -> float | None:
-            values = [s[key] for s in stats if s.get(key) is not None]
-            return float(np.median(values)) * settings.outlier_factor if values else None
-
-        rows = [s["rows"] for s in stats]
-        return {
-            "window_start": start,
-            "window_end": end,
-            "now": now,
-            "price_max": limit("price_p99"),
-            "quantity_max": limit("quantity_p99"),
-            "min_rows": float(np.median(rows)) * settings.volume_drop_ratio if rows else 0,
-            "seen_items_mostly": 1 - settings.unseen_items_max_share if self.seen_items else 0.0,
-        }
 
 
 class Ingestor:
@@ -97,7 +63,7 @@ class Ingestor:
 
     def __init__(self, settings: Settings, data_dir: DataPath | None = None) -> None:
         if data_dir is not None:  # what defaults to the data dir (the shopper store) follows it
-            settings = settings.model_copy(update={"data_dir": data_dir})
+            settings = settings.with_values(data_dir=data_dir)
         self.settings = settings
         self.data = DataDir(data_dir or settings.data_dir).create()
         self.validator = BatchValidator(settings.expectations_dir, self.data, settings.data_docs)
@@ -113,12 +79,12 @@ class Ingestor:
         for manifest in self._manifests.values():
             if manifest["status"] == "accepted" and manifest.get("stats"):
                 recent.setdefault(manifest["source"], []).append(manifest["stats"])
-        self.history = _History(
+        self.history = BatchHistory(
             known_items=item_ids(self.data, "items"),
             seen_items=item_ids(self.data, "events"),
             recent=recent,
             size=settings.history_batches,
-            events=_curated_event_ids(self.data, manifests),
+            events=curated_event_ids(self.data, manifests),
         )
         url = settings.shopper_store_url
         self.store = open_store(url, settings.shopper_store_limit) if url else None
@@ -162,7 +128,7 @@ class Ingestor:
         adapter = get_source(source) if isinstance(source, str) else source
         with ExitStack() as copies:
             paths = [copies.enter_context(local_copy(p)) for p in paths]
-            refused = [_from_marker(adapter, p) for p in paths if (p / REFUSED_MARKER).is_file()]
+            refused = [from_marker(adapter, p) for p in paths if (p / REFUSED_MARKER).is_file()]
             paths = [p for p in paths if not (p / REFUSED_MARKER).is_file()]
             write_reference(self.data, adapter, paths, self.pseudonymiser)
             batches = screen(adapter.discover(paths), paths, self.settings) if paths else []
@@ -252,7 +218,7 @@ class Ingestor:
         repeated = pd.Series([e in seen for e in events["event_id"]], index=events.index)
         if not repeated.any():
             return conformed, None
-        earlier = _who_curated(self.data, self._manifests.values(), source,
+        earlier = who_curated(self.data, self._manifests.values(), source,
                                str(events.loc[repeated, "event_id"].iloc[0]))
         duplicates = events.loc[repeated].reset_index(drop=True)
         duplicates.insert(0, "reason", DUPLICATE_EVENT)
@@ -344,7 +310,7 @@ class Ingestor:
         result.report = str(
             write_summary(report_dir / f"{batch.batch_id}.md", result, validation, docs)
         )
-        stats = _stats(conformed.tables.get("events"))
+        stats = batch_stats(conformed.tables.get("events"))
         result.validation_ids = validation.ids
         self.history.known_items |= _batch_items(conformed)
         if "events" in conformed.tables:
@@ -395,173 +361,13 @@ def ingest(
     return Ingestor(settings, data_dir).ingest(paths, adapter)
 
 
-def write_reference(
-    data: DataDir, source: Source, paths: Sequence[Path], pseudonymiser: Pseudonymiser
-) -> None:
-    """Store the reference data that comes with the batches (see ``Source.reference``)."""
-    for name, payload in source.reference(paths, pseudonymiser).items():
-        write_json_atomic(data.reference / f"{name}.json", payload)
-
-
-def land_batch(data: DataDir, batch: BatchInput) -> BatchInput:
-    """Copy the batch into ``landing/`` as received, unless it already lies there.
-
-    A refused batch is not copied (its files are never read): its landing folder holds only a
-    ``refused.json`` marker, so the validate step still reports it. On an object store the files
-    are uploaded (unless there already: a batch id names one content) and the batch is still read
-    from its local files.
-    """
-    target = data.landing / batch.source / batch.batch_id
-    if batch.refused is not None:
-        write_json_atomic(target / REFUSED_MARKER, {
-            "source": batch.source, "name": batch.name, "files": [p.name for p in batch.files],
-            "reason": batch.refused, "content_hash": batch.content_hash,
-            "batch_date": batch.batch_date.isoformat() if batch.batch_date else None,
-        })
-        return batch
-    if is_remote(target):
-        for path in batch.files:
-            if not (target / path.name).exists():
-                put(path, target / path.name)
-        return batch
-    if all(data.landing in f.resolve().parents for f in batch.files):
-        return batch
-    private_dir(target)
-    files = []
-    for path in batch.files:
-        shutil.copy2(path, target / path.name, follow_symlinks=False)
-        files.append(target / path.name)
-    landed = BatchInput(batch.source, batch.name, tuple(files), batch.batch_date, batch.window)
-    landed.__dict__["content_hash"] = batch.content_hash
-    return landed
-
-
-def _from_marker(source: Source, folder: Path) -> BatchInput:
-    """The refused batch whose landing folder holds only its marker (see ``land_batch``)."""
-    marker = json.loads((folder / REFUSED_MARKER).read_text(encoding="utf-8"))
-    day = dt.date.fromisoformat(marker["batch_date"]) if marker.get("batch_date") else None
-    batch = BatchInput(source.name, marker["name"], tuple(Path(n) for n in marker["files"]),
-                       day, refused=marker["reason"])
-    batch.__dict__["content_hash"] = marker["content_hash"]
-    return batch
-
-
-def screen(batches: Iterable[BatchInput], paths: Sequence[Path],
-           settings: Settings) -> list[BatchInput]:
-    """Refuse what must not be read: files whose real path lies outside the folders given (or,
-    for a file given, outside its folder), and batches over ``settings.max_batch_bytes``.
-
-    Symbolic links are already refused by the source's ``discover``; a refused batch is
-    quarantined with its reason and never read or copied.
-    """
-    roots = [(p if p.is_dir() else p.parent).resolve() for p in paths]
-    screened = []
-    for batch in batches:
-        if batch.refused is None:
-            outside = [f for f in batch.files if not any(
-                r == f.resolve() or r in f.resolve().parents for r in roots)]
-            if outside:
-                batch = dataclasses.replace(
-                    batch, refused=f"{outside[0].name}: lies outside the folder given "
-                    "(not followed)")
-        if batch.refused is None and batch.size > settings.max_batch_bytes:
-            batch = dataclasses.replace(
-                batch, refused=f"too large: {batch.size} bytes, over max_batch_bytes "
-                f"({settings.max_batch_bytes}); split the export or raise the limit")
-        screened.append(batch)
-    return screened
-
-
-def land(settings: Settings, paths: Sequence[Path] | None = None) -> list[DataPath]:
-    """Land the batches under ``paths`` (default: the inbox) that have no manifest yet.
-
-    Returns the landing folders still waiting for validation, including any landed by an earlier
-    run that stopped before validating, so a retried or re-run pipeline picks up where it left
-    off and never lands or validates a batch twice. Needs no Great Expectations context.
-    """
-    data = DataDir(settings.data_dir).create()
-    adapter = get_source(settings.source)
-    paths = list(paths) if paths is not None else [settings.inbox]
-    paths = [p for p in paths if p.exists()]
-    recorded = {m["batch"] for m in data.read_manifests()}
-    if paths:
-        write_reference(data, adapter, paths,
-                        Pseudonymiser(settings.require_pseudonym_key()))
-        for batch in screen(adapter.discover(paths), paths, settings):
-            if batch.batch_id not in recorded:
-                land_batch(data, batch)
-    folder = data.landing / adapter.name
-    pending = folder.iterdir() if folder.is_dir() else []
-    return sorted(p for p in pending if p.is_dir() and p.name not in recorded)
-
-
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy safe to open in a spreadsheet: text cells starting with ``=``, ``+``, ``-``, ``@``,
-    a tab or a carriage return get a leading ``'`` (OWASP CSV injection), except plain numbers
-    such as ``-3``, which no spreadsheet runs."""
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(_neutralise, na_action="ignore")
-    return out
-
-
-def _neutralise(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_START) \
-            and not _PLAIN_NUMBER.match(value):
-        return "'" + value
-    return value
-
-
 def _reason_counts(rejected: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in rejected["reason"].value_counts().items()}
-
-
-def _curated_event_ids(data: DataDir, manifests: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
-    """The event ids curated so far, by source: what event-level idempotency compares with.
-
-    Only batches with an ``accepted`` manifest count, so the files of a batch whose run stopped
-    before recording it (and that a re-run overwrites) are not mistaken for curated events.
-    """
-    sources = {m["batch"]: m.get("source") for m in manifests if m["status"] == "accepted"}
-    root = data.curated / "events"
-    seen: dict[str, set[str]] = {}
-    for path in sorted(root.glob("batch_date=*/*.parquet")) if root.is_dir() else []:
-        source = sources.get(path.stem)
-        if source is not None:
-            ids = read_parquet(path, ["event_id"])["event_id"].dropna()
-            seen.setdefault(source, set()).update(ids.astype(str))
-    return seen
-
-
-def _who_curated(data: DataDir, manifests: Iterable[dict[str, Any]], source: str,
-                 event_id: str) -> str:
-    """The accepted batch of ``source`` that curated ``event_id``, for a duplicate's reason."""
-    batches = {m["batch"] for m in manifests if m["status"] == "accepted" and
-               m.get("source") == source}
-    root = data.curated / "events"
-    for path in sorted(root.glob("batch_date=*/*.parquet")) if root.is_dir() else []:
-        if path.stem in batches and (
-                read_parquet(path, ["event_id"])["event_id"] == event_id).any():
-            return path.stem
-    return "an earlier batch"
 
 
 def _batch_items(conformed: Conformed) -> set[str]:
     items = conformed.tables.get("items")
     return set(items["item_id"].dropna().astype(str)) if items is not None else set()
-
-
-def _stats(events: pd.DataFrame | None) -> dict[str, float] | None:
-    if events is None or not len(events):
-        return None
-
-    def p99(column: str) -> float | None:
-        values = events[column].dropna()
-        return float(values.astype(float).quantile(0.99)) if len(values) else None
-
-    return {"rows": float(len(events)), "price_p99": p99("unit_price"),
-            "quantity_p99": p99("quantity")}
 
 
 def _write_parquet(frame: pd.DataFrame, folder: DataPath, batch_id: str) -> None:
@@ -570,4 +376,4 @@ def _write_parquet(frame: pd.DataFrame, folder: DataPath, batch_id: str) -> None
                                                                                 index=False))
 
 
-__all__ = ["BatchResult", "Finding", "Ingestor", "ingest", "land"]
+__all__ = ["BatchResult", "Finding", "Ingestor", "ingest"]

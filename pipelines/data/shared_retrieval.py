@@ -27,13 +27,15 @@ from filelock import FileLock
 from contracts.bundle import RETRIEVAL, RETRIEVAL_DONE, load_retrieval, save_retrieval
 from contracts.storage import is_remote, local_copy, put
 from models import distribute
-from models.fit import FittedRetrieval, TrainConfig, fit_retrieval, retrieval_key
+from models.fit import FittedRetrieval, fit_retrieval, retrieval_key
+from models.train_config import TrainConfig
 from pipelines.data.features import FeatureSet, features_path
 
 log = logging.getLogger(__name__)
 FOLDER = "retrieval"
 # The modules whose source defines stage one and its training: part of the key.
-CODE = ("models.feature_spec", "models.fit", "models.inputs", "models.retrieval", "models.towers")
+CODE = ("models.feature_spec", "models.fit", "models.inputs", "models.retrieval", "models.towers",
+        "models.train_config", "models.training_data")
 
 
 def shared_retrieval(features_uri: str, features: FeatureSet, config: TrainConfig, strategy,

@@ -23,71 +23,27 @@ import numpy as np
 import pandas as pd
 
 from contracts.tables import INBOX_EVENT_COLUMNS
+from pipelines.data.synthetic_catalogue import (
+    BRANDS,
+    CATEGORIES,
+    COUNTRIES,
+    COUNTRY_WEIGHTS,
+    ITEM_COLUMNS,
+    PRICE_BANDS,
+    Catalogue,
+    make_catalogue,
+)
+from pipelines.data.synthetic_faults import (
+    csv_text,
+    money_text,
+    remove_stale_faults,
+    write_faults,
+    write_text,
+)
 
 EVENT_TYPES: tuple[str, ...] = ("view", "add_to_cart", "purchase", "return")
-PRICE_BANDS: tuple[str, ...] = ("low", "mid", "high")
-ITEM_COLUMNS = ["item_id", "title", "category", "brand", "price", "first_seen"]
 USER_COLUMNS = ["customer_id", "country", "signup_date"]
 EVENT_COLUMNS = list(INBOX_EVENT_COLUMNS)
-
-# category -> (product nouns, lognormal mu, lognormal sigma); the spread gives usable price bands.
-CATEGORIES: dict[str, tuple[tuple[str, ...], float, float]] = {
-    "kitchenware": (
-        ("Chef Knife", "Frying Pan", "Mixing Bowl", "Cutting Board", "Saucepan", "Kettle",
-         "Spatula Set", "Colander"), 3.2, 0.6),
-    "electronics": (
-        ("Headphones", "Bluetooth Speaker", "USB-C Charger", "Smartwatch", "Power Bank", "Webcam",
-         "Keyboard", "E-Reader"), 4.2, 0.8),
-    "books": (
-        ("Cookbook", "Novel", "Travel Guide", "Atlas", "Biography", "Poetry Collection",
-         "Field Guide", "Sketchbook"), 2.7, 0.4),
-    "toys": (
-        ("Building Blocks", "Puzzle", "Plush Bear", "Board Game", "Toy Car", "Kite", "Doll House",
-         "Science Kit"), 3.0, 0.6),
-    "garden": (
-        ("Watering Can", "Pruning Shears", "Planter", "Garden Hose", "Seed Kit", "Bird Feeder",
-         "Trowel", "Solar Lantern"), 3.1, 0.7),
-    "sports": (
-        ("Yoga Mat", "Running Shoes", "Water Bottle", "Dumbbell Set", "Tennis Racket",
-         "Cycling Gloves", "Jump Rope", "Backpack"), 3.4, 0.7),
-    "beauty": (
-        ("Face Serum", "Hand Cream", "Shampoo", "Lip Balm", "Hair Dryer", "Nail Kit",
-         "Body Lotion", "Perfume"), 2.8, 0.6),
-    "home-decor": (
-        ("Desk Lamp", "Throw Pillow", "Wall Clock", "Picture Frame", "Vase", "Scented Candle",
-         "Rug", "Mirror"), 3.3, 0.7),
-}
-
-# brand -> categories it sells in; some span two so brand and category are not interchangeable.
-BRANDS: dict[str, tuple[str, ...]] = {
-    "Nordvik": ("home-decor", "kitchenware"),
-    "Cucina Forte": ("kitchenware",),
-    "Pan & Pestle": ("kitchenware",),
-    "Hearthstone": ("kitchenware", "home-decor"),
-    "Voltra": ("electronics",),
-    "Pixelwave": ("electronics",),
-    "Arcline": ("electronics", "sports"),
-    "Inkwell Press": ("books",),
-    "Paperlane": ("books",),
-    "Bramble": ("books", "toys"),
-    "Tinker & Twig": ("toys",),
-    "Playfold": ("toys",),
-    "Greenthumb": ("garden",),
-    "Fjällbo": ("garden", "home-decor"),
-    "Mossgate": ("garden",),
-    "Stride": ("sports",),
-    "Peakform": ("sports",),
-    "Lumina": ("beauty",),
-    "Velvet Fern": ("beauty",),
-    "Aurelle": ("beauty", "home-decor"),
-}
-
-ADJECTIVES = (
-    "Classic", "Modern", "Compact", "Deluxe", "Essential", "Vintage", "Premium", "Everyday", "Eco",
-    "Pro", "Mini", "Signature",
-)
-COUNTRIES = ("DE", "FR", "NL", "GB", "ES", "IT", "SE", "PL")
-COUNTRY_WEIGHTS = (0.30, 0.16, 0.12, 0.12, 0.10, 0.08, 0.06, 0.06)
 
 # Behaviour knobs. Strong enough that preferences are recoverable from a few dozen events.
 VIEWS_PER_USER_DAY = 4.0
@@ -100,7 +56,6 @@ HOUR_WEIGHTS = np.array([
 CATEGORY_SHARE = 0.75  # share of a user's views on their preferred category
 # Split of those views by (preferred brand?, preferred price band?): brand 55%, band 65%.
 CELL_SHARES = {(True, True): 0.40, (True, False): 0.15, (False, True): 0.25, (False, False): 0.20}
-MISSING_BRAND_RATE = 0.05
 RETURN_RATE = 0.05
 DAY_SECONDS = 86_400
 
@@ -130,17 +85,6 @@ class GeneratedShop:
 
 
 @dataclass(frozen=True)
-class _Catalogue:
-    frame: pd.DataFrame
-    category: np.ndarray  # category index per item
-    brand: np.ndarray  # brand index per item, -1 when the brand is missing
-    band: np.ndarray  # price band index per item
-    price: np.ndarray
-    popularity: np.ndarray
-    bands: dict[str, dict[str, list[float]]]
-
-
-@dataclass(frozen=True)
 class _Users:
     frame: pd.DataFrame
     category: np.ndarray
@@ -155,10 +99,10 @@ def generate_shop(out_dir: Path, spec: ShopSpec) -> GeneratedShop:
     out_dir = Path(out_dir)
     events_dir = out_dir / "events"
     events_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_faults(out_dir)
+    remove_stale_faults(out_dir)
 
     rng = np.random.default_rng(spec.seed)
-    catalogue = _make_catalogue(rng, spec)
+    catalogue = make_catalogue(rng, spec.items, spec.start)
     users = _make_users(rng, spec, catalogue)
     # One day more than asked for: it is only written, truncated, as a fault, but simulating it
     # always keeps the clean files independent of the faults flag.
@@ -167,20 +111,21 @@ def generate_shop(out_dir: Path, spec: ShopSpec) -> GeneratedShop:
     items_file = out_dir / "items.csv"
     users_file = out_dir / "users.csv"
     truth_file = out_dir / "ground_truth.json"
-    _write_text(items_file, _to_csv(catalogue.frame[ITEM_COLUMNS]))
-    _write_text(users_file, _to_csv(users.frame[USER_COLUMNS]))
-    _write_text(truth_file, _ground_truth(spec, catalogue, users))
+    write_text(items_file, csv_text(catalogue.frame[ITEM_COLUMNS]))
+    write_text(users_file, csv_text(users.frame[USER_COLUMNS]))
+    write_text(truth_file, _ground_truth(spec, catalogue, users))
 
     day_frames = _split_days(events, spec.days + 1)
     event_files = []
     for index in range(spec.days):
         path = events_dir / f"{_day(spec, index).isoformat()}.csv"
-        _write_text(path, _to_csv(day_frames[index]))
+        write_text(path, csv_text(day_frames[index]))
         event_files.append(path)
 
     fault_files: list[Path] = []
     if spec.faults:
-        fault_files = _write_faults(out_dir, spec, day_frames)
+        fault_files = write_faults(out_dir, spec.seed, day_frames,
+                                   [_day(spec, d) for d in range(spec.days + 1)])
     return GeneratedShop(
         out_dir=out_dir,
         items_file=items_file,
@@ -202,70 +147,7 @@ def _day(spec: ShopSpec, index: int) -> datetime.date:
     return spec.start + datetime.timedelta(days=index)
 
 
-def _make_catalogue(rng: np.random.Generator, spec: ShopSpec) -> _Catalogue:
-    """Items spread evenly over the categories so each category's base rate is about 1/8."""
-    names = list(CATEGORIES)
-    brand_names = list(BRANDS)
-    n = spec.items
-    category = rng.permutation(np.arange(n) % len(names))
-
-    brands_of = [
-        np.array([b for b, name in enumerate(brand_names) if cat in BRANDS[name]])
-        for cat in names
-    ]
-    pick = rng.random(n)
-    brand = np.array([
-        brands_of[c][int(p * len(brands_of[c]))] for c, p in zip(category, pick, strict=True)
-    ])
-    brand[rng.random(n) < MISSING_BRAND_RATE] = -1
-
-    mu = np.array([CATEGORIES[c][1] for c in names])[category]
-    sigma = np.array([CATEGORIES[c][2] for c in names])[category]
-    raw_price = np.maximum(np.exp(mu + sigma * rng.standard_normal(n)), 0.99)
-    price = _money(raw_price).astype(float)  # exactly the value written to the file
-
-    adjective = rng.integers(0, len(ADJECTIVES), n)
-    noun = rng.integers(0, 8, n)
-    titles = [
-        " ".join(
-            part
-            for part in (
-                brand_names[b] if b >= 0 else "", ADJECTIVES[a], CATEGORIES[names[c]][0][k]
-            )
-            if part
-        )
-        for b, a, c, k in zip(brand, adjective, category, noun, strict=True)
-    ]
-    first_seen = [
-        f"{spec.start - datetime.timedelta(days=int(d))}T00:00:00Z"
-        for d in rng.integers(1, 366, n)
-    ]
-    popularity = rng.lognormal(0.0, 0.6, n)
-
-    band = np.zeros(n, dtype=np.int64)
-    bands: dict[str, dict[str, list[float]]] = {}
-    for c, cat in enumerate(names):
-        in_cat = category == c
-        cut_low, cut_mid = (round(float(q), 2) for q in np.quantile(price[in_cat], [1 / 3, 2 / 3]))
-        # Upper bounds are inclusive: low is price <= cut_low, mid is cut_low < price <= cut_mid.
-        band[in_cat] = np.select(
-            [price[in_cat] <= cut_low, price[in_cat] <= cut_mid], [0, 1], 2
-        )
-        lo, hi = float(price[in_cat].min()), float(price[in_cat].max())
-        bands[cat] = {"low": [lo, cut_low], "mid": [cut_low, cut_mid], "high": [cut_mid, hi]}
-
-    frame = pd.DataFrame({
-        "item_id": [f"SKU{i:05d}" for i in range(1, n + 1)],
-        "title": titles,
-        "category": [names[c] for c in category],
-        "brand": [brand_names[b] if b >= 0 else "" for b in brand],
-        "price": _money(price),
-        "first_seen": first_seen,
-    })
-    return _Catalogue(frame, category, brand, band, price, popularity, bands)
-
-
-def _make_users(rng: np.random.Generator, spec: ShopSpec, catalogue: _Catalogue) -> _Users:
+def _make_users(rng: np.random.Generator, spec: ShopSpec, catalogue: Catalogue) -> _Users:
     """Tastes are drawn only among brand/band pairs the preferred category actually stocks."""
     n = spec.users
     country = rng.choice(len(COUNTRIES), size=n, p=np.array(COUNTRY_WEIGHTS))
@@ -284,7 +166,7 @@ def _make_users(rng: np.random.Generator, spec: ShopSpec, catalogue: _Catalogue)
     return _Users(frame, category, brand, band, activity)
 
 
-def _taste_cells(catalogue: _Catalogue, category: int) -> list[tuple[int, int]]:
+def _taste_cells(catalogue: Catalogue, category: int) -> list[tuple[int, int]]:
     """(brand, band) pairs with items in the category: a taste the catalogue can satisfy."""
     in_cat = catalogue.category == category
     branded = in_cat & (catalogue.brand >= 0)
@@ -301,7 +183,7 @@ def _seconds_of_day(rng: np.random.Generator, size: int) -> np.ndarray:
     return hour * 3600 + rng.integers(0, 3600, size)
 
 
-def _item_weights(catalogue: _Catalogue, category: int, brand: int, band: int) -> np.ndarray:
+def _item_weights(catalogue: Catalogue, category: int, brand: int, band: int) -> np.ndarray:
     """One user's view distribution over the catalogue: mostly their category, tilted to taste.
 
     Within the category each brand x band cell gets a fixed share (by popularity inside it), not
@@ -327,7 +209,7 @@ def _item_weights(catalogue: _Catalogue, category: int, brand: int, band: int) -
 def _simulate_events(
     rng: np.random.Generator,
     spec: ShopSpec,
-    catalogue: _Catalogue,
+    catalogue: Catalogue,
     users: _Users,
     total_days: int,
 ) -> pd.DataFrame:
@@ -402,7 +284,7 @@ def _simulate_events(
         "item_id": catalogue.frame["item_id"].to_numpy()[item],
         "event_type": np.array(EVENT_TYPES)[kind],
         "quantity": qty,
-        "unit_price": _money(catalogue.price[item]),
+        "unit_price": money_text(catalogue.price[item]),
         "timestamp": np.char.add(np.datetime_as_string(moment, unit="s"), "Z"),
         "order_id": np.where(order_no >= 0, np.char.mod("O%06d", order_no), ""),
     })
@@ -428,56 +310,7 @@ def _split_days(events: pd.DataFrame, total_days: int) -> list[pd.DataFrame]:
     return [frame.iloc[bounds[d] : bounds[d + 1]] for d in range(total_days)]
 
 
-def _write_faults(out_dir: Path, spec: ShopSpec, day_frames: list[pd.DataFrame]) -> list[Path]:
-    """The demo's two bad batches: one invalid day replacing a normal one, one truncated upload."""
-    rng = np.random.default_rng([spec.seed, 0xFA17])
-
-    bad_index = spec.days // 2
-    frame = day_frames[bad_index].reset_index(drop=True).copy()
-    n = len(frame)
-    clicks = rng.choice(n, size=max(1, round(0.03 * n)), replace=False)
-    frame.loc[clicks, "event_type"] = "click"
-    # Replayed rows: exact copies right after their originals, as an at-least-once export does.
-    dupes = rng.choice(n, size=min(n, 5), replace=False)
-    rows = np.sort(np.concatenate([np.arange(n), dupes]), kind="stable")
-    bad_day = out_dir / "events" / f"{_day(spec, bad_index).isoformat()}.csv"
-    _write_text(bad_day, _to_csv(frame.iloc[rows]))
-
-    # The day after the last, cut off mid-row part-way through the file, with no final newline.
-    text = _to_csv(day_frames[spec.days])
-    cut = text.rfind("\n", 0, max(text.index("\n") + 1, int(len(text) * 0.6))) + 1
-    line = text[cut : text.index("\n", cut)]
-    cut += line.index(",", line.index(",", line.index(",") + 1) + 1) + 3  # inside event_type
-    truncated = out_dir / "events" / f"{_day(spec, spec.days).isoformat()}.csv"
-    _write_text(truncated, text[:cut])
-
-    listing = [
-        {"file": "events/" + bad_day.name, "fault": "invalid_event_type_duplicate_ids",
-         "expect": "quarantined"},
-        {"file": "events/" + truncated.name, "fault": "truncated_file", "expect": "quarantined"},
-    ]
-    _write_text(out_dir / "faults.json", json.dumps(listing, indent=2) + "\n")
-    return [bad_day, truncated]
-
-
-def _remove_stale_faults(out_dir: Path) -> None:
-    """Drop fault files a previous run listed, so a clean run never leaves bad batches behind."""
-    listing = out_dir / "faults.json"
-    if not listing.is_file():
-        return
-    try:
-        entries = json.loads(listing.read_text(encoding="utf-8"))
-        files = [out_dir / entry["file"] for entry in entries]
-    except (ValueError, TypeError, KeyError):
-        files = []
-    events_dir = (out_dir / "events").resolve()
-    for path in files:
-        if path.resolve().parent == events_dir and path.is_file():
-            path.unlink()
-    listing.unlink()
-
-
-def _ground_truth(spec: ShopSpec, catalogue: _Catalogue, users: _Users) -> str:
+def _ground_truth(spec: ShopSpec, catalogue: Catalogue, users: _Users) -> str:
     brand_names = list(BRANDS)
     names = list(CATEGORIES)
     prefs = {
@@ -494,15 +327,3 @@ def _ground_truth(spec: ShopSpec, catalogue: _Catalogue, users: _Users) -> str:
     spec_dict["start"] = spec.start.isoformat()
     truth = {"seed": spec.seed, "spec": spec_dict, "price_bands": catalogue.bands, "users": prefs}
     return json.dumps(truth, indent=2, ensure_ascii=False) + "\n"
-
-
-def _money(values: np.ndarray) -> np.ndarray:
-    return np.char.mod("%.2f", values)
-
-
-def _to_csv(frame: pd.DataFrame) -> str:
-    return frame.to_csv(index=False, lineterminator="\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.write_bytes(text.encode("utf-8"))

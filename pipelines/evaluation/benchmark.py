@@ -8,14 +8,13 @@ so figures are comparable across runs and commits:
 * **Online Retail**: a temporal split at 2011-11-01; the test set is what known customers bought
   afterwards of known items they had not bought before, i.e. the "what next" question a shop asks.
 
-Data sets are read from ``../shared/datasets`` (never copied into the repository).
+The data sets and their splits: ``benchmark_data``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 from contracts.settings import Settings, get_settings
-from contracts.storage import DataPath, location
 from models.baselines import (
     EASE,
     LAMBDA_GRID,
@@ -34,17 +32,20 @@ from models.baselines import (
     restricted_size,
     top_k,
 )
-from pipelines.data.sources.movielens import side_tables
-from pipelines.data.sources.online_retail import is_cancellation, is_product
+from pipelines.evaluation.benchmark_data import (
+    ML100K_SEED,
+    PROTOCOLS,
+    BenchmarkData,
+    Protocol,
+    held_out_sets,
+    holdout_mask,
+    load_data_dir,
+    load_ml100k,
+    load_online_retail,
+    matrix,
+)
 from pipelines.evaluation.metrics import evaluate_topk
 
-SHARED_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
-ML100K_DIR = SHARED_DATASETS / "ml-100k"
-ONLINE_RETAIL_DIR = SHARED_DATASETS / "online-retail" / "by-day"
-
-ML100K_SEED = 42
-ML100K_TRAIN_ROWS = 80_000
-RETAIL_SPLIT = pd.Timestamp("2011-11-01")
 # Tuned once per data set; fixed so the anchors stay comparable. The floor a model is judged
 # against is the strongest of these and EASE with λ chosen on an inner validation split.
 EASE_LAMBDA: dict[str, float] = {"ml-100k": 500.0, "online-retail": 100.0}
@@ -53,180 +54,9 @@ INNER_SHARE = 0.1  # of the train interactions, held out to choose EASE's λ
 SCORE_CHUNK = 1024  # users scored at once: bounds memory at chunk x n_items floats
 
 
-Protocol = str  # "random" (per-interaction split) or "temporal" (the latest share of time)
-PROTOCOLS: dict[str, Protocol] = {"ml-100k": "random", "online-retail": "temporal"}
-
-
-@dataclass
-class BenchmarkData:
-    """One protocol's split: everything a model needs to train and be evaluated.
-
-    ``train`` is binary users x items (rows follow ``user_ids``, columns ``item_ids``);
-    ``test_sets[u]`` holds item column indices held out for user row ``u`` (empty when none);
-    ``interactions`` holds the raw train rows (original ids plus ``user_idx``/``item_idx``) for
-    models that train on events rather than on a matrix.
-    """
-
-    name: str
-    train: sp.csr_matrix
-    test_sets: list[np.ndarray]
-    item_ids: list[Any]
-    user_ids: list[Any]
-    interactions: pd.DataFrame
-    catalogue: pd.DataFrame | None = None  # item_id, title, category, brand, price when known
-    users: pd.DataFrame | None = None  # user_id, country, segments when known
-
-    @property
-    def n_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
-
-    @property
-    def n_test_interactions(self) -> int:
-        return int(sum(len(t) for t in self.test_sets))
-
-
-def _matrix(users: np.ndarray, items: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    m = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=shape)
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return m
-
-
-def _test_sets(
-    train: sp.csr_matrix, users: np.ndarray, items: np.ndarray, n_users: int
-) -> list[np.ndarray]:
-    """Per user row: the distinct test items minus the user's train items."""
-    test = _matrix(users, items, train.shape)
-    test = test - test.multiply(train)  # drop anything already seen in train
-    test.eliminate_zeros()
-    test.sort_indices()
-    return [
-        test.indices[test.indptr[u] : test.indptr[u + 1]].astype(np.int64) for u in range(n_users)
-    ]
-
-
-def load_ml100k(path: Path = ML100K_DIR) -> BenchmarkData:
-    """MovieLens 100K, seeded random 80/20 split; users and items indexed over the whole file."""
-    ratings = pd.read_csv(
-        Path(path) / "u.data",
-        sep="\t",
-        names=["user_id", "item_id", "rating", "timestamp"],
-        dtype="int64",
-    )
-    perm = np.random.default_rng(ML100K_SEED).permutation(len(ratings))
-    user_ids = np.sort(ratings["user_id"].unique())
-    item_ids = np.sort(ratings["item_id"].unique())
-    u = np.searchsorted(user_ids, ratings["user_id"].to_numpy())
-    i = np.searchsorted(item_ids, ratings["item_id"].to_numpy())
-    tr, te = perm[:ML100K_TRAIN_ROWS], perm[ML100K_TRAIN_ROWS:]
-    shape = (len(user_ids), len(item_ids))
-    train = _matrix(u[tr], i[tr], shape)
-    interactions = ratings.iloc[tr].reset_index(drop=True)
-    interactions = pd.DataFrame(
-        {
-            "user_id": interactions["user_id"],
-            "item_id": interactions["item_id"],
-            "timestamp": pd.to_datetime(interactions["timestamp"], unit="s", utc=True),
-            "rating": interactions["rating"],
-            "user_idx": u[tr],
-            "item_idx": i[tr],
-        }
-    )
-    # What the data set carries beside the ratings (the model's side features): the catalogue
-    # (titles, genres) and the users' demographics, as the MovieLens source ingests them.
-    first_rated = pd.to_datetime(ratings.groupby("item_id")["timestamp"].min(), unit="s",
-                                 utc=True)
-    first_rated.index = first_rated.index.astype(str)
-    catalogue, users = side_tables(Path(path), first_rated)
-    return BenchmarkData(
-        name="ml-100k",
-        train=train,
-        test_sets=_test_sets(train, u[te], i[te], len(user_ids)),
-        item_ids=item_ids.tolist(),
-        user_ids=user_ids.tolist(),
-        interactions=interactions,
-        catalogue=catalogue,
-        users=users,
-    )
-
-
-def _read_retail(path: Path) -> pd.DataFrame:
-    files = sorted(Path(path).glob("*.csv"))
-    if not files:
-        raise FileNotFoundError(f"no *.csv day files under {path}")
-    frames = [
-        pd.read_csv(
-            f,
-            dtype={"InvoiceNo": str, "StockCode": str, "Description": str, "Country": str},
-            keep_default_na=False,
-            na_values={"CustomerID": [""]},
-        )
-        for f in files
-    ]
-    return pd.concat(frames, ignore_index=True)
-
-
-def clean_online_retail(raw: pd.DataFrame) -> pd.DataFrame:
-    """Purchases of real products by known customers, with positive quantity and price.
-
-    Cancellations and product lines are told apart by the source adapter's rules, so the
-    benchmark and ingestion agree on what a purchase of a product is.
-    """
-    keep = (
-        ~is_cancellation(raw["InvoiceNo"])
-        & raw["CustomerID"].notna()
-        & (pd.to_numeric(raw["Quantity"], errors="coerce") > 0)
-        & (pd.to_numeric(raw["UnitPrice"], errors="coerce") > 0)
-        & is_product(raw["StockCode"])
-    )
-    df = raw.loc[keep]
-    return pd.DataFrame(
-        {
-            "user_id": df["CustomerID"].astype("float64").astype("int64").to_numpy(),
-            "item_id": df["StockCode"].to_numpy(),
-            "timestamp": pd.to_datetime(df["InvoiceDate"], format="%Y-%m-%d %H:%M:%S").to_numpy(),
-            "quantity": pd.to_numeric(df["Quantity"]).astype("int64").to_numpy(),
-        }
-    )
-
-
-def load_online_retail(path: Path = ONLINE_RETAIL_DIR) -> BenchmarkData:
-    """UCI Online Retail, temporal split at 2011-11-01; users and items indexed over train."""
-    events = clean_online_retail(_read_retail(path))
-    is_train = events["timestamp"] < RETAIL_SPLIT
-    train_rows, test_rows = events.loc[is_train], events.loc[~is_train]
-    user_ids = np.sort(train_rows["user_id"].unique())
-    item_ids = np.sort(train_rows["item_id"].unique())
-    shape = (len(user_ids), len(item_ids))
-    u = np.searchsorted(user_ids, train_rows["user_id"].to_numpy())
-    i = np.searchsorted(item_ids, train_rows["item_id"].to_numpy())
-    train = _matrix(u, i, shape)
-
-    known = test_rows["user_id"].isin(user_ids) & test_rows["item_id"].isin(item_ids)
-    test_rows = test_rows.loc[known]
-    tu = np.searchsorted(user_ids, test_rows["user_id"].to_numpy())
-    ti = np.searchsorted(item_ids, test_rows["item_id"].to_numpy())
-
-    interactions = train_rows.reset_index(drop=True).assign(
-        timestamp=lambda d: d["timestamp"].dt.tz_localize("UTC"), user_idx=u, item_idx=i
-    )
-    return BenchmarkData(
-        name="online-retail",
-        train=train,
-        test_sets=_test_sets(train, tu, ti, len(user_ids)),
-        item_ids=item_ids.tolist(),
-        user_ids=user_ids.tolist(),
-        interactions=interactions,
-    )
-
-
 def item_popularity(train: sp.csr_matrix) -> np.ndarray:
     """Share of train users who interacted with each item (the novelty metric's p)."""
-    counts = np.diff(sp.csc_matrix(train > 0).indptr)
+    counts = np.diff(sp.cscmatrix(train > 0).indptr)
     return counts / max(train.shape[0], 1)
 
 
@@ -263,17 +93,10 @@ def inner_split(
     """The train interactions split as the protocol splits the data: a seeded random ``share``
     (random) or the latest ``share`` of time (temporal) held out, as items new to each user."""
     rows = data.interactions
-    if protocol == "random":
-        held = np.zeros(len(rows), bool)
-        held[np.random.default_rng(seed).permutation(len(rows))[: int(len(rows) * share)]] = True
-    elif protocol == "temporal":
-        ns = pd.to_datetime(rows["timestamp"], utc=True).astype("int64").to_numpy()
-        held = ns >= np.quantile(ns, 1 - share)
-    else:
-        raise ValueError(f"unknown protocol {protocol!r}: 'random' or 'temporal'")
+    held = holdout_mask(rows["timestamp"], share, protocol, seed)
     users, items = rows["user_idx"].to_numpy(), rows["item_idx"].to_numpy()
-    fit = _matrix(users[~held], items[~held], data.train.shape)
-    return fit, _test_sets(fit, users[held], items[held], data.n_users)
+    fit = matrix(users[~held], items[~held], data.train.shape)
+    return fit, held_out_sets(fit, users[held], items[held], data.n_users)
 
 
 def run_baselines(
@@ -376,7 +199,7 @@ def train_on_protocol(data: BenchmarkData, protocol: Protocol, settings: Setting
     features = build_features(events, items, users, validation_share=VALIDATION_SHARE,
                               history_length=configs[0].history_length,
                               leave_one_out=random_split,
-                              min_users=0 if random_split else settings.gate_min_users)
+                              min_users=0 if random_split else settings.gate.min_users)
     split = validation_split(features)
     judged, stage_one = [], {}  # retrieval trained once per retrieval config, as in the product
     for entry, config in zip(settings.train_grid, configs, strict=True):
@@ -385,7 +208,7 @@ def train_on_protocol(data: BenchmarkData, protocol: Protocol, settings: Setting
         stage_one.setdefault(key, FittedRetrieval(fitted.retrieval, fitted.history["retrieval"]))
         judged.append(({"overrides": dict(entry), "validation": metrics,
                         "deep_choice": fitted.deep_choice}, fitted, config))
-    judged.sort(key=lambda j: -(metric_value(j[0]["validation"], settings.gate_metric) or 0.0))
+    judged.sort(key=lambda j: -(metric_value(j[0]["validation"], settings.gate.metric) or 0.0))
     _, fitted, config = judged[0]
     spec = features.spec
     if fitted.collaborative is not None:
@@ -434,56 +257,6 @@ class ProtocolScores:
         return scores
 
 
-def load_data_dir(data_dir: DataPath, protocol: Protocol, seed: int = ML100K_SEED,
-                  test_share: float = 0.2) -> BenchmarkData:
-    """An ingested data directory's positive events under a fixed protocol: ``random`` holds out
-    a ``default_rng(seed)`` permutation's last ``test_share`` of interactions (users and items
-    indexed over all of them, as ML-100K); ``temporal`` the latest ``test_share`` of time
-    (indexed over train, test restricted to known users and items, as Online Retail)."""
-    from pipelines.data.features import load_positive_events
-
-    events, items, users = load_positive_events(location(data_dir))
-    events = events.assign(timestamp=pd.to_datetime(events["timestamp"], utc=True))
-    events = events.sort_values(["timestamp", "event_id"], kind="stable").reset_index(drop=True)
-    if protocol == "random":
-        order = np.random.default_rng(seed).permutation(len(events))
-        is_test = np.zeros(len(events), bool)
-        is_test[order[int(round(len(events) * (1 - test_share))):]] = True
-        indexed = events
-    elif protocol == "temporal":
-        ns = events["timestamp"].astype("int64").to_numpy()
-        is_test = ns >= np.quantile(ns, 1 - test_share)
-        indexed = events.loc[~is_test]
-    else:
-        raise ValueError(f"unknown protocol {protocol!r}: 'random' or 'temporal'")
-    user_ids = np.sort(indexed["user_id"].astype(str).unique())
-    item_ids = np.sort(indexed["item_id"].astype(str).unique())
-    train_rows, test_rows = events.loc[~is_test], events.loc[is_test]
-    known = test_rows["user_id"].astype(str).isin(user_ids) & test_rows["item_id"].astype(
-        str).isin(item_ids)
-    test_rows = test_rows.loc[known]
-    shape = (len(user_ids), len(item_ids))
-    u = np.searchsorted(user_ids, train_rows["user_id"].astype(str).to_numpy())
-    i = np.searchsorted(item_ids, train_rows["item_id"].astype(str).to_numpy())
-    train = _matrix(u, i, shape)
-    tu = np.searchsorted(user_ids, test_rows["user_id"].astype(str).to_numpy())
-    ti = np.searchsorted(item_ids, test_rows["item_id"].astype(str).to_numpy())
-    interactions = pd.DataFrame({
-        "user_id": train_rows["user_id"].astype(str).to_numpy(),
-        "item_id": train_rows["item_id"].astype(str).to_numpy(),
-        "timestamp": train_rows["timestamp"].to_numpy(), "user_idx": u, "item_idx": i,
-        "rating": pd.to_numeric(train_rows["rating"], errors="coerce").astype("Float64")
-        .to_numpy(dtype=float, na_value=np.nan) if "rating" in train_rows else np.nan,
-    })
-    catalogue = items.assign(item_id=items["item_id"].astype(str))
-    catalogue = catalogue[catalogue["item_id"].isin(item_ids)][
-        [c for c in ("item_id", "title", "category", "brand", "price", "tags") if c in items]]
-    return BenchmarkData(f"{location(data_dir).name} ({protocol})", train,
-                         _test_sets(train, tu, ti, len(user_ids)), item_ids.tolist(),
-                         user_ids.tolist(), interactions, catalogue.reset_index(drop=True),
-                         users)
-
-
 # What a protocol changes in the product's candidate config (``candidate_config``: the
 # settings' train_config, then these, then each grid entry), by protocol, not by data set. A
 # random split has no time order for the context features or the ranker's inner split to follow;
@@ -505,7 +278,7 @@ def benchmark(dataset: str | None, path: Path | None = None, protocol: Protocol 
     with timings, in one JSON-able object. EASE is restricted above ``ease_max_items`` items
     (default: the settings'), and the output's ``ease_restriction`` says whether it was."""
     if ease_max_items is None:
-        ease_max_items = get_settings().ease_max_items
+        ease_max_items = get_settings().ease.max_items
     start = time.perf_counter()
     if dataset is None:
         if path is None or protocol is None:

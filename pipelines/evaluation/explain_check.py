@@ -46,7 +46,8 @@ def explain_check(
     import tensorflow as tf
 
     from models.explain import STEPS, IntegratedGradients, average_baseline
-    from models.two_stage import Query, purchase_attributions
+    from models.purchase_attribution import purchase_attributions
+    from models.queries import Query
 
     rng = np.random.default_rng(seed)
     rec = recommender
@@ -126,7 +127,7 @@ def _history_deletion(rec, features, row, exp, rng) -> bool | None:
     """Does removing the most-attributed past purchase (from the record and the recent window)
     lower the full model's score more than removing a random other one? None with fewer than
     two distinct items."""
-    from models.two_stage import purchase_attributions
+    from models.purchase_attribution import purchase_attributions
 
     totals = purchase_attributions(features[rec.wide_input][row], exp.slots)
     totals.pop(0, None)

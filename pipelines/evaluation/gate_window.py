@@ -306,6 +306,6 @@ def evaluate_models(settings: Settings, model_uris: Sequence[str] = ()) -> Windo
     floors, _ = baseline_topks(settings, window)
     names = list(topks)
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-    evaluation = evaluate_window(window, topks, floors, pairs, settings.gate_metric)
+    evaluation = evaluate_window(window, topks, floors, pairs, settings.gate.metric)
     evaluation.model_uris = named
     return evaluation

@@ -40,7 +40,7 @@ def train_baselines(settings: Settings, features_uri: str) -> dict[str, dict[str
     params (EASE: the chosen λ, the grid and each λ's inner NDCG@10), lineage and metrics.
 
     Returns metrics per family. EASE's also carry its scope, for the gate to quote:
-    ``catalogue_items`` and, when the catalogue is over ``settings.ease_max_items`` (EASE costs
+    ``catalogue_items`` and, when the catalogue is over ``settings.ease.max_items`` (EASE costs
     O(items^3)), ``restricted_items``, the number of most popular items it was fitted on; its run
     then has the param ``restricted_to_top_items`` and the tag ``ease_restricted_to_top_items``.
     """
@@ -78,8 +78,8 @@ def baseline(family: str, settings: Settings, features: FeatureSet,
         raise ValueError(f"unknown baseline {family!r}; expected one of {FAMILIES}")
     params = ease_lambda_params(settings, split.train, features.train.timestamp,
                                 features.train.user, features.train.item)
-    params |= ease_scope(split.train.shape[1], settings.ease_max_items)
-    return EASE(float(params["lambda"]), max_items=settings.ease_max_items), params
+    params |= ease_scope(split.train.shape[1], settings.ease.max_items)
+    return EASE(float(params["lambda"]), max_items=settings.ease.max_items), params
 
 
 def ease_scope(n_items: int, max_items: int) -> dict[str, int]:
@@ -93,11 +93,11 @@ def ease_scope(n_items: int, max_items: int) -> dict[str, int]:
 def ease_lambda_params(settings: Settings, train: sp.csr_matrix, timestamps: np.ndarray,
                        users: np.ndarray, items: np.ndarray) -> dict[str, object]:
     """EASE's λ and how it was chosen: on the training events' latest ``INNER_SHARE`` of time
-    (items new to a shopper there are the held-out answers), or ``settings.ease_lambda`` when
+    (items new to a shopper there are the held-out answers), or ``settings.ease.lambda_`` when
     the grid is empty (an explicit override)."""
-    grid = [float(v) for v in settings.ease_lambda_grid]
+    grid = [float(v) for v in settings.ease.lambda_grid]
     if not grid:
-        return {"lambda": settings.ease_lambda, "lambda_source": "settings"}
+        return {"lambda": settings.ease.lambda_, "lambda_source": "settings"}
     ns = timestamps.astype("datetime64[ns]").astype(np.int64)
     early = ns < np.quantile(ns, 1 - INNER_SHARE)
     fit = sp.csr_matrix((np.ones(int(early.sum()), np.float32), (users[early], items[early])),
@@ -105,8 +105,8 @@ def ease_lambda_params(settings: Settings, train: sp.csr_matrix, timestamps: np.
     fit.data[:] = 1.0
     holdout = _holdout_sets(fit, users[~early], items[~early])
     if not any(len(h) for h in holdout):
-        return {"lambda": settings.ease_lambda, "lambda_source": "settings (no inner holdout)"}
-    best, scores = choose_ease_lambda(fit, holdout, grid, max_items=settings.ease_max_items)
+        return {"lambda": settings.ease.lambda_, "lambda_source": "settings (no inner holdout)"}
+    best, scores = choose_ease_lambda(fit, holdout, grid, max_items=settings.ease.max_items)
     return {"lambda": best, "lambda_source": "inner time split",
             "lambda_grid": ",".join(f"{v:g}" for v in grid),
             **{f"inner_ndcg_at_10.lambda_{v:g}": round(s, 5) for v, s in scores.items()}}

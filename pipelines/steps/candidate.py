@@ -21,8 +21,9 @@ from contracts import registry
 from contracts.model_info import PROBE_USER_TAG
 from contracts.settings import Settings
 from models import distribute
-from models.fit import Fitted, FittedRetrieval, TrainConfig, choose_deep_weight, fit_two_stage
+from models.fit import Fitted, FittedRetrieval, choose_deep_weight, fit_two_stage
 from models.inputs import first_purchases, latest_histories
+from models.train_config import TrainConfig
 from models.two_stage import TwoStageRecommender
 from pipelines.data.features import FeatureSet, lineage, load_features
 from pipelines.data.shared_retrieval import shared_retrieval

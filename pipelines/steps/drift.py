@@ -105,9 +105,9 @@ def drift_report(settings: Settings, now: datetime | None = None) -> DriftResult
     events = events.assign(timestamp=pd.to_datetime(events["timestamp"], utc=True),
                            item_id=events["item_id"].astype(str))
     champion = _champion(settings)
-    reference, current, described = _windows(events, champion, settings.drift_recent_days)
+    reference, current, described = _windows(events, champion, settings.drift.recent_days)
     served = _traffic(traffic_folder(settings), pd.Timestamp(now) - pd.Timedelta(
-        days=settings.drift_recent_days))
+        days=settings.drift.recent_days))
     parts = [
         _compare("events", _event_rows(reference, items, reference),
                  _event_rows(current, items, reference), settings, folder),
@@ -245,7 +245,7 @@ def _compare(name: str, reference: pd.DataFrame, current: pd.DataFrame, settings
         numerical_columns=numerical, categorical_columns=[c for c in columns if c not in numerical],
         ranking=ranking)
     report = evidently.Report(
-        [DataDriftPreset(columns=columns, drift_share=settings.drift_max_share)] + (extra or []),
+        [DataDriftPreset(columns=columns, drift_share=settings.drift.max_share)] + (extra or []),
         include_tests=True)
     snapshot = report.run(evidently.Dataset.from_pandas(current, definition),
                           evidently.Dataset.from_pandas(reference, definition),
@@ -281,10 +281,10 @@ def _plain(frame: pd.DataFrame, columns: list[str], numerical: list[str]) -> pd.
 
 def _too_small(current: pd.DataFrame, reference: pd.DataFrame, settings: Settings) -> str:
     """Why two sides are too small to compare ("" when they are not)."""
-    if min(len(current), len(reference)) >= settings.drift_min_rows:
+    if min(len(current), len(reference)) >= settings.drift.min_rows:
         return ""
     return (f"not compared: {len(current)} current and {len(reference)} reference rows "
-            f"(drift_min_rows is {settings.drift_min_rows})")
+            f"(drift_min_rows is {settings.drift.min_rows})")
 
 
 def _sample(frame: pd.DataFrame) -> pd.DataFrame:
@@ -333,15 +333,15 @@ def _served_part(served: pd.DataFrame, reference: pd.DataFrame, items: pd.DataFr
 def _breaches(part: Part, settings: Settings) -> list[str]:
     """The part's threshold breaches, each one line naming what moved."""
     found = []
-    if part.drift_share is not None and part.drift_share >= settings.drift_max_share:
+    if part.drift_share is not None and part.drift_share >= settings.drift.max_share:
         found.append(f"{part.name}: {part.drift_share:.0%} of columns drifted "
                      f"({', '.join(part.drifted)}; drift_max_share "
-                     f"{settings.drift_max_share:.0%}); see {part.html}")
+                     f"{settings.drift.max_share:.0%}); see {part.html}")
     ratio = part.metrics.get("popularity_ratio")
-    if ratio is not None and ratio > settings.drift_popularity_ratio_max:
+    if ratio is not None and ratio > settings.drift.popularity_ratio_max:
         found.append(f"{part.name}: recommended items are {ratio:.1f}x as popular as what "
                      f"shoppers bought (drift_popularity_ratio_max "
-                     f"{settings.drift_popularity_ratio_max:g}); see {part.html}")
+                     f"{settings.drift.popularity_ratio_max:g}); see {part.html}")
     return found
 
 

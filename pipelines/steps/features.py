@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from contracts.settings import Settings
+from models.train_config import TrainConfig
 from pipelines.data.features import (
     BATCHES,
     SPLIT_RULE,
@@ -24,19 +25,17 @@ def build_features_step(settings: Settings, history_length: int | None = None) -
     The folder is named after the accepted batches' data hash, so a retry or re-run on the same
     data reuses it, and every candidate of a run trains on exactly the same split. The history
     length is ``settings.train_config``'s unless given: the features are built for it. The
-    window must judge ``settings.gate_min_users`` shoppers, else it is a per-shopper holdout
+    window must judge ``settings.gate.min_users`` shoppers, else it is a per-shopper holdout
     (``build_features``); that minimum and ``SPLIT_RULE`` are in the name too.
     """
     if history_length is None:
-        from models.fit import TrainConfig  # TensorFlow: only when the config must be read
-
         history_length = TrainConfig(**settings.train_config).history_length
     data = DataDir(settings.data_dir)
     batches = [m for m in data.read_manifests() if m["status"] == "accepted"]
     if not batches:
         raise ValueError(f"no accepted batches under {data.root}: ingest some first")
     version = data_hash([m["content_hash"] for m in batches])
-    min_users = settings.gate_min_users
+    min_users = settings.gate.min_users
     folder = data.features / f"{version[:16]}-h{history_length}-u{min_users}-s{SPLIT_RULE}"
     if (folder / BATCHES).is_file():
         log.info("features for data %s already built: %s", version[:16], folder)

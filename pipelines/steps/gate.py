@@ -78,7 +78,7 @@ def rank_candidates(
     found = [c if isinstance(c, CandidateResult) else CandidateResult(**c) for c in candidates]
     if not found:
         raise ValueError("no trained candidates to evaluate")
-    metric = settings.gate_metric
+    metric = settings.gate.metric
     ranked = sorted(found, key=lambda c: -math.inf if (v := _value(c, metric)) is None else v,
                     reverse=True)
     registry.configure(settings)
@@ -108,7 +108,7 @@ def evaluate_candidates(
     from pipelines.steps.features import build_features_step
 
     ranked = rank_candidates(settings, candidates)
-    best, metric = ranked[0], settings.gate_metric
+    best, metric = ranked[0], settings.gate.metric
     window = ge.load_window(features_uri or build_features_step(settings))
     candidate = load_logged(best.model_uri)
     models = {CANDIDATE: ge.model_topk(candidate, window)}
@@ -155,8 +155,8 @@ def _champion_version(settings: Settings) -> str | None:
     from mlflow.tracking import MlflowClient
 
     registry.configure(settings)
-    found = registry.aliases(MlflowClient(), settings.model_name).get(registry.CHAMPION)
-    return str(found) if found is not None else None
+    found = registry.champion(MlflowClient(), settings.model_name)
+    return str(found.version) if found is not None else None
 
 
 def _check_floor(evaluation, baselines: Mapping[str, Mapping[str, float]], metric: str) -> None:
@@ -175,8 +175,8 @@ def register(settings: Settings, evaluation: Evaluation | Mapping[str, Any]) -> 
     evaluation = _evaluation(evaluation)
     registry.configure(settings)
     return register_version(evaluation.best.model_uri, evaluation.evidence,
-                            margin=settings.gate_margin, min_users=settings.gate_min_users,
-                            noninferiority_margin=settings.gate_noninferiority_margin,
+                            margin=settings.gate.margin, min_users=settings.gate.min_users,
+                            noninferiority_margin=settings.gate.noninferiority_margin,
                             name=settings.model_name)
 
 
@@ -195,8 +195,8 @@ def promote(settings: Settings, evaluation: Evaluation | Mapping[str, Any]) -> G
     evaluation = _evaluation(evaluation)
     registry.configure(settings)
     return register_and_gate(evaluation.best.model_uri, evaluation.evidence,
-                             margin=settings.gate_margin, min_users=settings.gate_min_users,
-                             noninferiority_margin=settings.gate_noninferiority_margin,
+                             margin=settings.gate.margin, min_users=settings.gate.min_users,
+                             noninferiority_margin=settings.gate.noninferiority_margin,
                              name=settings.model_name)
 
 

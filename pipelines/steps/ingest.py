@@ -78,12 +78,12 @@ def report_quarantined(batches: Sequence[Mapping[str, Any]]) -> list[dict[str, A
 
 
 def feedback_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"source": NAME})
+    return settings.with_values(source=NAME)
 
 
 def land_with_feedback(settings: Settings) -> list[Path]:
     """The DAG's landing: the configured source's batches, then the closed feedback hours."""
-    from pipelines.data.ingestor import land
+    from pipelines.data.landing import land
 
     landed = land(settings)
     if settings.source != NAME:

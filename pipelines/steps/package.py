@@ -126,9 +126,9 @@ def pinned_packages() -> list[str]:
 
 
 def endpoint_url(settings: Settings) -> str:
-    host = settings.serve_host
+    host = settings.serve.host
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    return f"http://{host}:{settings.serve_port}"
+    return f"http://{host}:{settings.serve.port}"
 
 
 def reload_endpoint(settings: Settings) -> dict[str, Any]:

@@ -48,7 +48,7 @@ class StageResult:
 def advance(settings: Settings, stage: str, wait_s: float | None = None,
             sleep: Callable[[float], None] = time.sleep) -> StageResult:
     """Put the champion on trial in ``stage`` and, for shadow and canary, watch it for
-    ``wait_s`` seconds (default ``settings.rollout_stage_seconds``); ``full`` makes it stable.
+    ``wait_s`` seconds (default ``settings.rollout.stage_seconds``); ``full`` makes it stable.
 
     Raises ``RolledBack`` when the endpoint took it back meanwhile, ``NotEnoughTraffic`` when
     it got fewer than ``rollout_min_requests`` calls. A first champion (no ``stable`` yet) has
@@ -72,14 +72,14 @@ def advance(settings: Settings, stage: str, wait_s: float | None = None,
                            f"v{champion} serves all traffic now (v{stable} before)")
     registry.set_stage(name, champion, stage)
     trial = _trial(settings, reload_endpoint(settings), champion)
-    deadline = time.monotonic() + (settings.rollout_stage_seconds if wait_s is None else wait_s)
+    deadline = time.monotonic() + (settings.rollout.stage_seconds if wait_s is None else wait_s)
     while (left := deadline - time.monotonic()) > 0:
         sleep(min(POLL_S, left))
         trial = _trial(settings, endpoint_metadata(settings), champion)
     calls = trial["candidate"]["requests"]
-    if calls < settings.rollout_min_requests:
+    if calls < settings.rollout.min_requests:
         raise NotEnoughTraffic(
-            f"v{champion} got {calls} of the {settings.rollout_min_requests} calls needed to "
+            f"v{champion} got {calls} of the {settings.rollout.min_requests} calls needed to "
             f"judge it in {stage}; it stays in {stage}: run `shoprec rollout {stage}` again to "
             "extend, or `shoprec rollout rollback`")
     health = trial["candidate"]

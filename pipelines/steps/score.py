@@ -5,7 +5,7 @@ as the endpoint loads it (bundle files, nothing unpickled) and every page is ran
 and shaped by ``contracts.answers``, the endpoint's own code, so a shopper's rows here and their
 ``/recommend`` answer at the same hour hold the same items and scores; unknown shoppers get the
 same best sellers (``fallback = cold_start``). Rows carry pseudonyms, never raw ids. The result
-is one Parquet file and, when ``settings.score_database_url`` is set (the production profile),
+is one Parquet file and, when ``settings.score.database_url`` is set (the production profile),
 a database table replaced in one transaction, so readers see the old rows or the new, never a
 mix.
 """
@@ -73,7 +73,7 @@ def recommend_all(recommender: TwoStageRecommender, shoppers: Sequence[str], k: 
                   when: pd.Timestamp) -> pd.DataFrame:
     """One row per (shopper, item), best first, with the reason a shopper reads."""
     from contracts.answers import COLD_START, Answers, PageRequest
-    from models.two_stage import Filters, Query
+    from models.queries import Filters, Query
 
     answers = Answers(recommender)
     best_sellers = answers.popular(k, True, Filters())  # what every unknown shopper gets
@@ -103,13 +103,13 @@ def score(settings: Settings, out: DataPath, shoppers: Sequence[str] | None = No
     recommender, info = load_served(settings, model_uri)
     when = when if when is not None else pd.Timestamp.now(tz="UTC")
     users = list(dict.fromkeys(shoppers if shoppers is not None else recommender.known_users))
-    frame = recommend_all(recommender, users, k or settings.score_k, when).assign(
+    frame = recommend_all(recommender, users, k or settings.score.k, when).assign(
         model_name=info.name, model_version=info.version, scored_at=when)
     write_atomic(out, lambda handle: frame.to_parquet(handle, index=False))
     table = None
-    if settings.score_database_url is not None:
-        table = write_table(frame, settings.score_database_url.get_secret_value(),
-                            settings.score_table)
+    if settings.score.database_url is not None:
+        table = write_table(frame, settings.score.database_url.get_secret_value(),
+                            settings.score.table)
     return ScoreResult(path=str(out), rows=len(frame), shoppers=len(users),
                        cold_start=int(frame.drop_duplicates("user_id")["fallback"].notna().sum()),
                        model_version=info.version, table=table)
@@ -137,13 +137,13 @@ def write_table(frame: pd.DataFrame, url: str, table: str) -> str:
 
 
 def active_shoppers(settings: Settings, days: int | None = None) -> list[str]:
-    """Shoppers with curated events in the ``days`` (default ``settings.score_active_days``) up
+    """Shoppers with curated events in the ``days`` (default ``settings.score.active_days``) up
     to the newest event: the data's own clock, so an old data set still has active shoppers."""
     events = read_table(DataDir(settings.data_dir), "events", columns=["user_id", "timestamp"])
     if events.empty:
         return []
     moments = pd.to_datetime(events["timestamp"], utc=True)
-    since = moments.max() - pd.Timedelta(days=days or settings.score_active_days)
+    since = moments.max() - pd.Timedelta(days=days or settings.score.active_days)
     return sorted(events.loc[moments >= since, "user_id"].astype(str).unique())
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from contracts.settings import Settings
 from models import distribute
-from models.fit import TrainConfig
+from models.train_config import TrainConfig
 from pipelines.steps.baselines import train_baselines
 from pipelines.steps.candidate import train_candidate
 from pipelines.steps.features import build_features_step
@@ -59,7 +59,7 @@ def train(
         update["dataset"] = dataset
     if config is not None:
         update["train_config"] = config.to_dict()
-    settings = settings.model_copy(update=update)
+    settings = settings.with_values(**update)
     strategy = distribute.strategy(settings.distribute)  # first: TF sets up collectives once
     if not distribute.is_chief(strategy):
         return _follow_chief(settings, strategy)

@@ -18,7 +18,8 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from models.fit import Fitted, TrainConfig
+from models.fit import Fitted
+from models.train_config import TrainConfig
 from pipelines.data.features import FeatureSet
 from pipelines.evaluation.explain_check import explain_check, load_ground_truth
 from pipelines.steps.package import pinned

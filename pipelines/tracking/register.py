@@ -20,10 +20,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import mlflow
-from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
-from contracts.registry import CHALLENGER, CHAMPION, DEFAULT_MODEL_NAME, aliases
+from contracts.registry import CHALLENGER, CHAMPION, DEFAULT_MODEL_NAME, champion
 from pipelines.tracking.runs import mlflow_key
 
 NON_INFERIORITY, SUPERIORITY = "non_inferiority", "superiority"
@@ -97,12 +96,6 @@ def _clears(figure: Mapping[str, Any] | None, margin: float) -> bool:
         return False
     low = float(figure["ci95"][0])
     return not math.isnan(low) and low > margin
-
-
-def _champion(client: MlflowClient, name: str) -> ModelVersion | None:
-    if CHAMPION not in aliases(client, name):
-        return None
-    return client.get_model_version_by_alias(name, CHAMPION)
 
 
 def metric_value(metrics: Mapping[str, float], metric: str) -> float | None:
@@ -231,7 +224,7 @@ def register_version(
             f"{registered.status_message or 'no message'}"
         )
     version = str(registered.version)
-    current = _champion(client, name)
+    current = champion(client, name)
     current_version = str(current.version) if current is not None else None
     rule = gate_rule(current_version)
     promoted, reason = _decide(evidence, current_version, margin, min_users,
@@ -271,7 +264,7 @@ def move_alias(decision: GateDecision, name: str = DEFAULT_MODEL_NAME) -> GateDe
     stops here (raises, nothing moved): the decision was taken against another model."""
     client = MlflowClient()
     if decision.promoted:
-        current = _champion(client, name)
+        current = champion(client, name)
         now = str(current.version) if current is not None else None
         if now != decision.champion_version:
             raise RuntimeError(

@@ -20,10 +20,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_defaults_are_embedded_and_local(tmp_path: Path) -> None:
     settings = Settings()
     assert settings.data_dir == tmp_path / "data"
-    assert settings.serve_host == "127.0.0.1"
+    assert settings.serve.host == "127.0.0.1"
     assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'data' / 'mlflow.db'}"
     assert settings.pseudonym_key is None, "no published development key as a default"
-    assert settings.feedback_max_age_hours == 168.0 and settings.serve_insecure is False
+    assert settings.feedback_max_age_hours == 168.0 and settings.serve.insecure is False
 
 
 def test_a_missing_or_blank_key_fails_closed_naming_the_variable(
@@ -65,7 +65,7 @@ def test_environment_overrides_file(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
     settings = Settings()
 
-    assert settings.serve_port == 5001
+    assert settings.serve.port == 5001
     assert settings.data_dir == Path("/srv/shop")
 
 
@@ -94,9 +94,42 @@ def test_invalid_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_ease_lambda_is_a_positive_number(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Settings().ease_lambda == 100.0
+    assert Settings().ease.lambda_ == 100.0
     monkeypatch.setenv("SHOPREC_EASE_LAMBDA", "250")
-    assert Settings().ease_lambda == 250.0
+    assert Settings().ease.lambda_ == 250.0
     monkeypatch.setenv("SHOPREC_EASE_LAMBDA", "0")
-    with pytest.raises(ValueError, match="ease_lambda"):
+    with pytest.raises(ValueError, match="ease.lambda"):
         Settings()
+
+
+def test_groups_keep_the_flat_environment_names(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    """``SHOPREC_GATE_MIN_USERS`` is ``settings.gate.min_users``; the settings file takes the
+    flat key or a group table, and the environment still wins over the file."""
+    (tmp_path / "shoprec.toml").write_text(
+        'gate_min_users = 9\nrollout_max_p95_ratio = 4.0\n[gate]\nmetric = "recall@10"\n'
+        'margin = 0.2\n')
+    monkeypatch.setenv("SHOPREC_GATE_MARGIN", "0.05")
+    monkeypatch.setenv("SHOPREC_EASE_LAMBDA", "300")
+    monkeypatch.setenv("SHOPREC_DRIFT_BLOCKS_PROMOTION", "true")
+
+    settings = Settings(serve_insecure=True)
+
+    assert (settings.gate.min_users, settings.gate.metric, settings.gate.margin) == (
+        9, "recall@10", 0.05)
+    assert settings.rollout.max_p95_ratio == 4.0 and settings.ease.lambda_ == 300.0
+    assert settings.drift.blocks_promotion is True and settings.serve.insecure is True
+    assert settings.rollout.max_p99_ratio == 2.0, "the rest of a group keeps its defaults"
+
+
+def test_with_values_validates_and_keeps_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = Settings(gate_margin=0.1, data_dir="/srv/a")
+    changed = base.with_values(gate_min_users=3, ease_lambda=7.5, data_dir="/srv/b")
+
+    assert (changed.gate.min_users, changed.gate.margin) == (3, 0.1)
+    assert changed.ease.lambda_ == 7.5 and changed.data_dir == Path("/srv/b")
+    assert (base.gate.min_users, base.data_dir) == (50, Path("/srv/a")), "a copy"
+    monkeypatch.setenv("SHOPREC_GATE_MIN_USERS", "99")
+    assert base.with_values(model_name="x").gate.min_users == 50, "the copy, not the environment"
+    with pytest.raises(ValueError, match="min_users"):
+        base.with_values(gate_min_users=0)

@@ -13,7 +13,8 @@ from contracts.pseudonyms import Pseudonymiser
 from contracts.tables import columns
 from pipelines.data.sources import get_source
 from pipelines.data.sources.base import Conformed, Source, UnreadableBatch, UsageError
-from pipelines.data.sources.csv_mapped import CsvMapping, MappedCsvSource
+from pipelines.data.sources.csv_mapped import MappedCsvSource
+from pipelines.data.sources.csv_mapping import CsvMapping
 from pipelines.data.sources.movielens import DEFAULT_GENRES, WINDOW, MovieLensSource
 from pipelines.data.sources.online_retail import OnlineRetailSource, categorise
 

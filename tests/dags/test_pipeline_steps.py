@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.data.features import build_features, load_features, save_features
-from pipelines.data.ingestor import land
+from pipelines.data.landing import land
 from pipelines.data.synthetic_shop import ShopSpec, generate_shop
 from pipelines.data.zones import DataDir
 from pipelines.steps.ingest import report_quarantined, route
@@ -18,7 +18,7 @@ from tests.model.tiny import tiny_shop
 
 def test_land_copies_new_batches_once_and_skips_recorded_ones(tmp_path, settings) -> None:
     generate_shop(tmp_path / "inbox", ShopSpec(days=3, users=20, items=20))
-    settings = settings.model_copy(update={"inbox_dir": tmp_path / "inbox"})
+    settings = settings.with_values(inbox_dir=tmp_path / "inbox")
 
     first = land(settings)
     again = land(settings)  # not validated yet: still pending, nothing copied twice

@@ -12,14 +12,8 @@ import pandas as pd
 import pytest
 
 from models.baselines import LAMBDA_GRID
-from pipelines.evaluation.benchmark import (
-    BenchmarkData,
-    inner_split,
-    load_ml100k,
-    load_online_retail,
-    run_baselines,
-    strongest_ease,
-)
+from pipelines.evaluation.benchmark import inner_split, run_baselines, strongest_ease
+from pipelines.evaluation.benchmark_data import BenchmarkData, load_ml100k, load_online_retail
 from tests.conftest import shared_dataset
 
 # NDCG@10 measured when the protocols were fixed (EASE at the λ each was tuned to then).
@@ -98,7 +92,7 @@ def test_the_inner_split_holds_out_part_of_train_only(ml100k: BenchmarkData,
 def test_the_benchmark_reads_the_shared_data_sets_beside_the_checkout() -> None:
     """Where the protocols look for ``../shared/datasets``: the checkout's sibling, wherever
     the module sits in the package."""
-    from pipelines.evaluation.benchmark import SHARED_DATASETS as used
+    from pipelines.evaluation.benchmark_data import SHARED_DATASETS as used
     from tests.conftest import SHARED_DATASETS
 
     assert used == SHARED_DATASETS

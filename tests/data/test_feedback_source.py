@@ -66,7 +66,7 @@ def test_every_other_source_leaves_the_feedback_folder_alone(tmp_path: Path) -> 
 def test_the_pipeline_curates_feedback_whatever_the_source(tmp_path: Path, settings: Settings,
                                                            configured: str) -> None:
     inbox = tmp_path / "inbox"
-    settings = settings.model_copy(update={"inbox_dir": inbox, "source": "synthetic"})
+    settings = settings.with_values(inbox_dir=inbox, source="synthetic")
     write_catalogue(inbox)
     validate_with_feedback(settings, [str(p) for p in land_with_feedback(settings)])
     for path in (inbox / "items.csv", inbox / "users.csv"):
@@ -74,7 +74,7 @@ def test_the_pipeline_curates_feedback_whatever_the_source(tmp_path: Path, setti
     rows = [_event(i, PS.one(f"C{i % 3 + 1}")) for i in range(5)] + [_event(9, "C2")]
     _hour_file(inbox, HOUR, rows)
     _hour_file(inbox, dt.datetime.now(dt.UTC), [_event(7, PS.one("C1"))])  # still open
-    settings = settings.model_copy(update={"source": configured})
+    settings = settings.with_values(source=configured)
 
     landed = land_with_feedback(settings)
     results = validate_with_feedback(settings, [str(p) for p in landed])

@@ -23,10 +23,12 @@ from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings
 from pipelines.data.batch_result import BatchResult
 from pipelines.data.curated import read_table
-from pipelines.data.ingestor import Ingestor, land, neutralise_formulas
+from pipelines.data.ingestor import Ingestor
+from pipelines.data.landing import land
 from pipelines.data.sources.movielens import DEFAULT_GENRES, MovieLensSource
 from pipelines.data.sources.online_retail import OnlineRetailSource
 from pipelines.data.sources.synthetic import SyntheticSource
+from pipelines.data.spreadsheet_safe import neutralise_formulas
 from pipelines.steps.ingest import validate_step
 from tests.data.shopfiles import EVENT_HEADER, event_rows, write_catalogue
 

@@ -163,7 +163,7 @@ def test_a_shopper_store_that_is_down_never_fails_ingestion(settings: Settings, 
                                                             caplog) -> None:
     """The store is derived state: with it unreachable the batch is still accepted and curated,
     and the warning says the next run catches it up."""
-    down = settings.model_copy(update={"shopper_store": "redis://127.0.0.1:1/0"})
+    down = settings.with_values(shopper_store="redis://127.0.0.1:1/0")
     ingestor = Ingestor(down)
     ingestor.ingest([write_catalogue(tmp_path / "catalogue")], SyntheticSource())
     path = write_events(tmp_path / "in", "2026-01-05", event_rows("2026-01-05"))

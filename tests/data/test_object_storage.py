@@ -14,7 +14,7 @@ from contracts.settings import Settings
 from contracts.storage import is_remote, local_copy, location
 from pipelines.data.curated import read_table
 from pipelines.data.features import lineage, load_features
-from pipelines.data.ingestor import land
+from pipelines.data.landing import land
 from pipelines.data.synthetic_shop import ShopSpec, generate_shop
 from pipelines.data.zones import DataDir
 from pipelines.steps.features import build_features_step
@@ -92,7 +92,7 @@ def test_a_remote_data_directory_needs_a_local_folder_for_local_state(
     for local_state in ("inbox", "bentoml_store"):
         with pytest.raises(ValueError, match="SHOPREC_LOCAL_DIR"):
             getattr(settings, local_state)
-    assert settings.model_copy(update={"local_dir": Path("/srv/shoprec")}).inbox == Path(
+    assert settings.with_values(local_dir=Path("/srv/shoprec")).inbox == Path(
         "/srv/shoprec/inbox")
 
 

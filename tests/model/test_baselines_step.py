@@ -44,8 +44,8 @@ def test_each_baseline_is_a_run_with_its_params_lineage_and_metrics(local_store:
     uri = save_features(features, tmp_path / "features")
     (tmp_path / "features" / BATCHES).write_text(json.dumps(
         [{"batch": "b1", "content_hash": "h1", "status": "accepted"}]))
-    settings = local_store.model_copy(update={"ease_lambda": 7.5, "ease_lambda_grid": [],
-                                              "dataset": "baselines-test"})
+    settings = local_store.with_values(ease_lambda=7.5, ease_lambda_grid=[],
+                                       dataset="baselines-test")
 
     baselines = train_baselines(settings, uri)
 
@@ -72,8 +72,7 @@ def test_ease_lambda_is_chosen_on_the_training_window_and_logged(local_store: Se
     (tmp_path / "features" / BATCHES).write_text(json.dumps(
         [{"batch": "b1", "content_hash": "h1", "status": "accepted"}]))
     grid = [1.0, 10.0, 100.0]
-    settings = local_store.model_copy(update={"ease_lambda_grid": grid,
-                                              "dataset": "baselines-choose"})
+    settings = local_store.with_values(ease_lambda_grid=grid, dataset="baselines-choose")
 
     train_baselines(settings, uri)
 

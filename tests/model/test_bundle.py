@@ -9,7 +9,8 @@ import pytest
 from contracts.bundle import load_bundle, save_bundle
 from models.fit import fit_two_stage
 from models.inputs import latest_histories
-from models.two_stage import Query, TwoStageRecommender
+from models.queries import Query
+from models.two_stage import TwoStageRecommender
 from pipelines.data.features import build_features
 from tests.model.tiny import TINY, tiny_shop
 

@@ -6,7 +6,7 @@ from pipelines.steps.candidate import candidate_config
 
 
 def test_grid_entry_overrides_train_config_over_the_defaults(settings) -> None:
-    settings = settings.model_copy(update={"train_config": {"dim": 16, "ranking_epochs": 1}})
+    settings = settings.with_values(train_config={"dim": 16, "ranking_epochs": 1})
 
     config = candidate_config(settings, {"dim": 32})
 

@@ -66,8 +66,7 @@ def _serve(settings: Settings, popular_only: bool) -> None:
 
 @pytest.fixture
 def shop(local_store: Settings) -> Settings:
-    return local_store.model_copy(update={"drift_min_rows": 20,
-                                          "drift_popularity_ratio_max": 1.5})
+    return local_store.with_values(drift_min_rows=20, drift_popularity_ratio_max=1.5)
 
 
 def test_planted_shifts_are_breaches_with_reports_in_mlflow_and_reports(shop: Settings) -> None:
@@ -79,7 +78,7 @@ def test_planted_shifts_are_breaches_with_reports_in_mlflow_and_reports(shop: Se
     events = parts["events"]
     assert {"event_type", "unit_price", "hour", "category"} <= set(events.drifted)
     assert events.drift_share >= 0.5
-    assert parts["served"].metrics["popularity_ratio"] > shop.drift_popularity_ratio_max
+    assert parts["served"].metrics["popularity_ratio"] > shop.drift.popularity_ratio_max
     assert parts["served"].metrics["coverage"] == pytest.approx(2 / 40, abs=0.03)
     assert parts["served"].metrics["cold_start_share"] == pytest.approx(10 / 60)
     assert any(w.startswith("events:") for w in result.warnings)
@@ -101,7 +100,7 @@ def test_planted_shifts_are_breaches_with_reports_in_mlflow_and_reports(shop: Se
 def test_a_steady_shop_breaches_nothing_and_small_traffic_is_not_judged(shop: Settings) -> None:
     _curate(shop, shifted=False)
     _serve(shop, popular_only=False)
-    result = drift_report(shop.model_copy(update={"drift_min_rows": 500}), now=NOW)
+    result = drift_report(shop.with_values(drift_min_rows=500), now=NOW)
     parts = {p.name: p for p in result.parts}
     assert parts["served"].html is None and "not compared" in parts["served"].note
     assert parts["events"].drift_share < 0.5, parts["events"]

@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 
 from contracts.settings import Settings
 from pipelines.data.features import BATCHES, build_features, save_features
-from pipelines.evaluation.benchmark import BenchmarkData, ease_restriction, run_baselines
+from pipelines.evaluation.benchmark import ease_restriction, run_baselines
+from pipelines.evaluation.benchmark_data import BenchmarkData
 from pipelines.steps.baselines import train_baselines
 from tests.model.test_baselines_step import ITEMS, small_shop
 
@@ -25,9 +26,8 @@ def test_the_baselines_step_restricts_ease_and_says_so(local_store: Settings, tm
     uri = save_features(features, tmp_path / "features")
     (tmp_path / "features" / BATCHES).write_text(json.dumps(
         [{"batch": "b1", "content_hash": "h1", "status": "accepted"}]))
-    settings = local_store.model_copy(update={"ease_max_items": MAX_ITEMS,
-                                              "ease_lambda_grid": [1.0, 100.0],
-                                              "dataset": "ease-restricted"})
+    settings = local_store.with_values(ease_max_items=MAX_ITEMS, ease_lambda_grid=[1.0, 100.0],
+                                       dataset="ease-restricted")
 
     baselines = train_baselines(settings, uri)
 
@@ -52,7 +52,7 @@ def test_the_baselines_step_says_nothing_when_ease_covers_the_catalogue(
     uri = save_features(build_features(*small_shop(), history_length=4), tmp_path / "features")
     (tmp_path / "features" / BATCHES).write_text(json.dumps(
         [{"batch": "b1", "content_hash": "h1", "status": "accepted"}]))
-    settings = local_store.model_copy(update={"ease_lambda_grid": [], "dataset": "ease-full"})
+    settings = local_store.with_values(ease_lambda_grid=[], dataset="ease-full")
 
     baselines = train_baselines(settings, uri)
 

@@ -54,7 +54,7 @@ def shop(settings: Settings) -> tuple[DataDir, pd.DataFrame]:
 
 def test_same_batches_reuse_the_feature_set(shop, settings: Settings, monkeypatch) -> None:
     data, _ = shop
-    config = settings.model_copy(update={"train_config": {"history_length": HISTORY}})
+    config = settings.with_values(train_config={"history_length": HISTORY})
 
     first = build_features_step(config)  # the history length comes from train_config
     monkeypatch.setattr(features_module, "build_features",
@@ -63,7 +63,7 @@ def test_same_batches_reuse_the_feature_set(shop, settings: Settings, monkeypatc
 
     assert again == first
     assert features_path(first).name.endswith(
-        f"-h{HISTORY}-u{settings.gate_min_users}-s{features_module.SPLIT_RULE}")
+        f"-h{HISTORY}-u{settings.gate.min_users}-s{features_module.SPLIT_RULE}")
     assert [p.name for p in data.features.iterdir()] == [features_path(first).name]
     batches, version = lineage(first)
     hashes = {m["content_hash"] for m in data.read_manifests()}
@@ -100,11 +100,11 @@ def test_the_gate_minimum_shapes_the_window_and_names_the_set(
     real, asked = features_step.build_features, []
     monkeypatch.setattr(features_step, "build_features",
                         lambda *a, **k: asked.append(k["min_users"]) or real(*a, **k))
-    fewer = settings.model_copy(update={"gate_min_users": 5})
+    fewer = settings.with_values(gate_min_users=5)
 
     default, lowered = (build_features_step(s, history_length=HISTORY) for s in (settings, fewer))
 
-    assert asked == [settings.gate_min_users, 5], "the step passes gate_min_users"
+    assert asked == [settings.gate.min_users, 5], "the step passes gate_min_users"
     assert default != lowered, "another minimum may cut another window: another feature set"
 
 
@@ -116,10 +116,10 @@ def test_a_late_window_too_thin_for_the_gate_is_held_out_per_shopper(settings: S
 
     judged = load_features(build_features_step(settings, history_length=HISTORY))
     anyway = load_features(build_features_step(
-        settings.model_copy(update={"gate_min_users": 3}), history_length=HISTORY))
+        settings.with_values(gate_min_users=3), history_length=HISTORY))
 
     assert judged.split_kind == "per_shopper", "3 shoppers in the latest fifth of time"
-    assert len(validation_split(judged).rows) >= settings.gate_min_users
+    assert len(validation_split(judged).rows) >= settings.gate.min_users
     assert anyway.split_kind == "time", "enough for a minimum of 3"
 
 

@@ -12,7 +12,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from models.fit import _ranking_set, retrieval_model
+from models.fit import retrieval_model
+from models.training_data import ranking_set
 from pipelines.data.features import FeatureSet, build_features
 from tests.model.tiny import TINY, tiny_shop
 
@@ -29,7 +30,7 @@ def _negatives(features: FeatureSet, hard_pool: int) -> tuple[np.ndarray, np.nda
     config = replace(TINY, hard_share=1.0, negatives=NEGATIVES, hard_pool=hard_pool)
     retrieval = retrieval_model(features.spec, features.table, config)
     data = features.train
-    dataset = _ranking_set(retrieval, data, features.table, config, np.random.default_rng(0),
+    dataset = ranking_set(retrieval, data, features.table, config, np.random.default_rng(0),
                            batch_size=len(data) * (1 + NEGATIVES), shuffle=False)
     (batch,) = list(dataset)
     label = batch["label"].numpy()
@@ -76,7 +77,7 @@ def test_validation_hard_negatives_are_not_training_positives(features) -> None:
     config = replace(TINY, hard_share=1.0, negatives=NEGATIVES, hard_pool=TINY.hard_pool)
     retrieval = retrieval_model(features.spec, features.table, config)
     valid, train = features.valid, features.train
-    dataset = _ranking_set(retrieval, valid, features.table, config, np.random.default_rng(0),
+    dataset = ranking_set(retrieval, valid, features.table, config, np.random.default_rng(0),
                            batch_size=len(valid) * (1 + NEGATIVES), shuffle=False, earlier=train)
     (batch,) = list(dataset)
     negative = batch["label"].numpy() == 0

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 
 from models.feature_spec import FeatureSpec
-from models.fit import _gather_bags
 from models.inputs import bag_matrix, first_purchases, interactions, pad_left
 from models.item_item import RECENCY_BUCKETS, ItemItem, recency_buckets
+from models.training_data import gather_bags
 
 
 def test_terms_hold_each_past_purchase_s_share_and_sum_to_ease() -> None:
@@ -103,6 +103,6 @@ def test_training_batches_slice_the_same_bags_as_numpy() -> None:
     spec, events = _events()
     data = interactions(spec, events).subset(np.array([True, False, True, True, True, True]))
     rows = np.array([3, 0, 1, 4])
-    batch = _gather_bags(data)(rows).numpy()
+    batch = gather_bags(data)(rows).numpy()
     bags = data.bags()
     assert batch.tolist() == pad_left([bags[r] for r in rows]).tolist()

@@ -52,7 +52,7 @@ def test_candidates_ranked_best_first_unmeasured_last_and_tagged(local_store: Se
     assert ranked[0].overrides == {"dim": 32}
     client = MlflowClient()
     assert [client.get_run(c.run_id).data.tags[RANK_TAG] for c in order] == ["1", "2", "3", "4"]
-    recall = rank_candidates(local_store.model_copy(update={"gate_metric": "recall@10"}),
+    recall = rank_candidates(local_store.with_values(gate_metric="recall@10"),
                              [fair, unmeasured])
     assert recall[0].run_id == unmeasured.run_id, "the gate metric comes from settings"
 
@@ -104,7 +104,7 @@ def test_the_champion_is_rescored_on_the_candidates_window(local_store: Settings
     refused = register(local_store, json.loads(json.dumps(evaluation.to_json())))
     assert not refused.promoted and f"only {evidence.users} shoppers" in refused.reason
     # With the minimum met, a model no better than the champion is still not promoted.
-    enough = local_store.model_copy(update={"gate_min_users": 1})
+    enough = local_store.with_values(gate_min_users=1)
     same = register(enough, Evaluation.from_json(evaluation.to_json()))
     assert not same.promoted and f"does not beat champion v{version}" in same.reason
     assert same.rule == "superiority", "a champion serves: only superiority replaces it"

@@ -11,11 +11,13 @@ import pandas as pd
 import pytest
 
 from models.feature_spec import FeatureSpec
-from models.fit import TrainConfig, fit_two_stage
+from models.fit import fit_two_stage
 from models.inputs import first_purchases, interactions, latest_histories, pad_left
+from models.queries import Filters, Query
 from models.ranking import RANKING_FEATURES, RankingModel
 from models.retrieval import RetrievalModel
-from models.two_stage import Filters, Query, TwoStageRecommender
+from models.train_config import TrainConfig
+from models.two_stage import TwoStageRecommender
 from pipelines.data.features import build_features
 from tests.model.tiny import TINY, tiny_shop
 
@@ -193,7 +195,7 @@ def test_short_training_beats_popularity_and_loads_in_a_fresh_process(
     ingestor = Ingestor(settings)
     ingestor.ingest([tmp_path / "shop"], get_source("synthetic"))
     name = f"shoprec-test-{tmp_path.name}"
-    settings = settings.model_copy(update={"tracking_uri": mlflow_server, "model_name": name})
+    settings = settings.with_values(tracking_uri=mlflow_server, model_name=name)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
 
     result = train(settings, config=TrainConfig(retrieval_epochs=4, ranking_epochs=2))
@@ -202,7 +204,7 @@ def test_short_training_beats_popularity_and_loads_in_a_fresh_process(
     # Short training need not beat EASE on the window, so the gate may keep it a challenger;
     # either way it was judged on enough shoppers and registered, and loads by its version.
     gate = result.gate
-    assert gate is not None and gate.users is not None and gate.users >= settings.gate_min_users
+    assert gate is not None and gate.users is not None and gate.users >= settings.gate.min_users
     registered = f"models:/{name}/{gate.version}"
     run = mlflow.get_run(result.run_id)
     assert run.data.tags["model_family"] == "tfrs" and "git_commit" in run.data.tags

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.fit import TrainConfig
+from models.train_config import TrainConfig
 
 TINY = TrainConfig(retrieval_epochs=2, ranking_epochs=1, batch_size=16, dim=8, negatives=2,
                    hard_pool=3, retrieve_n=5, history_length=4, item_item=True, item_item_n=4,

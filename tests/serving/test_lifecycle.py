@@ -26,8 +26,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def _endpoint_settings(server: Server):
     port = int(server.url.rsplit(":", 1)[1])
-    return settings_for(server.data_dir).model_copy(
-        update={"serve_port": port, "api_token": SecretStr(TOKEN)})
+    return settings_for(server.data_dir).with_values(serve_port=port,
+                                                   api_token=SecretStr(TOKEN))
 
 
 def test_no_champion_yet_is_alive_but_not_ready(guarded: Server) -> None:
@@ -89,7 +89,7 @@ def test_reload_swaps_champions_without_failing_requests(guarded: Server) -> Non
 
 
 def test_reload_says_clearly_when_nothing_listens(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path).model_copy(update={"serve_port": launch.free_port()})
+    settings = settings_for(tmp_path).with_values(serve_port=launch.free_port())
     with pytest.raises(EndpointUnavailable, match="nothing answers"):
         reload_endpoint(settings)
 

@@ -20,7 +20,7 @@ from contracts import registry
 from contracts.model_info import ModelInfo
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings
-from models.two_stage import Filters
+from models.queries import Filters
 from pipelines.steps import rollout
 from pipelines.steps.package import reload_endpoint
 from serving.rollout import Rollout
@@ -71,7 +71,7 @@ def _rollout(stable: _Engine, candidate: _Engine, stage: str, rules: Settings = 
 
 
 def test_canary_routes_a_sticky_share_of_shoppers_and_names_the_model() -> None:
-    patient = RULES.model_copy(update={"rollout_max_p95_ratio": 1e3, "rollout_max_p99_ratio": 1e3})
+    patient = RULES.with_values(rollout_max_p95_ratio=1e3, rollout_max_p99_ratio=1e3)
     trial, breaches = _rollout(_Engine("1"), _Engine("2"), registry.CANARY, patient)
     first = _serve(trial, SHOPPERS)
     again = _serve(trial, SHOPPERS)
@@ -114,8 +114,7 @@ def test_a_first_champion_is_marked_stable_and_then_has_nothing_to_roll_out(
     settings: Settings, mlflow_server: str,
 ) -> None:
     """No endpoint needed: nothing is on trial, so nothing is asked of it."""
-    settings = settings.model_copy(update={"tracking_uri": mlflow_server,
-                                           "model_name": "rollout-first-champion"})
+    settings = settings.with_values(tracking_uri=mlflow_server, model_name="rollout-first-champion")
     registry.configure(settings)
     client = MlflowClient()
     client.create_registered_model(settings.model_name)
@@ -132,9 +131,9 @@ def test_a_first_champion_is_marked_stable_and_then_has_nothing_to_roll_out(
 
 # ---- the real endpoint ------------------------------------------------------------------------
 def _endpoint_settings(server: Server) -> Settings:
-    return settings_for(server.data_dir).model_copy(update={
-        "serve_port": int(server.url.rsplit(":", 1)[1]),
-        "rollout_min_requests": int(ROLLOUT_ENV["SHOPREC_ROLLOUT_MIN_REQUESTS"])})
+    return settings_for(server.data_dir).with_values(
+        serve_port=int(server.url.rsplit(":", 1)[1]),
+        rollout_min_requests=int(ROLLOUT_ENV["SHOPREC_ROLLOUT_MIN_REQUESTS"]))
 
 
 def _sample(scraped, name: str, **labels: str) -> float:

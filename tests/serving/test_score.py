@@ -39,8 +39,7 @@ def test_batch_rows_match_the_http_answers(answers: dict[str, dict], champion_di
     users = tmp_path / "users.txt"
     users.write_text("\n".join(RAW) + "\n\n")
     url = f"sqlite:///{tmp_path / 'shop.db'}"  # any SQLAlchemy database; PostgreSQL in production
-    settings = settings_for(champion_dir).model_copy(
-        update={"score_database_url": SecretStr(url)})
+    settings = settings_for(champion_dir).with_values(score_database_url=SecretStr(url))
     out = tmp_path / "out" / "recommendations.parquet"
     result = score(settings, out, read_users(users, settings), k=4)
     rows = pd.read_parquet(out)
@@ -55,7 +54,7 @@ def test_batch_rows_match_the_http_answers(answers: dict[str, dict], champion_di
         assert mine["reason"].tolist() == [i["explanation"]["reason"] for i in answer["items"]]
         assert set(mine["fallback"].fillna("none")) == {answer["fallback"] or "none"}
         assert set(mine["model_version"]) == {answer["model"]["version"]}
-    table = pd.read_sql_table(settings.score_table, sqlalchemy.create_engine(url))
+    table = pd.read_sql_table(settings.score.table, sqlalchemy.create_engine(url))
     assert len(table) == len(rows) and set(table["item_id"]) == set(rows["item_id"])
 
 

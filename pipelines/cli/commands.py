@@ -1,188 +1,18 @@
-"""The ``shoprec`` command line: the same step functions the DAGs and tests call."""
+"""One function per ``shoprec`` command: parse nothing, call the step functions, print."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
-import logging
 import math
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from contracts.settings import MissingPseudonymKey, get_settings
-from contracts.storage import DataPath, location
-from pipelines.data.sources import SOURCE_NAMES
+from contracts.settings import get_settings
+from contracts.storage import DataPath
+from pipelines.cli.parser import EXIT_DRIFT, EXIT_OK, EXIT_QUARANTINED
 from pipelines.data.sources.base import UsageError
-
-EXIT_OK, EXIT_USAGE, EXIT_QUARANTINED, EXIT_DRIFT = 0, 2, 3, 4
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like a usage error should
-        self.exit(EXIT_USAGE, f"shoprec: error: {message}\n")
-
-
-DATA_DIR_HELP = "data directory: a folder or an object-store URI such as s3://bucket/prefix " \
-    "(default from settings)"
-
-
-def data_dir_arg(value: str) -> DataPath:
-    """``--data-dir`` as ``SHOPREC_DATA_DIR`` reads it: a folder, or a URI (``s3://...``)."""
-    try:
-        return location(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("shoprec")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown (not installed)"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="shoprec", description="Explainable shop recommendations, end to end.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    parser.add_argument("--version", action="version", version=f"shoprec {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    gen = commands.add_parser("generate", help="write a deterministic synthetic shop")
-    gen.add_argument("--out", type=Path, required=True, help="output folder")
-    gen.add_argument("--days", type=int, default=30,
-                     help="days of events, one file each (default %(default)s)")
-    gen.add_argument("--seed", type=int, default=7,
-                     help="same seed, same shop, byte for byte (default %(default)s)")
-    gen.add_argument("--users", type=int, default=500, help="shoppers (default %(default)s)")
-    gen.add_argument("--items", type=int, default=400,
-                     help="catalogue items (default %(default)s)")
-    gen.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1),
-                     help="first day, YYYY-MM-DD (default %(default)s)")
-    gen.add_argument("--faults", action="store_true", help="add a few bad batches for demos")
-
-    ing = commands.add_parser("ingest", help="land, validate and curate batches")
-    ing.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
-    ing.add_argument("--source", required=True, choices=SOURCE_NAMES)
-    ing.add_argument("--mapping", help="YAML column mapping (csv source)")
-    ing.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
-    ing.add_argument("--json", action="store_true", help="one JSON object per batch per line")
-
-    trn = commands.add_parser("train", help="train the candidate grid, log, evaluate and gate "
-                              "the best, as the pipeline DAG does")
-    trn.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
-    trn.add_argument("--dataset", help="names the MLflow experiment (default from settings: "
-                     "synthetic)")
-    trn.add_argument("--retrieval-epochs", type=int, help="over settings.train_config, for every "
-                     "candidate")
-    trn.add_argument("--ranking-epochs", type=int, help="over settings.train_config, for every "
-                     "candidate")
-    trn.add_argument("--no-register", action="store_true", help="log the runs, skip the gate")
-    trn.add_argument("--json", action="store_true", help="print the result as JSON")
-
-    evl = commands.add_parser("evaluate", help="score models and the baselines on the current "
-                              "evaluation window, with 95 %% bootstrap intervals, as the gate does")
-    evl.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
-    evl.add_argument("--model-uri", action="extend", nargs="+", default=[], metavar="URI",
-                     help="MLflow model URI(s) to score (default: the champion and the latest "
-                     "challenger)")
-    evl.add_argument("--json", action="store_true", help="print one JSON object")
-
-    exp = commands.add_parser("explain-check", help="faithfulness suite for explanations")
-    exp.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
-    exp.add_argument("--model-uri", help="MLflow model URI (default: the registry's champion)")
-    exp.add_argument("--users", type=int, default=40, help="how many users to sample")
-    exp.add_argument("--k", type=int, default=10)
-    exp.add_argument("--json", action="store_true", help="print one JSON object")
-
-    bench = commands.add_parser("benchmark", help="fixed-protocol comparison with baselines")
-    bench.add_argument("--dataset", choices=("ml-100k", "online-retail"),
-                       help="a built-in protocol on its shared data set")
-    bench.add_argument("--data-dir", type=Path, help="with --dataset: folder of the raw data "
-                       "set; with --protocol: an ingested data directory")
-    bench.add_argument("--protocol", choices=("random", "temporal"),
-                       help="split an ingested --data-dir: random 80/20 interactions, or the "
-                       "last 20 %% of time")
-    bench.add_argument("--seed", type=int, default=42, help="seed of the random protocol")
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
-
-    srv = commands.add_parser("serve", help="run the HTTP endpoint in the foreground")
-    srv.add_argument("--host", help="address to bind (default from settings: 127.0.0.1)")
-    srv.add_argument("--port", type=int, help="port (default from settings: 3000)")
-    srv.add_argument("--model-uri", help="serve this model (default: the registry's champion)")
-    srv.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
-    srv.add_argument("--insecure", action="store_true", help="listen on a non-loopback address "
-                     "without SHOPREC_API_TOKEN: every route open to the network (warns)")
-
-    pkg = commands.add_parser("package", help="champion into the BentoML store, and its Bento")
-    pkg.add_argument("--model-uri", help="MLflow model URI (default: the registry's champion)")
-    pkg.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
-
-    rol = commands.add_parser("rollout", help="move the new champion through shadow, canary and "
-                              "full on the running endpoint, or roll it back")
-    rol.add_argument("action", choices=("status", "shadow", "canary", "full", "rollback"))
-    rol.add_argument("--wait", type=float, metavar="SECONDS", help="how long shadow or canary "
-                     "is watched (default from settings: rollout_stage_seconds)")
-    rol.add_argument("--reason", default="rolled back by an operator",
-                     help="rollback: the reason tagged on the version")
-    rol.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
-    rol.add_argument("--json", action="store_true", help="print one JSON object")
-
-    sco = commands.add_parser("score", help="batch recommendations with reasons, as the "
-                              "endpoint answers, to Parquet (and a database table if configured)")
-    sco.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
-    sco.add_argument("--users", type=Path, metavar="FILE", help="raw customer ids, one per line "
-                     "or a .csv with a user_id column (default: every shopper the model knows)")
-    sco.add_argument("--out", type=Path, required=True, metavar="PATH", help="Parquet file")
-    sco.add_argument("--k", type=int, choices=range(1, 101), metavar="1..100",
-                     help="items per shopper (default from settings: 10)")
-    sco.add_argument("--model-uri", help="MLflow model URI (default: the registry's champion)")
-    sco.add_argument("--json", action="store_true", help="print one JSON object")
-
-    dri = commands.add_parser("drift", help="drift and skew report (Evidently): new data and "
-                              "served traffic against the champion's training data")
-    dri.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
-    dri.add_argument("--json", action="store_true", help="print one JSON object")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        if args.command == "generate":
-            return _generate(args)
-        if args.command == "ingest":
-            return _ingest(args)
-        if args.command == "train":
-            return _train(args)
-        if args.command == "benchmark":
-            return _benchmark(args)
-        if args.command == "evaluate":
-            return _evaluate(args)
-        if args.command == "explain-check":
-            return _explain_check(args)
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "package":
-            return _package(args)
-        if args.command == "rollout":
-            return _rollout(args)
-        if args.command == "score":
-            return _score(args)
-        if args.command == "drift":
-            return _drift(args)
-    except (UsageError, MissingPseudonymKey) as err:
-        print(f"shoprec: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    raise AssertionError(f"unhandled command {args.command}")
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -230,7 +60,7 @@ def _train(args: argparse.Namespace) -> int:
     # The flags override settings.train_config, as SHOPREC_TRAIN_CONFIG would: every grid entry
     # trains on top of them, as in the DAG.
     train_config = settings.train_config | {k: v for k, v in epochs.items() if v is not None}
-    settings = settings.model_copy(update={"train_config": train_config})
+    settings = settings.with_values(train_config=train_config)
     data_dir = settings.data_dir
     if not (data_dir / "curated" / "events").is_dir():
         raise UsageError(f"no curated events under {data_dir}: run `shoprec ingest` first")
@@ -257,7 +87,7 @@ def _train(args: argparse.Namespace) -> int:
 def _settings_for(data_dir: DataPath | None):
     settings = get_settings()
     if data_dir is not None:  # the data dir also holds the default MLflow store
-        settings = settings.model_copy(update={"data_dir": data_dir})
+        settings = settings.with_values(data_dir=data_dir)
     return settings
 
 
@@ -326,9 +156,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings_for(args.data_dir)
     settings.require_pseudonym_key()
-    host, port = args.host or settings.serve_host, args.port or settings.serve_port
-    problem = settings.model_copy(update={"serve_insecure": False}).open_access_problem(host)
-    if problem and not (args.insecure or settings.serve_insecure):
+    host, port = args.host or settings.serve.host, args.port or settings.serve.port
+    problem = settings.with_values(serve_insecure=False).open_access_problem(host)
+    if problem and not (args.insecure or settings.serve.insecure):
         raise UsageError(problem)
     # A BentoML home of its own (the store linked in): starting a server empties its home's
     # metrics folder. Few malloc arenas: glibc otherwise grows one per request thread.
@@ -432,5 +262,8 @@ def _drift(args: argparse.Namespace) -> int:
     return EXIT_DRIFT if result.warnings else EXIT_OK
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+
+
+COMMANDS = {"generate": _generate, "ingest": _ingest, "train": _train, "benchmark": _benchmark,
+            "evaluate": _evaluate, "explain-check": _explain_check, "serve": _serve,
+            "package": _package, "rollout": _rollout, "score": _score, "drift": _drift}
