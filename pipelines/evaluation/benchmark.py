@@ -56,7 +56,7 @@ SCORE_CHUNK = 1024  # users scored at once: bounds memory at chunk x n_items flo
 
 def item_popularity(train: sp.csr_matrix) -> np.ndarray:
     """Share of train users who interacted with each item (the novelty metric's p)."""
-    counts = np.diff(sp.cscmatrix(train > 0).indptr)
+    counts = np.diff(sp.csc_matrix(train > 0).indptr)
     return counts / max(train.shape[0], 1)
 
 
