@@ -7,7 +7,7 @@ export TF_USE_LEGACY_KERAS := 1
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup test test-production lint demo demo-stop prod-up prod-down bench bench-serve bench-store bench-scale clean
+.PHONY: setup test test-fast test-production lint demo demo-stop prod-up prod-down bench bench-serve bench-store bench-scale clean
 
 # `uv sync --frozen` is a no-op in about a second when the environment is current.
 setup:
@@ -17,6 +17,11 @@ setup:
 test: setup
 	.venv/bin/ruff check .
 	.venv/bin/pytest
+
+# The unit tests alone, the slow ones left out (a few minutes): what to run while editing.
+test-fast: setup
+	.venv/bin/ruff check .
+	.venv/bin/pytest -m "not integration and not slow and not production"
 
 lint: setup
 	.venv/bin/ruff check .

@@ -125,6 +125,11 @@ def ranking_set(retrieval: RetrievalModel, data: Interactions, table: ItemTable,
     candidates = retrieval.candidate_tower(tf.range(n_items)) if collaborative is None else None
     for start in range(0, len(data), 4096):
         part = slice(start, start + 4096)
+        if hard == 0:  # random negatives only: no candidate needs scoring (the default)
+            rows = len(data.item[part])
+            in_pool.append(np.ones(rows, bool))
+            negatives.append(random_items(rng, n_items, (rows, easy), weights))
+            continue
         if collaborative is not None:
             scores = np.asarray(data.subset(part).bag_matrix(n_items) @ collaborative.matrix)
         else:

@@ -1,21 +1,41 @@
-"""Shared fixtures: settings pointing at a temporary data directory, and the shared data sets."""
+"""Shared fixtures: settings pointing at a temporary data directory, and the shared data sets.
+
+``unit/<package>/test_<module>.py`` tests one module (some train a tiny model: marked ``slow``
+where it takes tens of seconds); ``integration/`` runs real servers, processes, Airflow and the
+shared data sets; ``production/`` the production profile (``make test-production``).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 import models  # noqa: F401  (sets TF_USE_LEGACY_KERAS for the tests and their subprocesses)
+from contracts import registry
 from contracts.settings import Settings
-from tests.mlflow_server import mlflow_server  # noqa: F401  (session fixture, one server)
-from tests.object_store import s3_bucket  # noqa: F401  (session fixture, one S3 server)
+from tests.support.mlflow_server import mlflow_server  # noqa: F401  (session fixture, one server)
+from tests.support.object_store import s3_bucket  # noqa: F401  (session fixture, one S3 server)
+
+# The endpoint's fixtures (a tiny champion, one real server per session) for every test folder.
+pytest_plugins = ("tests.support.endpoint",)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under ``tests/integration`` (real servers, processes, the shared data) is
+    marked ``integration``, so ``pytest -m "not integration and not slow"`` is the fast set."""
+    integration = REPO / "tests" / "integration"
+    for item in items:
+        if integration in Path(item.path).parents:
+            item.add_marker(pytest.mark.integration)
 
 
 def shared_dataset(name: str) -> Path:
@@ -29,3 +49,17 @@ def shared_dataset(name: str) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", pseudonym_key="test-key")
+
+
+@pytest.fixture
+def local_store(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """``settings`` with MLflow pointed at SQLite under its data directory (no server)."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "SHOPREC_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    assert registry.configure(settings).startswith(f"sqlite:///{settings.data_dir}")
+    yield settings
+    while mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)  # set_registry_uri exported it

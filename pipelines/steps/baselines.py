@@ -24,6 +24,7 @@ from models.baselines import (
     choose_ease_lambda,
     restricted_size,
 )
+from models.collaborative import holdout_sets, inner_split
 from pipelines.data.features import FeatureSet, lineage, load_features
 from pipelines.evaluation.splits import K_VALUES, Split, evaluate_on_split, validation_split
 from pipelines.tracking import runs as tracking
@@ -98,12 +99,11 @@ def ease_lambda_params(settings: Settings, train: sp.csr_matrix, timestamps: np.
     grid = [float(v) for v in settings.ease.lambda_grid]
     if not grid:
         return {"lambda": settings.ease.lambda_, "lambda_source": "settings"}
-    ns = timestamps.astype("datetime64[ns]").astype(np.int64)
-    early = ns < np.quantile(ns, 1 - INNER_SHARE)
+    early = ~inner_split(timestamps, INNER_SHARE, "time", seed=0)
     fit = sp.csr_matrix((np.ones(int(early.sum()), np.float32), (users[early], items[early])),
                         shape=train.shape)
     fit.data[:] = 1.0
-    holdout = _holdout_sets(fit, users[~early], items[~early])
+    holdout = holdout_sets(fit, users[~early], items[~early])
     if not any(len(h) for h in holdout):
         return {"lambda": settings.ease.lambda_, "lambda_source": "settings (no inner holdout)"}
     best, scores = choose_ease_lambda(fit, holdout, grid, max_items=settings.ease.max_items)
@@ -111,14 +111,6 @@ def ease_lambda_params(settings: Settings, train: sp.csr_matrix, timestamps: np.
             "lambda_grid": ",".join(f"{v:g}" for v in grid),
             **{f"inner_ndcg_at_10.lambda_{v:g}": round(s, 5) for v, s in scores.items()}}
 
-
-def _holdout_sets(fit: sp.csr_matrix, users: np.ndarray, items: np.ndarray) -> list[np.ndarray]:
-    """Per row of ``fit``: the held-out items it does not already hold."""
-    later = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)), shape=fit.shape)
-    later = later - later.multiply(fit > 0)
-    later.eliminate_zeros()
-    later.sort_indices()
-    return [later.indices[later.indptr[r] : later.indptr[r + 1]] for r in range(fit.shape[0])]
 
 
 def baseline_topk(model: Recommender, split: Split, k: int) -> np.ndarray:

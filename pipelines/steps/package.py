@@ -29,8 +29,8 @@ from contracts.settings import PROJECT_ROOT, Settings
 SERVICE = "serving.service:Shoprec"
 BENTO_INCLUDE = ["serving/**/*.py", "serving/**/*.html", "models/**/*.py", "contracts/**/*.py"]
 TIMEOUT_S = 60.0
-# Distributions the served code imports itself (tests/serving/test_package.py checks the list),
-# pinned in the Bento to the versions this environment runs and was tested with, so
+# Distributions the served code imports itself (tests/integration/serving/test_package.py checks
+# the list), pinned in the Bento to the versions this environment runs and was tested with, so
 # `bentoml containerize` rebuilds it; what they need in turn resolves from their own metadata.
 SERVING_PACKAGES = ("bentoml", "fastapi", "mlflow", "tensorflow", "tf-keras",
                     "tensorflow-recommenders", "numpy", "pandas", "pyarrow", "scipy", "faiss-cpu",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from infra.production import databases
-from tests.mlflow_server import running_server
+from tests.support.mlflow_server import running_server
 
 POSTGRES = os.environ.get("SHOPREC_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("SHOPREC_TEST_REDIS", "redis://127.0.0.1:6379/0")

@@ -27,7 +27,7 @@ import pytest
 from contracts import launch
 from infra.follow_dag import Api, follow, new_run, run_ids, wait_for_dag
 from infra.production import databases
-from tests.dags.test_pipeline_run import DAGS, GRID, tiny_shop
+from tests.integration.test_pipeline_run import DAGS, GRID, tiny_shop
 from tests.production.conftest import throwaway_database, unique_name
 
 REPO = Path(__file__).resolve().parents[2]

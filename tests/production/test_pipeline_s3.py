@@ -1,6 +1,6 @@
 """The three shoprec DAGs with the data directory on an S3-compatible server.
 
-``airflow dags test`` on the small faulty shop of ``tests/dags/test_pipeline_run.py``, with
+``airflow dags test`` on the small faulty shop of ``tests/integration/test_pipeline_run.py``, with
 ``SHOPREC_DATA_DIR=s3://...`` on a local moto server and only what must stay local under
 ``SHOPREC_LOCAL_DIR`` (the SQLite MLflow store, the BentoML store): every task succeeds, the data
 zones and the MLflow artifacts land on the store, none on local disk. Minutes, so it runs with
@@ -15,9 +15,15 @@ from pathlib import Path
 import pytest
 
 from contracts import launch
-from tests.dags.test_dag_integrity import airflow_env
-from tests.dags.test_pipeline_run import DAGS, LOGICAL_DATE, _airflow, _task_states, tiny_shop
-from tests.object_store import BUCKET
+from tests.integration.test_pipeline_run import (
+    DAGS,
+    LOGICAL_DATE,
+    _airflow,
+    _task_states,
+    tiny_shop,
+)
+from tests.support.object_store import BUCKET
+from tests.unit.dags.test_shoprec_dags import airflow_env
 
 
 @pytest.mark.production

@@ -1,6 +1,6 @@
 """The registry gate round trip on an MLflow server whose backend store is PostgreSQL.
 
-The gate's tests in ``tests/model/test_registry_gate.py`` run here unchanged: this module
+The gate's tests in ``tests/integration/test_registry_gate.py`` run here unchanged: this module
 imports them with their fixtures and overrides ``mlflow_server`` with the PostgreSQL-backed
 server, so every alias, tag and lineage check also holds on the production store (long
 parameter values and 120-parameter runs included). One more test reads the rows in PostgreSQL.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from infra.production import databases
-from tests.model.test_registry_gate import (  # noqa: F401  (collected and used here)
+from tests.integration.test_registry_gate import (  # noqa: F401  (collected and used here)
     dataset,
     gate,
     name,

@@ -1,0 +1,238 @@
+"""Rollout on the endpoint: canary routing, the rollback rules, and a broken canary under load.
+
+The routing and threshold rules run in-process on stand-in engines (milliseconds, exact); the
+real server shows a broken champion put in canary by ``pipelines.steps.rollout`` rolled back by the
+endpoint itself, with the alias moved back and the reason tagged, while no client request fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from contracts import registry
+from contracts.model_info import ModelInfo
+from contracts.pseudonyms import Pseudonymiser
+from contracts.settings import Settings
+from models.queries import Filters
+from pipelines.steps import rollout
+from pipelines.steps.package import reload_endpoint
+from serving.rollout import Rollout
+from tests.support.champion import RAW_USERS, register_copy
+from tests.support.endpoint import KEY, ROLLOUT_ENV, Server, settings_for
+
+
+@dataclass
+class _Engine:
+    """Stands in for ``serving.engine.Engine``: answers after ``delay`` seconds, or raises."""
+
+    version: str
+    delay: float = 0.0
+    fails: bool = False
+    calls: list[str] = field(default_factory=list)
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(name="shoprec", version=self.version, run_id=None, uri=self.version)
+
+    async def recommend(self, user, k, explain, exclude_purchased, filters, pseudonymised):
+        assert pseudonymised, "the rollout routes pseudonyms"
+        self.calls.append(user)
+        await asyncio.sleep(self.delay)
+        if self.fails:
+            raise RuntimeError("broken model")
+        return {"user": user, "from": self.version}
+
+
+SHOPPERS = [f"u_{i:016x}" for i in range(400)]
+RULES = Settings(pseudonym_key=KEY, rollout_canary_share=0.3, rollout_shadow_share=1.0,
+                 rollout_min_requests=20, rollout_timeout_ms=200.0)
+
+
+def _serve(trial: Rollout, shoppers: list[str]) -> list[tuple[dict, str]]:
+    async def main():
+        answers = [await trial.recommend(u, 5, True, True, Filters()) for u in shoppers]
+        await asyncio.sleep(0.05)  # let shadow calls finish
+        return answers
+
+    return [(page, engine.version) for page, engine in asyncio.run(main())]
+
+
+def _rollout(stable: _Engine, candidate: _Engine, stage: str, rules: Settings = RULES):
+    breaches: list[str] = []
+    trial = Rollout(stable, candidate, stage, rules, lambda _, reason: breaches.append(reason))
+    return trial, breaches
+
+
+def test_canary_routes_a_sticky_share_of_shoppers_and_names_the_model() -> None:
+    patient = RULES.with_values(rollout_max_p95_ratio=1e3, rollout_max_p99_ratio=1e3)
+    trial, breaches = _rollout(_Engine("1"), _Engine("2"), registry.CANARY, patient)
+    first = _serve(trial, SHOPPERS)
+    again = _serve(trial, SHOPPERS)
+    assert [version for _, version in first] == [version for _, version in again], "sticky"
+    assert all(page["from"] == version for page, version in first), "model names who answered"
+    share = sum(version == "2" for _, version in first) / len(SHOPPERS)
+    assert 0.22 < share < 0.38, share
+    assert not breaches and trial.to_json()["candidate"]["requests"] == 2 * share * 400
+
+
+def test_a_failing_canary_falls_back_to_stable_and_is_judged_on_its_error_rate() -> None:
+    stable, broken = _Engine("1"), _Engine("2", fails=True)
+    trial, breaches = _rollout(stable, broken, registry.CANARY)
+    answers = _serve(trial, SHOPPERS)
+    assert all(version == "1" and page["from"] == "1" for page, version in answers)
+    assert breaches == ["error rate 100.0% over 20 calls exceeds 2.0%"], "judged once"
+    assert trial.ended and trial.to_json()["candidate"]["errors"] == len(broken.calls)
+
+
+def test_a_slow_canary_times_out_to_stable_and_a_slower_one_breaks_the_latency_ratio() -> None:
+    timed_out, _ = _rollout(_Engine("1"), _Engine("2", delay=0.5), registry.CANARY)
+    assert {v for _, v in _serve(timed_out, SHOPPERS[:20])} == {"1"}, "past the timeout"
+    slower, breaches = _rollout(_Engine("1", delay=0.001), _Engine("2", delay=0.02),
+                                registry.CANARY)
+    _serve(slower, SHOPPERS[:200])
+    assert len(breaches) == 1 and breaches[0].startswith("p95 latency"), breaches
+    assert "the stable model's" in breaches[0] and "(limit 1.5x)" in breaches[0]
+
+
+def test_shadow_answers_are_computed_off_the_request_and_never_returned() -> None:
+    stable, shadow = _Engine("1"), _Engine("2", fails=True)
+    trial, breaches = _rollout(stable, shadow, registry.SHADOW)
+    answers = _serve(trial, SHOPPERS[:30])
+    assert {v for _, v in answers} == {"1"} and len(stable.calls) == 30
+    assert shadow.calls == SHOPPERS[:30], "share 1.0: every request mirrored"
+    assert breaches and breaches[0].startswith("error rate"), "a failing shadow is rolled back"
+
+
+def test_a_first_champion_is_marked_stable_and_then_has_nothing_to_roll_out(
+    settings: Settings, mlflow_server: str,
+) -> None:
+    """No endpoint needed: nothing is on trial, so nothing is asked of it."""
+    settings = settings.with_values(tracking_uri=mlflow_server, model_name="rollout-first-champion")
+    registry.configure(settings)
+    client = MlflowClient()
+    client.create_registered_model(settings.model_name)
+    version = client.create_model_version(settings.model_name, "s3://nowhere/model").version
+    client.set_registered_model_alias(settings.model_name, registry.CHAMPION, version)
+    first = rollout.advance(settings, registry.SHADOW)
+    assert first.stage == "full" and "first champion" in first.reason
+    assert registry.rollout_plan(settings.model_name) == registry.RolloutPlan("1", "1")
+    for stage in (registry.CANARY, registry.FULL):
+        assert "nothing to roll out" in rollout.advance(settings, stage).reason
+    with pytest.raises(LookupError, match="nothing on trial"):
+        rollout.roll_back(settings, "no reason")
+
+
+# ---- the real endpoint ------------------------------------------------------------------------
+def _endpoint_settings(server: Server) -> Settings:
+    return settings_for(server.data_dir).with_values(
+        serve_port=int(server.url.rsplit(":", 1)[1]),
+        rollout_min_requests=int(ROLLOUT_ENV["SHOPREC_ROLLOUT_MIN_REQUESTS"]))
+
+
+def _sample(scraped, name: str, **labels: str) -> float:
+    [value] = [value for have, value in scraped[name] if have == labels]
+    return value
+
+
+def _on_trial(settings: Settings, version: str) -> None:
+    """Version 1 stable, ``version`` champion: on trial from the next reload."""
+    registry.configure(settings)
+    registry.mark_stable(settings.model_name, "1")
+    MlflowClient().set_registered_model_alias(settings.model_name, registry.CHAMPION, version)
+
+
+def _restore(settings: Settings) -> None:
+    """Version 1 alone again, as the other serving tests expect."""
+    registry.mark_stable(settings.model_name, "1")
+    MlflowClient().set_registered_model_alias(settings.model_name, registry.CHAMPION, "1")
+    reload_endpoint(settings)
+
+
+def test_canary_on_the_endpoint_is_sticky_per_shopper(server: Server) -> None:
+    settings = _endpoint_settings(server)
+    candidate = register_copy(settings, "1")
+    _on_trial(settings, candidate)
+    try:
+        registry.set_stage(settings.model_name, candidate, registry.CANARY)
+        assert reload_endpoint(settings)["rollout"]["stage"] == "canary"
+        pseudonymiser = Pseudonymiser(KEY)
+        for raw in RAW_USERS:
+            expected = candidate if zlib.crc32(pseudonymiser.one(raw).encode()) < 0.5 * 2**32 \
+                else "1"
+            for _ in range(2):
+                status, answer = server.call("/recommend", {"user_id": raw, "k": 3})
+                assert status == 200 and answer["model"]["version"] == expected, (raw, answer)
+        status, meta = server.call("/metadata", method="GET")
+        split = meta["rollout"]
+        assert status == 200 and split["stage"] == "canary" and split["share"] == 0.5
+        assert split["stable"]["version"] == "1" and split["candidate"]["version"] == candidate
+        assert split["stable"]["requests"] + split["candidate"]["requests"] == 2 * len(RAW_USERS)
+        assert split["candidate"]["errors"] == 0
+        scraped = server.metrics()
+        assert _sample(scraped, "shoprec_rollout_share", stage="canary") == 0.5
+        for side in ("stable", "candidate"):
+            labels = {"model_version": split[side]["version"], "outcome": "ok",
+                      "role": "stable" if side == "stable" else "canary"}
+            assert _sample(scraped, "shoprec_rollout_requests_total", **labels) == \
+                split[side]["requests"], "the canary split on /metrics"
+    finally:
+        _restore(settings)
+    assert server.call("/metadata", method="GET")[1]["rollout"] is None
+
+
+def test_a_broken_canary_is_rolled_back_under_load_and_no_request_fails(server: Server) -> None:
+    settings = _endpoint_settings(server)
+    broken = register_copy(settings, "1", broken=True)
+    _on_trial(settings, broken)
+    seen: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def shop(offset: int) -> None:
+        while not stop.is_set():
+            for raw in RAW_USERS[offset:] + RAW_USERS[:offset]:
+                status, body = server.call("/recommend", {"user_id": raw, "k": 3})
+                seen.append((status, body.get("model", {}).get("version")
+                             if isinstance(body, dict) else None))
+
+    shoppers = [threading.Thread(target=shop, args=(i,)) for i in range(4)]
+    for thread in shoppers:
+        thread.start()
+    try:
+        with pytest.raises(rollout.RolledBack, match="error rate") as caught:
+            rollout.advance(settings, registry.CANARY, wait_s=60,
+                            sleep=lambda seconds: time.sleep(min(seconds, 0.2)))
+        time.sleep(0.5)  # requests keep flowing after the rollback
+    finally:
+        stop.set()
+        for thread in shoppers:
+            thread.join()
+    try:
+        assert f"v{broken} was rolled back: canary: error rate" in str(caught.value)
+        assert seen and all(status == 200 for status, _ in seen), [s for s in seen if s[0] != 200]
+        assert {version for _, version in seen} <= {"1", broken}
+        for _ in range(50):  # the endpoint writes the registry off its event loop
+            if registry.rollout_plan(settings.model_name).champion == "1":
+                break
+            time.sleep(0.1)
+        assert registry.rollout_plan(settings.model_name) == registry.RolloutPlan("1", "1")
+        tags = MlflowClient().get_model_version(settings.model_name, broken).tags
+        assert tags[registry.STAGE_TAG] == registry.ROLLED_BACK
+        assert tags[registry.ROLLBACK_TAG].startswith("canary: error rate")
+        meta = server.call("/metadata", method="GET")[1]
+        assert meta["rollout"] is None and meta["version"] == "1"
+        event = meta["rollbacks"][0]
+        assert event["version"] == broken and event["stable_version"] == "1"
+        assert event["figures"]["candidate"]["errors"] >= 1
+        scraped = server.metrics()
+        assert _sample(scraped, "shoprec_rollbacks_total", model_version=broken) == 1
+        assert _sample(scraped, "shoprec_rollout_share", stage="canary") == 0
+        assert reload_endpoint(settings)["rollout"] is None, "the registry no longer has a trial"
+    finally:
+        _restore(settings)
