@@ -18,7 +18,7 @@ test: setup
 	.venv/bin/ruff check .
 	.venv/bin/pytest
 
-# The unit tests alone, the slow ones left out (a few minutes): what to run while editing.
+# The unit tests alone, the slow ones left out: what to run while editing.
 test-fast: setup
 	.venv/bin/ruff check .
 	.venv/bin/pytest -m "not integration and not slow and not production"
