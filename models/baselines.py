@@ -139,8 +139,10 @@ def choose_ease_lambda(
     held out of it), and every λ's figure. Ties go to the larger λ (the smoother model). With
     more than ``max_items`` items, chosen as ``EASE(max_items=...)`` fits: on the popular ones.
 
-    One eigendecomposition G = V diag(s) V^T serves the whole grid: (G + λI)^-1 =
-    V diag(1 / (s + λ)) V^T, so each further λ costs two matrix products, not an inversion.
+    One eigendecomposition G = V diag(s) V^T serves the whole grid: (G + λI)^-1 = P =
+    V diag(1 / (s + λ)) V^T. The judged rows' scores X B are (X V) diag(1 / (s + λ)) V^T with
+    column j divided by -P_jj: one rows x n x n product per λ, never B itself (n x n x n). B's
+    zero diagonal only changes the scores of items a row holds, which are never recommended.
     """
     if not grid:
         raise ValueError("the λ grid is empty")
@@ -151,14 +153,18 @@ def choose_ease_lambda(
         holdout = [np.flatnonzero(np.isin(kept, h)) for h in holdout]
     rows = np.flatnonzero([len(h) > 0 for h in holdout])
     s, v = np.linalg.eigh((x.T @ x).toarray())
+    v = v.astype(np.float32)  # the scores only need their order; float32 halves the products
+    judged = x[rows]
+    projected = np.asarray(judged @ v, np.float32)  # (rows, n): X V, shared by every λ
+    held = judged.nonzero()
+    relevant = [holdout[r] for r in rows]
     scores: dict[float, float] = {}
     for lambda_ in grid:
-        p = (v / (s + lambda_)) @ v.T
-        b = p / (-np.diag(p))
-        b[np.diag_indices_from(b)] = 0.0
-        predicted = np.asarray(x[rows] @ b)
-        predicted[x[rows].nonzero()] = -np.inf
-        scores[float(lambda_)] = ndcg(top_k(predicted, k), [holdout[r] for r in rows], k)
+        inverse = (1.0 / (s + lambda_)).astype(np.float32)
+        diagonal = (v * v) @ inverse  # P_jj
+        predicted = ((projected * inverse) @ v.T) / -diagonal
+        predicted[held] = -np.inf
+        scores[float(lambda_)] = ndcg(top_k(predicted, k), relevant, k)
     best = max(scores, key=lambda lam: (scores[lam], lam))
     return best, scores
 

@@ -34,6 +34,7 @@ class Fitted:
     # The deep part's weight chosen on validation (``choose_deep_weight``), when there is a
     # wide part to weigh it against.
     deep_choice: dict[str, float] | None = None
+    wide: WideConstants | None = None  # the wide part's constants, for another candidate
 
 
 def retrieval_model(spec: FeatureSpec, table: ItemTable, config: TrainConfig,
@@ -63,6 +64,39 @@ RETRIEVAL_FIELDS = ("seed", "dim", "temperature", "history_dropout", "dropout", 
 
 def retrieval_key(config: TrainConfig) -> dict:
     return {name: getattr(config, name) for name in RETRIEVAL_FIELDS}
+
+
+# What the wide part's constants read of the config: candidates that agree on these (the default
+# grid's wide ones do) can share one ``WideConstants``.
+WIDE_FIELDS = ("seed", "ranker_share", "inner_split", "ease_lambda", "trend_days")
+
+
+def wide_key(config: TrainConfig) -> dict:
+    return {name: getattr(config, name) for name in WIDE_FIELDS}
+
+
+@dataclass(frozen=True)
+class WideConstants:
+    """The wide part's constants for one training set: B and the trend fitted on the earlier
+    events (``inner``: the ranker learns on the later ones beside it, as it will serve) and on
+    all of them (``served``, what the model keeps)."""
+
+    inner: Collaborative
+    served: Collaborative
+
+
+def fit_wide_constants(spec: FeatureSpec, train: Interactions, config: TrainConfig
+                       ) -> WideConstants:
+    """EASE's λ chosen on the inner split (or ``config.ease_lambda``), then B and the trend on
+    the earlier events and on all: B never saw the pairs the ranker learns from, as it will not
+    have seen the ones it serves."""
+    later = _later(train, config)
+    n = spec.items.size
+    lambda_ = config.ease_lambda or choose_lambda(train.user, train.item, later, n)
+    early = train.subset(~later)
+    return WideConstants(
+        fit_collaborative(early.user, early.item, early.timestamp, n, lambda_, config.trend_days),
+        fit_collaborative(train.user, train.item, train.timestamp, n, lambda_, config.trend_days))
 
 
 @dataclass
@@ -108,12 +142,14 @@ def fit_two_stage(
     strategy: tf.distribute.Strategy | None = None,
     shoppers: ShopperTable | None = None,
     retrieval: FittedRetrieval | None = None,
+    wide: WideConstants | None = None,
 ) -> Fitted:
     """Train retrieval, then the ranker on top of it; early-stop each on ``valid``.
 
     ``shoppers``: the shoppers' attributes per user id (none when omitted). ``retrieval``: stage
     one already trained with this ``retrieval_key`` (another candidate's); only the ranker is
-    trained then. The ranker is seeded on its own, so it starts the same either way.
+    trained then. The ranker is seeded on its own, so it starts the same either way. ``wide``:
+    the wide part's constants already fitted with this ``wide_key`` (fitted here when omitted).
 
     ``strategy`` defaults to ``distribute.strategy()``: TF's default (one process) unless
     ``TF_CONFIG`` names several workers. Under a multi-worker strategy every worker calls this
@@ -142,7 +178,9 @@ def fit_two_stage(
     rng = np.random.default_rng(config.seed)
     rank_train, earlier, collaborative = train, None, None
     if ranker.item_item.enabled:
-        rank_train, earlier, collaborative = _inner_collaborative(spec, train, config)
+        wide = wide or fit_wide_constants(spec, train, config)
+        rank_train, earlier = _ranker_rows(train, config)
+        collaborative = wide.inner
         ranker.assign_collaborative(collaborative)
         ranker.item_item.set_scale(_wide_scale(collaborative.matrix, rank_train))
     stage_one = retrieval.model
@@ -152,16 +190,13 @@ def fit_two_stage(
                       collaborative=collaborative),
          config.ranking_epochs, config.patience, "ranking", history, on_epoch,
          strategy.num_replicas_in_sync)
-    if collaborative is not None:
-        # As served: B and the trend as of the end of the training events.
-        inner = collaborative
-        collaborative = fit_collaborative(train.user, train.item, train.timestamp,
-                                          spec.items.size, inner.lambda_, config.trend_days)
+    if wide is not None:  # as served: B and the trend as of the end of the training events
+        collaborative = wide.served
         ranker.assign_collaborative(collaborative)
     if distributed:
         stage_one, ranker = _plain_copies(spec, table, stage_one, ranker, train, config,
                                           shoppers)
-    return Fitted(stage_one, ranker, history, collaborative)
+    return Fitted(stage_one, ranker, history, collaborative, wide=wide)
 
 
 def choose_deep_weight(scores: dict[float, float]) -> dict[str, float]:
@@ -176,20 +211,17 @@ def choose_deep_weight(scores: dict[float, float]) -> dict[str, float]:
             "chosen": float(chosen)}
 
 
-def _inner_collaborative(spec: FeatureSpec, train: Interactions, config: TrainConfig
-                         ) -> tuple[Interactions, Interactions, Collaborative]:
-    """The ranker's training events (the later part of ``train``, items new to the shopper's
-    history), the earlier events, and B and the trend fitted on the earlier ones alone: B never
-    saw the pairs the ranker learns from, as it will not have seen the ones it serves."""
-    later = inner_split(train.timestamp, config.ranker_share, config.inner_split, config.seed)
-    n = spec.items.size
-    lambda_ = config.ease_lambda or choose_lambda(train.user, train.item, later, n)
-    early = train.subset(~later)
-    collaborative = fit_collaborative(early.user, early.item, early.timestamp, n, lambda_,
-                                      config.trend_days)
+def _later(train: Interactions, config: TrainConfig) -> np.ndarray:
+    return inner_split(train.timestamp, config.ranker_share, config.inner_split, config.seed)
+
+
+def _ranker_rows(train: Interactions, config: TrainConfig) -> tuple[Interactions, Interactions]:
+    """The wide ranker's training events (the later part of ``train``, items new to the
+    shopper's history) and the earlier events its constants were fitted on."""
+    later = _later(train, config)
     rows = train.subset(later)
     fresh = ~(rows.history == rows.item[:, None]).any(axis=1)
-    return rows.subset(fresh), early, collaborative
+    return rows.subset(fresh), train.subset(~later)
 
 
 def _wide_scale(matrix: np.ndarray, data: Interactions, sample: int = 4096) -> float:

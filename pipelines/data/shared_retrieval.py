@@ -9,6 +9,10 @@ change never reuses stale weights. Locally a file lock makes a concurrent candid
 mapped tasks) wait for the one training; on an object store each trains what it does not find
 and uploads it. Under multi-worker training every candidate trains its own (the workers must
 train in step, and a saved model is not shared across them).
+
+The wide part's constants (EASE's B and the trend, ``WideConstants``) are shared the same way
+within one process (``shared_wide``: the CLI's candidates run one after another); they are
+quick to refit, so a candidate in another process fits its own.
 """
 
 from __future__ import annotations
@@ -27,7 +31,15 @@ from filelock import FileLock
 from contracts.bundle import RETRIEVAL, RETRIEVAL_DONE, load_retrieval, save_retrieval
 from contracts.storage import is_remote, local_copy, put
 from models import distribute
-from models.fit import FittedRetrieval, fit_retrieval, retrieval_key
+from models.fit import (
+    FittedRetrieval,
+    WideConstants,
+    fit_retrieval,
+    fit_wide_constants,
+    retrieval_key,
+    uses_item_item,
+    wide_key,
+)
 from models.train_config import TrainConfig
 from pipelines.data.features import FeatureSet, features_path
 
@@ -54,6 +66,22 @@ def shared_retrieval(features_uri: str, features: FeatureSet, config: TrainConfi
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
         return _load(folder, features, config, on_epoch) or _trained(fit, folder)
+
+
+_WIDE: dict[str, tuple[str, WideConstants]] = {}  # the latest: feature set + key -> constants
+
+
+def shared_wide(features_uri: str, features: FeatureSet, config: TrainConfig
+                ) -> WideConstants | None:
+    """The wide part's constants for ``config`` on this feature set, fitted once per process
+    (the latest kept); None when the config has no wide part."""
+    if not uses_item_item(features.spec, config):
+        return None
+    key = json.dumps([features_uri, wide_key(config)], sort_keys=True)
+    held = _WIDE.get("latest")
+    if held is None or held[0] != key:
+        _WIDE["latest"] = held = (key, fit_wide_constants(features.spec, features.train, config))
+    return held[1]
 
 
 def cache_key(config: TrainConfig) -> str:

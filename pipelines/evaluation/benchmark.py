@@ -168,7 +168,7 @@ def train_on_protocol(data: BenchmarkData, protocol: Protocol, settings: Setting
     scorer and each grid entry's validation figures, the chosen one first.
     """
     from models.collaborative import fit_collaborative
-    from models.fit import FittedRetrieval, retrieval_key
+    from models.fit import FittedRetrieval, retrieval_key, wide_key
     from models.inputs import first_purchases, latest_histories
     from models.two_stage import TwoStageRecommender
     from pipelines.data.features import build_features
@@ -201,11 +201,16 @@ def train_on_protocol(data: BenchmarkData, protocol: Protocol, settings: Setting
                               leave_one_out=random_split,
                               min_users=0 if random_split else settings.gate.min_users)
     split = validation_split(features)
-    judged, stage_one = [], {}  # retrieval trained once per retrieval config, as in the product
+    # Retrieval and the wide part's constants fitted once per config, as in the product.
+    judged, stage_one, constants = [], {}, {}
     for entry, config in zip(settings.train_grid, configs, strict=True):
         key = tuple(sorted(retrieval_key(config).items()))
-        fitted, _, metrics = fit_and_judge(features, config, split, retrieval=stage_one.get(key))
+        wide = tuple(sorted(wide_key(config).items()))
+        fitted, _, metrics = fit_and_judge(features, config, split, retrieval=stage_one.get(key),
+                                           wide=constants.get(wide))
         stage_one.setdefault(key, FittedRetrieval(fitted.retrieval, fitted.history["retrieval"]))
+        if fitted.wide is not None:
+            constants.setdefault(wide, fitted.wide)
         judged.append(({"overrides": dict(entry), "validation": metrics,
                         "deep_choice": fitted.deep_choice}, fitted, config))
     judged.sort(key=lambda j: -(metric_value(j[0]["validation"], settings.gate.metric) or 0.0))

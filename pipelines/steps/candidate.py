@@ -21,12 +21,18 @@ from contracts import registry
 from contracts.model_info import PROBE_USER_TAG
 from contracts.settings import Settings
 from models import distribute
-from models.fit import Fitted, FittedRetrieval, choose_deep_weight, fit_two_stage
+from models.fit import (
+    Fitted,
+    FittedRetrieval,
+    WideConstants,
+    choose_deep_weight,
+    fit_two_stage,
+)
 from models.inputs import first_purchases, latest_histories
 from models.train_config import TrainConfig
 from models.two_stage import TwoStageRecommender
 from pipelines.data.features import FeatureSet, lineage, load_features
-from pipelines.data.shared_retrieval import shared_retrieval
+from pipelines.data.shared_retrieval import shared_retrieval, shared_wide
 from pipelines.evaluation.splits import K_VALUES, Split, evaluate_on_split, validation_split
 from pipelines.steps.gate import CandidateResult
 from pipelines.tracking import model_logging
@@ -84,8 +90,9 @@ def train_candidate(
         started = time.perf_counter()
         stage_one = shared_retrieval(features_uri, features, config, strategy, _log_epoch)
         retrieval_seconds = time.perf_counter() - started  # ~0 when another candidate's
-        fitted, recommender, metrics = fit_and_judge(features, config, split, strategy,
-                                                     on_epoch=_log_epoch, retrieval=stage_one)
+        fitted, recommender, metrics = fit_and_judge(
+            features, config, split, strategy, on_epoch=_log_epoch, retrieval=stage_one,
+            wide=shared_wide(features_uri, features, config))
         metrics["retrieval_seconds"] = retrieval_seconds
         metrics["train_seconds"] += retrieval_seconds
         if recommender.known_users:
@@ -98,15 +105,16 @@ def train_candidate(
 
 
 def fit_and_judge(features: FeatureSet, config: TrainConfig, split: Split, strategy=None,
-                  on_epoch=None, retrieval: FittedRetrieval | None = None
+                  on_epoch=None, retrieval: FittedRetrieval | None = None,
+                  wide: WideConstants | None = None
                   ) -> tuple[Fitted, TwoStageRecommender, dict[str, float]]:
     """Fit one candidate and judge it on the validation ``split``: the fitted models, the
     recommender serving would build, and its figures (what ``rank_candidates`` orders by).
     ``retrieval``: stage one already trained for this config (``shared_retrieval``); then
     ``train_seconds`` counts the ranker alone. The benchmark chooses among the grid with this
-    same step."""
+    same step. ``wide``: the wide part's constants already fitted (``shared_wide``)."""
     started = time.perf_counter()
-    fitted = _fit(features, config, strategy, on_epoch=on_epoch, retrieval=retrieval)
+    fitted = _fit(features, config, strategy, on_epoch=on_epoch, retrieval=retrieval, wide=wide)
     seconds = time.perf_counter() - started
     recommender = recommender_for(features, fitted, config)
     metrics = _with_deep_weight(recommender, fitted, config, split, features)
@@ -139,10 +147,10 @@ def _with_deep_weight(recommender: TwoStageRecommender, fitted: Fitted, config: 
 
 
 def _fit(features: FeatureSet, config: TrainConfig, strategy, on_epoch=None,
-         retrieval: FittedRetrieval | None = None) -> Fitted:
+         retrieval: FittedRetrieval | None = None, wide: WideConstants | None = None) -> Fitted:
     return fit_two_stage(features.spec, features.table, features.train, features.valid, config,
                          on_epoch=on_epoch, strategy=strategy, shoppers=features.shoppers,
-                         retrieval=retrieval)
+                         retrieval=retrieval, wide=wide)
 
 
 def _log_epoch(stage: str, epoch: int, metrics: Mapping[str, float]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from contracts.bundle import RETRIEVAL_DONE
 from models.fit import fit_two_stage
 from pipelines.data.features import build_features, save_features
-from pipelines.data.shared_retrieval import FOLDER, cache_key, shared_retrieval
+from pipelines.data.shared_retrieval import FOLDER, cache_key, shared_retrieval, shared_wide
 from tests.support.tiny import TINY, tiny_shop
 
 
@@ -66,3 +66,30 @@ def test_the_key_follows_what_retrieval_reads_and_an_incomplete_save_is_retraine
     assert trained, "trained again, not loaded from a half-written save"
     assert len(again.history) == len(first.history)
     assert (saved / RETRIEVAL_DONE).read_text(encoding="utf-8").startswith('{"history": [{')
+
+
+def test_the_wide_candidates_share_their_constants_and_train_as_if_fitted_alone(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events, items, users = tiny_shop()
+    features = build_features(events, items, users, history_length=TINY.history_length)
+    uri = save_features(features, tmp_path / "features")
+    wide = shared_wide(uri, features, TINY)
+    assert wide is not None and wide.served.lambda_ == wide.inner.lambda_
+    assert shared_wide(uri, features, replace(TINY, item_item=False)) is None
+
+    def no_fit(*_args, **_kwargs):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr("pipelines.data.shared_retrieval.fit_wide_constants", no_fit)
+    window = replace(TINY, item_item_record=False)
+    assert shared_wide(uri, features, window) is wide, "the window candidate reuses them"
+    monkeypatch.undo()
+    assert shared_wide(uri, features, replace(TINY, ranker_share=0.3)) is not wide
+
+    alone = fit_two_stage(features.spec, features.table, features.train, features.valid, window)
+    shared = fit_two_stage(features.spec, features.table, features.train, features.valid, window,
+                           wide=wide)
+    assert shared.wide is wide and shared.collaborative is wide.served
+    np.testing.assert_array_equal(alone.collaborative.matrix, shared.collaborative.matrix)
+    for a, b in zip(_weights(alone.ranker), _weights(shared.ranker), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
