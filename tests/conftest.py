@@ -30,23 +30,23 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 
 
 # Session fixtures that start something costly (a trained champion and its server, an MLflow
-# server, an object store): under ``pytest -n`` (``make test``), the tests using one run on one
-# worker (``--dist loadgroup``), so each starts once, not once per worker.
+# server, an object store): under ``pytest -n`` (``make test``, ``--dist loadgroup``) the tests
+# using one run on one worker, so each starts once, not once per worker; every other test runs
+# with its module (module fixtures, such as the ingested Online Retail year, are set up once).
 SHARED_FIXTURES = ("champion_dir", "mlflow_server", "s3_bucket")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything under ``tests/integration`` (real servers, processes, the shared data) is
     marked ``integration``, so ``pytest -m "not integration and not slow"`` is the fast set;
-    tests sharing a costly session fixture form one xdist group."""
+    tests sharing a costly session fixture form one xdist group, the others one per module."""
     integration = REPO / "tests" / "integration"
     for item in items:
         if integration in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
         shared = next((f for f in SHARED_FIXTURES if f in getattr(item, "fixturenames", ())),
                       None)
-        if shared is not None:
-            item.add_marker(pytest.mark.xdist_group(shared))
+        item.add_marker(pytest.mark.xdist_group(shared or item.nodeid.split("::", 1)[0]))
 
 
 def shared_dataset(name: str) -> Path:
