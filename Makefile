@@ -14,11 +14,11 @@ setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 
-# Tests run on TEST_WORKERS processes (pytest-xdist); tests that share a server run on one.
+# Tests run on TEST_WORKERS processes (pytest-xdist), a module on one (tests/conftest.py).
 TEST_WORKERS ?= 2
 test: setup
 	.venv/bin/ruff check .
-	.venv/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
+	.venv/bin/pytest -n $(TEST_WORKERS)
 
 # The unit tests alone, the slow ones left out: what to run while editing.
 test-fast: setup

@@ -29,24 +29,31 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 
 
-# Session fixtures that start something costly (a trained champion and its server, an MLflow
-# server, an object store): under ``pytest -n`` (``make test``, ``--dist loadgroup``) the tests
-# using one run on one worker, so each starts once, not once per worker; every other test runs
-# with its module (module fixtures, such as the ingested Online Retail year, are set up once).
-SHARED_FIXTURES = ("champion_dir", "mlflow_server", "s3_bucket")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything under ``tests/integration`` (real servers, processes, the shared data) is
-    marked ``integration``, so ``pytest -m "not integration and not slow"`` is the fast set;
-    tests sharing a costly session fixture form one xdist group, the others one per module."""
+    marked ``integration``, so ``pytest -m "not integration and not slow"`` is the fast set."""
     integration = REPO / "tests" / "integration"
     for item in items:
         if integration in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
-        shared = next((f for f in SHARED_FIXTURES if f in getattr(item, "fixturenames", ())),
-                      None)
-        item.add_marker(pytest.mark.xdist_group(shared or item.nodeid.split("::", 1)[0]))
+
+
+# Under ``pytest -n`` (``make test``) a module's tests run on one worker, so a module fixture
+# (the ingested Online Retail year) is set up once; the serving tests, which share the session's
+# trained champion and its server, run on one worker together, so those start once.
+ONE_WORKER = ("tests/integration/serving/",)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return next((folder for folder in ONE_WORKER if path.startswith(folder)), path)
+
+    return ByModule(config, log)
 
 
 def shared_dataset(name: str) -> Path:
