@@ -14,11 +14,12 @@ setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 
-# Tests run on TEST_WORKERS processes (pytest-xdist), a module on one (tests/conftest.py).
+# Tests run on TEST_WORKERS processes (pytest-xdist), a module on one (tests/conftest.py), in
+# collection order: the long integration modules first, so no worker waits on one at the end.
 TEST_WORKERS ?= 2
 test: setup
 	.venv/bin/ruff check .
-	.venv/bin/pytest -n $(TEST_WORKERS)
+	.venv/bin/pytest -n $(TEST_WORKERS) --no-loadscope-reorder
 
 # The unit tests alone, the slow ones left out: what to run while editing.
 test-fast: setup
