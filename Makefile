@@ -47,7 +47,7 @@ prod-down:
 # The production profile end to end (real PostgreSQL and Redis, Celery worker; minutes): kept
 # out of `make test` for time, run by CI after it. The PostgreSQL registry tests are in both.
 test-production: setup
-	.venv/bin/pytest -m production tests/production
+	.venv/bin/pytest -m production -n $(TEST_WORKERS) --no-loadscope-reorder tests/production
 
 # Each benchmark prints one JSON object; the model benchmarks need ../shared/datasets.
 bench: setup
