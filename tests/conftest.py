@@ -46,6 +46,9 @@ ONE_WORKER = ("tests/integration/serving/",)
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Replaces xdist's default (``load``) and ``loadscope``; any other ``--dist`` is kept."""
+    if config.getvalue("dist") not in ("load", "loadscope"):
+        return None
     from xdist.scheduler import LoadScopeScheduling
 
     class ByModule(LoadScopeScheduling):
