@@ -6,6 +6,8 @@ the settings file's keys (``gate_min_users``; a ``[shoprec.gate]`` table works t
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
@@ -35,6 +37,13 @@ class GateSettings(BaseModel):
     min_users: int = Field(
         default=50, ge=1, description="The gate refuses to promote on an evaluation window with "
         "fewer shoppers than this (too few to tell models apart).",
+    )
+    slice_share: float = Field(
+        default=0.5, ge=0, lt=1, description="Share of the validation window's events, the "
+        "latest, kept as the gate slice: early stopping, the grid's choice and every weight are "
+        "chosen on the earlier selection slice, and every model (candidate, champion, baselines) "
+        "is judged on the gate slice alone, so the gate's figures carry no selection optimism. "
+        "0: no separate slice (the gate judges on the window it chose on).",
     )
 
 
@@ -73,6 +82,30 @@ class RolloutSettings(BaseModel):
     stage_seconds: float = Field(
         default=600.0, ge=0, description="How long `shoprec rollout shadow|canary` (and the "
         "DAG) keep a stage before it may move on.",
+    )
+    attribution_minutes: float = Field(
+        default=30.0, gt=0, le=7 * 24 * 60, description="An outcome (/feedback) joins the "
+        "answer it followed when it comes at most this many minutes after it.",
+    )
+    outcome: Literal["view", "add_to_cart", "purchase"] = Field(
+        default="add_to_cart", description="The outcome rate per impression the canary is "
+        "judged on: add_to_cart, a shopper's intent to buy, comes often enough to decide "
+        "within a stage, unlike purchases, and means more than a view (a click).",
+    )
+    min_shoppers: int = Field(
+        default=100, ge=2, description="Shoppers with impressions on each side (split) or in "
+        "all (interleave) before the outcome read-out may pass or roll back a canary.",
+    )
+    outcome_margin: float = Field(
+        default=-0.005, ge=-1, le=1, description="The canary passes once the 95 % lower bound "
+        "of its outcome difference (its rate minus stable's; interleave: its share of credited "
+        "outcomes minus stable's) is above this, and is rolled back once the upper bound is "
+        "below it; negative: not worse by more than this.",
+    )
+    canary_mode: Literal["split", "interleave"] = Field(
+        default="split", description="Canary: split gives the canary share of shoppers the "
+        "candidate's list; interleave gives them one team-draft list merged from both models, "
+        "each item credited to the model that placed it.",
     )
 
 

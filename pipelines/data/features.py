@@ -42,7 +42,7 @@ from pipelines.tracking.runs import data_hash
 
 log = logging.getLogger(__name__)
 BATCHES = "batches.json"  # the accepted batch manifests a feature set was built from
-SPLIT_RULE = 4  # in the folder name: bump when the split or its features change (no stale reuse)
+SPLIT_RULE = 5  # in the folder name: bump when the split or its features change (no stale reuse)
 EVENT_ORDER = ["user_id", "timestamp", "event_id"]  # the order ``interactions`` puts events in
 SplitKind = Literal["time", "per_shopper", "random"]
 
@@ -59,6 +59,27 @@ class FeatureSet:
     window: tuple[pd.Timestamp, pd.Timestamp]
     split_kind: SplitKind = "time"  # "per_shopper": each shopper's latest events held out
     shoppers: ShopperTable | None = None  # the shoppers' attributes per user id
+    # The latest held-out events, kept from ``valid`` (then the selection slice alone): nothing
+    # is fitted or chosen on them, so the gate judges every model there without optimism.
+    gate: Interactions | None = None
+    gate_time: pd.Timestamp | None = None  # where the gate slice starts
+
+
+def with_gate_slice(features: FeatureSet, gate_share: float) -> FeatureSet:
+    """``features`` with the latest ``gate_share`` of its held-out events moved from ``valid``
+    (the selection slice: early stopping, the grid's choice, every weight chosen on validation)
+    to ``gate``, which the gate alone reads. Cut at a time, so the gate slice is later than
+    everything chosen on; 0 keeps every held-out event for selection and no gate slice."""
+    if not gate_share:
+        return replace(features, gate=None, gate_time=None)
+    valid = features.valid
+    if not len(valid):
+        return replace(features, gate=valid, gate_time=features.window[1])
+    times = pd.Series(valid.timestamp)
+    cut = times.quantile(1 - gate_share, interpolation="higher")
+    later = (times >= cut).to_numpy()
+    return replace(features, valid=valid.subset(~later), gate=valid.subset(later),
+                   gate_time=pd.Timestamp(cut).tz_localize("UTC"))
 
 
 def load_positive_events(data_dir: DataPath, positive: tuple[str, ...] = POSITIVE_EVENTS):
@@ -82,6 +103,7 @@ def build_features(
     history_length: int = 50,
     leave_one_out: bool = False,
     min_users: int = 0,
+    gate_share: float = 0.0,
 ) -> FeatureSet:
     """Split positives at the time quantile ``1 - validation_share`` and featurise both sides.
 
@@ -89,20 +111,24 @@ def build_features(
     split is a per-shopper holdout instead (``per_shopper_holdout``), if it judges more; 0 keeps
     the time split always. ``leave_one_out`` is a random protocol's features (no time order):
     a seeded random ``validation_share`` of the events is held out, and every history holds the
-    shopper's other training events.
+    shopper's other training events. ``gate_share``: the latest share of the held-out events
+    kept apart for the gate (``with_gate_slice``); ``min_users`` then counts the gate slice's
+    shoppers, the ones a decision rests on.
     """
     if leave_one_out and min_users:
         raise ValueError("leave_one_out histories would show training each shopper's held-out "
                          "items: a per-shopper holdout (min_users) needs temporal histories")
     if leave_one_out:
         return _random_split(events, items, users, validation_share, history_length)
-    features = _time_split(events, items, users, validation_share, history_length)
+    features = with_gate_slice(
+        _time_split(events, items, users, validation_share, history_length), gate_share)
     if not min_users:
         return features
     judged = _judged(features)
     if judged >= min_users:
         return features
-    fallback = _per_shopper_split(events, items, users, validation_share, history_length)
+    fallback = with_gate_slice(
+        _per_shopper_split(events, items, users, validation_share, history_length), gate_share)
     held = _judged(fallback)
     log.info("the latest %g of time judges %d shoppers, fewer than %d; each shopper's own latest "
              "events judge %d: %s", validation_share, judged, min_users, held,
@@ -111,11 +137,12 @@ def build_features(
 
 
 def _judged(features: FeatureSet) -> int:
-    """Shoppers the gate can judge on this split, as
-    ``pipelines.evaluation.splits.validation_split`` defines them (a known shopper with a known item
-    new to them in the window; a test holds the two to the same count): counted here, since that
-    module imports this one."""
-    train, valid = features.train, features.valid
+    """Shoppers the gate can judge on this split (its gate slice, else the whole held-out part),
+    as ``pipelines.evaluation.splits.validation_split`` defines them (a known shopper with a known
+    item new to them in the window; a test holds the two to the same count): counted here, since
+    that module imports this one."""
+    train = features.train
+    valid = features.gate if features.gate is not None else features.valid
     seen = set(zip(train.user.tolist(), train.item.tolist(), strict=True))
     return len({u for u, i in zip(valid.user.tolist(), valid.item.tolist(), strict=True)
                 if u > 0 and i > 0 and (u, i) not in seen})
@@ -267,14 +294,17 @@ def _write_features(features: FeatureSet, tmp: Path) -> None:
     (tmp / "spec.json").write_text(json.dumps(features.spec.to_dict()), encoding="utf-8")
     save_arrays(tmp / "item_table.npz", features.table)
     save_arrays(tmp / "shopper_table.npz", features.shoppers or ShopperTable.empty(features.spec))
-    for name in ("train", "valid"):
+    for name in ("train", "valid", "gate"):
         part = getattr(features, name)
-        save_arrays(tmp / f"{name}.npz", replace(part, user_key=part.user_key.astype(str)))
+        if part is not None:
+            save_arrays(tmp / f"{name}.npz", replace(part, user_key=part.user_key.astype(str)))
     features.catalogue.to_parquet(tmp / "catalogue.parquet", index=False)
     features.train_events.to_parquet(tmp / "train_events.parquet", index=False)
     write_json_atomic(tmp / "meta.json", {"split_time": features.split_time.isoformat(),
                                           "window": [t.isoformat() for t in features.window],
-                                          "split_kind": features.split_kind})
+                                          "split_kind": features.split_kind,
+                                          "gate_time": features.gate_time and
+                                          features.gate_time.isoformat()})
 
 
 def features_path(uri: str) -> DataPath:
@@ -291,6 +321,8 @@ def load_features(uri: str) -> FeatureSet:
 def _read_features(folder: Path) -> FeatureSet:
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     train, valid = (load_arrays(folder / f"{n}.npz", Interactions) for n in ("train", "valid"))
+    gate = (load_arrays(folder / "gate.npz", Interactions) if (folder / "gate.npz").is_file()
+            else None)
     spec = json.loads((folder / "spec.json").read_text(encoding="utf-8"))
     return FeatureSet(
         spec=FeatureSpec.from_dict(spec),
@@ -303,6 +335,8 @@ def _read_features(folder: Path) -> FeatureSet:
         window=tuple(pd.Timestamp(t) for t in meta["window"]),
         split_kind=meta.get("split_kind", "time"),  # sets saved before the per-shopper rule
         shoppers=load_arrays(folder / "shopper_table.npz", ShopperTable),
+        gate=gate and replace(gate, user_key=gate.user_key.astype(object)),
+        gate_time=pd.Timestamp(meta["gate_time"]) if meta.get("gate_time") else None,
     )
 
 

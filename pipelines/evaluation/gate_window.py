@@ -31,7 +31,7 @@ from pipelines.evaluation.metrics import (
     per_user_metrics,
     popularity_bias_per_list,
 )
-from pipelines.evaluation.splits import K_VALUES, Split, validation_split
+from pipelines.evaluation.splits import K_VALUES, Split, gate_split, validation_split
 from pipelines.steps.baselines import FAMILIES, baseline, baseline_topk
 from pipelines.tracking.runs import mlflow_key
 
@@ -40,15 +40,20 @@ SLICE_K = 10  # slices report the accuracy metrics at this k
 HISTORY_BUCKETS = ((0, 0), (1, 4), (5, 19), (20, None))  # items bought before the window
 TOP_CATEGORIES = 3
 ACCURACY = ("recall", "ndcg", "map", "hit_rate")
+SELECTION = "@selection"  # a model's lists on the selection slice, beside its gate-slice ones
 
 
 @dataclass
 class Window:
-    """The evaluation problem and what every model is judged against on it."""
+    """The evaluation problem and what every model is judged against on it: ``split`` is the
+    gate slice, which nothing was fitted or chosen on; ``selection``, when the feature set
+    keeps a gate slice apart, the earlier slice the candidates were chosen on, scored too so the
+    optimism the gate slice removes is on record."""
 
     features: FeatureSet
     split: Split
     data_hash: str
+    selection: Split | None = None
 
     @property
     def users(self) -> int:
@@ -56,16 +61,23 @@ class Window:
 
     def describe(self) -> dict[str, Any]:
         """What the window is; ``split`` says how it was cut ("time", or "per_shopper": each
-        shopper's latest events, ``start`` then being the earliest of them)."""
-        return {"start": str(self.features.split_time), "end": str(self.features.window[1]),
-                "split": self.features.split_kind, "data_hash": self.data_hash,
-                "items": int(self.features.spec.items.size),
-                "test_items": int(sum(len(t) for t in self.split.test_sets))}
+        shopper's latest events, ``start`` then being the earliest of them); ``start`` is the
+        gate slice's, ``selection_start`` the selection slice's when there is one."""
+        features = self.features
+        start = features.gate_time if features.gate is not None else features.split_time
+        return {"start": str(start), "end": str(features.window[1]),
+                "split": features.split_kind, "data_hash": self.data_hash,
+                "items": int(features.spec.items.size),
+                "test_items": int(sum(len(t) for t in self.split.test_sets))} | (
+            {"selection_start": str(features.split_time),
+             "selection_users": len(self.selection.rows)} if self.selection is not None else {})
 
 
 def load_window(features_uri: str) -> Window:
+    """The gate's window of a feature set: its gate slice (and its selection slice beside)."""
     features = load_features(features_uri)
-    return Window(features, validation_split(features), lineage(features_uri)[1])
+    selection = validation_split(features) if features.gate is not None else None
+    return Window(features, gate_split(features), lineage(features_uri)[1], selection)
 
 
 @dataclass
@@ -78,12 +90,15 @@ class WindowEvaluation:
     baselines: dict[str, dict[str, Any]]
     paired: dict[str, dict[str, Any]]
     model_uris: dict[str, str] = field(default_factory=dict)
+    # The pairs on the selection slice (``users``, ``paired``): on record, not decided on.
+    selection: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # e.g. why a model was not scored
 
     def to_json(self) -> dict[str, Any]:
         return {"window": self.window, "users": self.users, "models": self.models,
                 "baselines": self.baselines, "paired": self.paired,
-                "model_uris": self.model_uris, "notes": self.notes}
+                "model_uris": self.model_uris, "notes": self.notes,
+                "selection": self.selection}
 
     def value(self, model: str, metric: str) -> float | None:
         """A model's or baseline's point value; None on a window without shoppers."""
@@ -100,11 +115,15 @@ def baseline_topks(settings: Settings, window: Window
                    ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Each baseline's top lists on the window, configured as the baselines step configures it
     (EASE's λ chosen on the training window, restricted or not), and a phrase saying how: the
-    gate quotes it as the floor it compared with."""
+    gate quotes it as the floor it compared with. With a selection slice, the lists on it are
+    under ``<family>@selection``."""
     topks, described = {}, {}
     for family in FAMILIES:
         model, params = baseline(family, settings, window.features, window.split)
         topks[family] = _padded(baseline_topk(model, window.split, max(K_VALUES)))
+        if window.selection is not None:
+            topks[f"{family}{SELECTION}"] = _padded(
+                baseline_topk(model, window.selection, max(K_VALUES)))
         described[family] = "most bought items" if family == "popularity" else (
             f"λ={float(params['lambda']):g}" + (
                 f", restricted to the {params['restricted_to_top_items']} most popular of "
@@ -121,15 +140,17 @@ def _padded(topk: np.ndarray, k: int = max(K_VALUES)) -> np.ndarray:
     return out
 
 
-def model_topk(recommender, window: Window, k: int = max(K_VALUES)) -> np.ndarray:
+def model_topk(recommender, window: Window, k: int = max(K_VALUES),
+               split: Split | None = None) -> np.ndarray:
     """A model's top k for every judged shopper, in the window's item ids.
 
     The model may come from another window (the champion): its items are translated by item id
     both ways, items it does not know count as never bought before, and items the window does not
     know become the unknown item 0, which is never a hit. Shoppers are asked for as the model
-    serves them: with the histories it was packaged with.
+    serves them: with the histories it was packaged with. ``split``: another slice of the
+    window's feature set (the selection slice) instead of the gate's.
     """
-    split, spec = window.split, window.features.spec
+    split, spec = split or window.split, window.features.spec
     ours = np.array(spec.items.values, dtype=object)
     theirs = recommender.spec.items
     seen = [theirs.lookup(ours[s]) for s in split.seen()]
@@ -192,9 +213,9 @@ def _slices(window: Window, topk: np.ndarray) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _paired(window: Window, topks: Mapping[str, np.ndarray], a: str, b: str) -> dict[str, Any]:
-    """``a - b`` per accuracy metric, paired on the window's shoppers."""
-    tests, resamples = window.split.test_sets, Resamples(window.users)
+def _paired(split: Split, topks: Mapping[str, np.ndarray], a: str, b: str) -> dict[str, Any]:
+    """``a - b`` per accuracy metric, paired on the split's shoppers."""
+    tests, resamples = split.test_sets, Resamples(len(split.rows))
     out: dict[str, Any] = {}
     for k in K_VALUES:
         first, second = (accuracy_per_user(topks[m], tests, k) for m in (a, b))
@@ -211,14 +232,23 @@ def evaluate_window(
 ) -> WindowEvaluation:
     """Figures for every model and baseline, and the paired differences: ``pairs`` among the
     models, and each model against the best baseline on ``metric`` (named ``best_baseline``
-    in ``paired`` keys as ``<model>-<baseline>``)."""
+    in ``paired`` keys as ``<model>-<baseline>``). Lists named ``<name>@selection`` (on the
+    window's selection slice) go only into ``selection``: the same pairs there."""
+    chosen_on = {name.removesuffix(SELECTION): topk for name, topk in
+                 (dict(models) | dict(baselines)).items() if name.endswith(SELECTION)}
+    models = {name: topk for name, topk in models.items() if not name.endswith(SELECTION)}
+    baselines = {n: topk for n, topk in baselines.items() if not n.endswith(SELECTION)}
     scored = {name: _model_figures(window, topk) for name, topk in models.items()}
     floors = {name: _model_figures(window, topk) for name, topk in baselines.items()}
     evaluation = WindowEvaluation(window.describe(), window.users, scored, floors, {})
     best = evaluation.best_baseline(metric)
     topks = dict(models) | dict(baselines)
     wanted = [*pairs, *((name, best) for name in models)]
-    evaluation.paired = {f"{a}-{b}": _paired(window, topks, a, b) for a, b in wanted}
+    evaluation.paired = {f"{a}-{b}": _paired(window.split, topks, a, b) for a, b in wanted}
+    if window.selection is not None:
+        evaluation.selection = {"users": len(window.selection.rows), "paired": {
+            f"{a}-{b}": _paired(window.selection, chosen_on, a, b) for a, b in wanted
+            if a in chosen_on and b in chosen_on}}
     return evaluation
 
 
@@ -244,7 +274,8 @@ def table_rows(evaluation: WindowEvaluation) -> list[dict[str, Any]]:
 def log_evaluation(run_id: str, evaluation: WindowEvaluation) -> None:
     """Every figure onto the candidate's run: the headline metrics at ``SLICE_K`` as
     ``gate.<model>.<metric>`` (with ``.ci_low``/``.ci_high``), so the compare view shows the
-    champion re-scored beside the candidate, and all of it as ``gate/evaluation.json`` and
+    champion re-scored beside the candidate, the same pairs on the selection slice as
+    ``gate.selection.<pair>.<metric>``, and all of it as ``gate/evaluation.json`` and
     ``gate/evaluation.csv``."""
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
@@ -260,6 +291,13 @@ def log_evaluation(run_id: str, evaluation: WindowEvaluation) -> None:
         if row["ci95_low"] is not None:
             metrics[f"{key}.ci_low"], metrics[f"{key}.ci_high"] = row["ci95_low"], \
                 row["ci95_high"]
+    for pair, figures in evaluation.selection.get("paired", {}).items():
+        for name, figure in figures.items():
+            if name.endswith(f"@{SLICE_K}") and figure["value"] is not None:
+                key = mlflow_key(f"gate.selection.{pair}.{name}")
+                metrics[key] = figure["value"]
+                if figure["ci95"] is not None:
+                    metrics[f"{key}.ci_low"], metrics[f"{key}.ci_high"] = figure["ci95"]
     stamp = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items()])
     client.log_dict(run_id, evaluation.to_json(), "gate/evaluation.json")

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from models.inputs import Interactions
 from pipelines.data.features import FeatureSet
 from pipelines.evaluation.metrics import evaluate_topk
 
@@ -35,10 +36,23 @@ class Split:
 
 
 def validation_split(features: FeatureSet) -> Split:
-    """Rows for the known shoppers with items new to them in the validation window.
+    """Rows for the known shoppers with items new to them in the validation window's selection
+    slice (all of it when the feature set keeps no gate slice): what training, the grid and
+    every weight are chosen on.
 
     The unknown user and the unknown item (vocabulary id 0) are dropped: neither can be judged.
     """
+    return _split(features, features.valid)
+
+
+def gate_split(features: FeatureSet) -> Split:
+    """The same question on the gate slice (``FeatureSet.gate``), which nothing was fitted or
+    chosen on: what the gate judges every model by. A feature set without one (a benchmark's,
+    whose own test set plays that part) judges on its validation events."""
+    return _split(features, features.gate if features.gate is not None else features.valid)
+
+
+def _split(features: FeatureSet, held_out: Interactions) -> Split:
     spec = features.spec
     users = list(spec.users.values)
     train = sp.csr_matrix(
@@ -46,7 +60,7 @@ def validation_split(features: FeatureSet) -> Split:
         shape=(spec.users.size, spec.items.size),
     )
     train.data[:] = 1.0
-    valid = pd.DataFrame({"user": features.valid.user, "item": features.valid.item})
+    valid = pd.DataFrame({"user": held_out.user, "item": held_out.item})
     valid = valid[(valid["user"] > 0) & (valid["item"] > 0)]
     rows, test_sets = [], []
     for user, group in valid.groupby("user"):

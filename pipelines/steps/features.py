@@ -26,7 +26,8 @@ def build_features_step(settings: Settings, history_length: int | None = None) -
     data reuses it, and every candidate of a run trains on exactly the same split. The history
     length is ``settings.train_config``'s unless given: the features are built for it. The
     window must judge ``settings.gate.min_users`` shoppers, else it is a per-shopper holdout
-    (``build_features``); that minimum and ``SPLIT_RULE`` are in the name too.
+    (``build_features``); the latest ``settings.gate.slice_share`` of it is the gate slice
+    (``with_gate_slice``). That minimum, the share and ``SPLIT_RULE`` are in the name too.
     """
     if history_length is None:
         history_length = TrainConfig(**settings.train_config).history_length
@@ -35,14 +36,15 @@ def build_features_step(settings: Settings, history_length: int | None = None) -
     if not batches:
         raise ValueError(f"no accepted batches under {data.root}: ingest some first")
     version = data_hash([m["content_hash"] for m in batches])
-    min_users = settings.gate.min_users
-    folder = data.features / f"{version[:16]}-h{history_length}-u{min_users}-s{SPLIT_RULE}"
+    min_users, share = settings.gate.min_users, settings.gate.slice_share
+    folder = data.features / (f"{version[:16]}-h{history_length}-u{min_users}-g{share:g}"
+                              f"-s{SPLIT_RULE}")
     if (folder / BATCHES).is_file():
         log.info("features for data %s already built: %s", version[:16], folder)
         return folder.as_uri()
     events, items, users = load_positive_events(data.root)
     features = build_features(events, items, users, history_length=history_length,
-                              min_users=min_users)
+                              min_users=min_users, gate_share=share)
     uri = save_features(features, folder)
     write_json_atomic(folder / BATCHES, batches)  # last: marks the feature set complete
     return uri

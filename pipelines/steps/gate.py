@@ -111,12 +111,12 @@ def evaluate_candidates(
     best, metric = ranked[0], settings.gate.metric
     window = ge.load_window(features_uri or build_features_step(settings))
     candidate = load_logged(best.model_uri)
-    models = {CANDIDATE: ge.model_topk(candidate, window)}
+    models = _topks(window, CANDIDATE, candidate)
     champion_version, note = _champion_version(settings), None
     if champion_version is not None:
         try:
             champion = load_logged(f"models:/{settings.model_name}/{champion_version}")
-            models[CHAMPION] = ge.model_topk(champion, window)
+            models |= _topks(window, CHAMPION, champion)
         except Exception as err:  # noqa: BLE001  (any failure means: not comparable, refuse)
             note = f"{type(err).__name__}: {err}"[:300]
             log.warning("champion v%s could not be re-scored: %s", champion_version, note)
@@ -128,9 +128,10 @@ def evaluate_candidates(
         else {})
     if note:
         evaluation.notes[CHAMPION] = note
-    _check_floor(evaluation, baselines, metric)
+    _check_floor(_floor_values(window, evaluation, floors), baselines, metric)
     ge.log_evaluation(best.run_id, evaluation)
     name = evaluation.best_baseline(metric)
+    chosen_on = evaluation.selection.get("paired", {}).get(f"{CANDIDATE}-{name}")
     evidence = GateEvidence(
         metric=metric, users=evaluation.users, candidate=evaluation.value(CANDIDATE, metric),
         baseline_name=name, baseline=evaluation.value(name, metric),
@@ -140,15 +141,49 @@ def evaluate_candidates(
         vs_champion=(evaluation.paired[f"{CANDIDATE}-{CHAMPION}"][metric]
                      if CHAMPION in models else None),
         note=note, split_kind=window.features.split_kind,
+        selection_users=evaluation.selection.get("users"),
+        selection_vs_baseline=chosen_on[metric] if chosen_on else None,
     )
     probe = next((window.split.users[r] for r in window.split.rows
                   if candidate.is_known(window.split.users[r])), None)
+    if evidence.selection_vs_baseline is not None:
+        log.info("candidate - %s, %s: %+.4f on the selection slice (%d shoppers), %+.4f on the "
+                 "gate slice (%d): the gate decides on the latter", name, metric,
+                 evidence.selection_vs_baseline["value"], evidence.selection_users,
+                 evidence.vs_baseline["value"], evidence.users)
     log.info("best of %d candidates: run %s; on %d shoppers %s %s, champion %s, %s %s",
              len(ranked), best.run_id, evidence.users, metric, evidence.candidate,
              evidence.champion, name, evidence.baseline)
     return Evaluation(best=best, metric=metric, evidence=evidence, probe_user=probe,
                       ranking=[{"run_id": c.run_id, "overrides": c.overrides,
                                 "value": _value(c, metric)} for c in ranked])
+
+
+def _topks(window, name: str, recommender) -> dict[str, Any]:
+    """A model's lists on the gate slice, and on the selection slice as ``<name>@selection``
+    when the window has one."""
+    from pipelines.evaluation import gate_window as ge
+
+    out = {name: ge.model_topk(recommender, window)}
+    if window.selection is not None:
+        out[f"{name}{ge.SELECTION}"] = ge.model_topk(recommender, window,
+                                                     split=window.selection)
+    return out
+
+
+def _floor_values(window, evaluation, floors: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Each baseline's figures on the slice the baselines step judged it on: the selection
+    slice when there is one (its ``validation_split``), else the gate's window."""
+    from pipelines.evaluation.gate_window import SELECTION
+    from pipelines.evaluation.splits import evaluate_on_split
+
+    if window.selection is None:
+        return {name: {m: f["value"] for m, f in figures.items()
+                       if isinstance(f, dict) and "value" in f}
+                for name, figures in evaluation.baselines.items()}
+    return {name.removesuffix(SELECTION): evaluate_on_split(topk, window.selection,
+                                                            window.features)
+            for name, topk in floors.items() if name.endswith(SELECTION)}
 
 
 def _champion_version(settings: Settings) -> str | None:
@@ -159,11 +194,13 @@ def _champion_version(settings: Settings) -> str | None:
     return str(found.version) if found is not None else None
 
 
-def _check_floor(evaluation, baselines: Mapping[str, Mapping[str, float]], metric: str) -> None:
-    """Warn when a baseline re-fitted here scores otherwise than the baselines step logged."""
+def _check_floor(refitted: Mapping[str, Mapping[str, float]],
+                 baselines: Mapping[str, Mapping[str, float]], metric: str) -> None:
+    """Warn when a baseline re-fitted here scores otherwise than the baselines step logged (on
+    the same slice)."""
     for name, metrics in baselines.items():
         logged = metric_value(metrics, metric)
-        ours = evaluation.value(name, metric) if name in evaluation.baselines else None
+        ours = metric_value(refitted[name], metric) if name in refitted else None
         if logged is not None and ours is not None and not math.isclose(
                 logged, ours, rel_tol=1e-6, abs_tol=1e-9):
             log.warning("%s re-fitted on the window scores %s %s, the baselines step logged %s",

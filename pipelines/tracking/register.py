@@ -49,6 +49,10 @@ class GateEvidence:
     vs_champion: dict[str, Any] | None = None
     note: str | None = None
     split_kind: str = "time"  # how the window was cut (``FeatureSet.split_kind``)
+    # The same paired difference on the selection slice the candidate was chosen on, and its
+    # shoppers: on record (the optimism the gate slice removes), never decided on.
+    selection_users: int | None = None
+    selection_vs_baseline: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,8 +142,9 @@ def _decide(
 def _phrases(evidence: GateEvidence) -> tuple[str, str, str]:
     """The candidate's value, the shoppers it rests on and the floor, as the reasons quote them."""
     held_out = " (each one's latest events held out)" if evidence.split_kind != "time" else ""
+    gate = " of the gate slice" if evidence.selection_users is not None else ""
     return (f"{evidence.metric} {_fmt(evidence.candidate)}",
-            f"on the same {evidence.users} shoppers{held_out}",
+            f"on the same {evidence.users} shoppers{gate}{held_out}",
             f"the best baseline, {evidence.baseline_name} ({evidence.floor}), "
             f"{_fmt(evidence.baseline)}")
 
@@ -247,6 +252,8 @@ def register_version(
         "gate_min_users": str(min_users),
         "gate_vs_baseline": _difference(evidence.vs_baseline),
         "gate_vs_champion": _difference(evidence.vs_champion),
+        "gate_selection_vs_baseline": _difference(evidence.selection_vs_baseline),
+        "gate_selection_users": str(evidence.selection_users),
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)

@@ -199,3 +199,52 @@ def test_a_random_protocol_holds_out_a_random_share_and_never_shows_it_to_traini
     for row, bag in enumerate(valid.bags()):
         user = int(valid.user[row])
         assert set(bag.tolist()) == {i for u, i in owned if u == user}
+
+
+def _pairs(part) -> list[tuple[int, int, np.datetime64]]:
+    return sorted(zip(part.user.tolist(), part.item.tolist(), part.timestamp.tolist(),
+                      strict=True))
+
+
+def test_the_gate_slice_is_the_latest_held_out_events_and_only_the_gate_reads_it(
+        tmp_path) -> None:
+    """Issue 26: validation is split into a selection slice (early stopping, the grid, the deep
+    weight: everything reading ``valid``) and a later gate slice that only the gate reads."""
+    whole = build_features(*steady(), history_length=4)
+    sliced = build_features(*steady(), history_length=4, gate_share=0.5)
+    assert whole.gate is None and sliced.gate is not None
+    assert _pairs(sliced.valid) + _pairs(sliced.gate) == _pairs(whole.valid), \
+        "the two slices partition the held-out events"
+    assert len(sliced.gate) == pytest.approx(len(whole.valid) / 2, abs=60)
+    assert sliced.valid.timestamp.max() < sliced.gate.timestamp.min(), "the gate slice is later"
+    assert sliced.gate_time.tz_localize(None) == pd.Timestamp(sliced.gate.timestamp.min())
+    assert _pairs(sliced.train) == _pairs(whole.train), "training is untouched"
+
+    folder = tmp_path / "features"
+    uri = save_features(sliced, folder)
+    (folder / BATCHES).write_text(json.dumps([{"content_hash": "h1"}]))
+    loaded = load_features(uri)
+    assert _pairs(loaded.gate) == _pairs(sliced.gate) and loaded.gate_time == sliced.gate_time
+    window = load_window(uri)
+    gate_users = {int(u) for u in sliced.gate.user}
+    assert {int(r) for r in window.split.rows} <= gate_users, \
+        "the gate judges shoppers of the gate slice"
+    assert len(window.selection.rows) == _judged(sliced), "selection = the validation split"
+    described = window.describe()
+    assert described["start"] == str(sliced.gate_time)
+    assert described["selection_start"] == str(sliced.split_time)
+
+
+def test_the_minimum_of_shoppers_is_counted_on_the_gate_slice() -> None:
+    """The fallback to a per-shopper holdout counts the shoppers a decision rests on: the gate
+    slice's, not the whole window's."""
+    from pipelines.data.features import _judged as counted
+    from pipelines.evaluation.splits import gate_split
+
+    sliced = build_features(*steady(), history_length=4, gate_share=0.5)
+    assert counted(sliced) == len(gate_split(sliced).rows) < _judged(
+        build_features(*steady(), history_length=4))
+    held = build_features(*crowded_late(), history_length=4, min_users=MIN_USERS,
+                          gate_share=0.5)
+    assert held.split_kind == "per_shopper" and held.gate is not None
+    assert counted(held) == len(gate_split(held).rows)

@@ -72,7 +72,8 @@ def test_the_champion_is_rescored_on_the_candidates_window(local_store: Settings
     version = register_champion(local_store)
     events, items, users = shop(local_store)
     features = save_features(build_features(events, items, users,
-                                            history_length=TINY.history_length),
+                                            history_length=TINY.history_length,
+                                            gate_share=0.5),
                              tmp_path / "features")
     write_json_atomic(tmp_path / "features" / BATCHES, [{"content_hash": "tiny"}])
     client = MlflowClient()
@@ -99,6 +100,13 @@ def test_the_champion_is_rescored_on_the_candidates_window(local_store: Settings
     run = client.get_run(run_id).data.metrics
     assert run["gate.champion.ndcg_at_10"] == run["gate.candidate.ndcg_at_10"]
     assert "gate/evaluation.csv" in {f.path for f in client.list_artifacts(run_id, "gate")}
+    # Judged on the gate slice; the same pairs on the selection slice are on record beside.
+    assert logged["window"]["start"] > logged["window"]["selection_start"]
+    assert evidence.selection_users == logged["selection"]["users"] > 0
+    pair = f"candidate-{evidence.baseline_name}"
+    assert evidence.selection_vs_baseline == logged["selection"]["paired"][pair]["ndcg@10"]
+    assert logged["selection"]["paired"]["candidate-champion"]["ndcg@10"]["value"] == 0.0
+    assert run[f"gate.selection.{pair}.ndcg_at_10"] == evidence.selection_vs_baseline["value"]
 
     # Through XCom and back: the tiny window is below the default minimum, so refused.
     refused = register(local_store, json.loads(json.dumps(evaluation.to_json())))
