@@ -262,8 +262,37 @@ def _drift(args: argparse.Namespace) -> int:
     return EXIT_DRIFT if result.warnings else EXIT_OK
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    """Exit 0 when the visits ran (done, or stopped at the time limit or request cap); 1 with
+    one line when the endpoint refused or could not be reached; 2 for a non-loopback URL."""
+    from pipelines.simulation.driver import SimulationSpec
+    from pipelines.steps.simulate import simulate_shoppers
+
+    spec = SimulationSpec(endpoint=args.endpoint or "", shoppers=args.shoppers,
+                          seconds=args.seconds, visits_per_shopper=args.visits_per_shopper,
+                          seed=args.seed, k=args.k, explain=args.explain,
+                          concurrency=args.concurrency, max_requests=args.max_requests)
+    result = simulate_shoppers(_settings_for(args.data_dir), spec)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        t = result.totals
+        print(f"{result.visits} visits of {result.shoppers} shoppers in "
+              f"{result.elapsed_seconds:.1f}s ({result.stopped}): {t.impressions} items shown, "
+              f"{t.views} clicked, {t.carts} carted, {t.purchases} bought ({t.revenue:.2f}); "
+              f"feedback {result.feedback_posted} posted, {result.feedback_refused} refused")
+        for version, counts in sorted(result.by_version.items()):
+            print(f"  model v{version}: {counts.requests} lists, {counts.views} clicks, "
+                  f"{counts.purchases} purchases")
+    if result.failed:
+        print(f"shoprec simulate: {result.stopped}", file=sys.stderr)
+        return 1
+    return EXIT_OK
+
+
 
 
 COMMANDS = {"generate": _generate, "ingest": _ingest, "train": _train, "benchmark": _benchmark,
             "evaluate": _evaluate, "explain-check": _explain_check, "serve": _serve,
-            "package": _package, "rollout": _rollout, "score": _score, "drift": _drift}
+            "package": _package, "rollout": _rollout, "score": _score, "drift": _drift,
+            "simulate": _simulate}

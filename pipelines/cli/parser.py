@@ -139,4 +139,28 @@ def build_parser() -> argparse.ArgumentParser:
                               "served traffic against the champion's training data")
     dri.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
     dri.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sim = commands.add_parser("simulate", help="the synthetic shop's shoppers on a loopback "
+                              "endpoint: each visit asks /recommend, then posts the clicks, carts "
+                              "and purchases their planted tastes lead to to /feedback")
+    sim.add_argument("--data-dir", type=data_dir_arg, help="the synthetic shop: an ingested data "
+                     "directory or a folder `shoprec generate` wrote (default from settings)")
+    sim.add_argument("--endpoint", metavar="URL", help="base URL, loopback only (default from "
+                     "settings: http://127.0.0.1:3000)")
+    sim.add_argument("--shoppers", type=int, default=50, help="distinct shoppers sampled "
+                     "(default %(default)s)")
+    sim.add_argument("--visits-per-shopper", type=int, default=1, help="visits of each "
+                     "(default %(default)s)")
+    sim.add_argument("--seconds", type=float, default=60.0, help="stop after this long, visits "
+                     "left or not (default %(default)s)")
+    sim.add_argument("--max-requests", type=int, default=10_000, help="stop after this many "
+                     "HTTP requests, both routes (default %(default)s; at most 100000)")
+    sim.add_argument("--seed", type=int, default=0, help="same seed, same shoppers and, against "
+                     "the same answers, the same events (default %(default)s)")
+    sim.add_argument("--k", type=int, default=10, choices=range(1, 101), metavar="1..100",
+                     help="items per list (default %(default)s)")
+    sim.add_argument("--explain", action="store_true", help="ask for explanations too (slower)")
+    sim.add_argument("--concurrency", type=int, default=4, help="visits in flight "
+                     "(default %(default)s)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
