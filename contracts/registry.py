@@ -14,6 +14,7 @@ Only rollouts move ``stable`` (``mark_stable``); a failed trial moves ``champion
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
@@ -28,6 +29,9 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 STABLE = "stable"
 STAGE_TAG, ROLLBACK_TAG = "rollout_stage", "rollback_reason"
+# When the champion entered its current stage (UTC, ISO 8601): where its read-out starts, for a
+# restarted endpoint and for the read-out from the logs alike.
+SINCE_TAG = "rollout_stage_since"
 SHADOW, CANARY, FULL, ROLLED_BACK = "shadow", "canary", "full", "rolled_back"
 DEFAULT_MODEL_NAME = "shoprec"
 NO_CHAMPION = "no champion model yet"
@@ -108,6 +112,7 @@ class RolloutPlan:
     champion: str | None
     stable: str | None
     stage: str | None = None
+    since: str | None = None  # when the stage began (``SINCE_TAG``), if tagged
 
 
 def rollout_plan(name: str = DEFAULT_MODEL_NAME) -> RolloutPlan:
@@ -119,8 +124,9 @@ def rollout_plan(name: str = DEFAULT_MODEL_NAME) -> RolloutPlan:
     champion, stable = (str(found[a]) if a in found else None for a in (CHAMPION, STABLE))
     if champion is None or stable is None or champion == stable:
         return RolloutPlan(champion, stable)
-    tag = client.get_model_version(name, champion).tags.get(STAGE_TAG)
-    return RolloutPlan(champion, stable, CANARY if tag == CANARY else SHADOW)
+    tags = client.get_model_version(name, champion).tags
+    return RolloutPlan(champion, stable, CANARY if tags.get(STAGE_TAG) == CANARY else SHADOW,
+                       tags.get(SINCE_TAG))
 
 
 def serving_uri(name: str = DEFAULT_MODEL_NAME) -> str | None:
@@ -132,7 +138,13 @@ def serving_uri(name: str = DEFAULT_MODEL_NAME) -> str | None:
 
 
 def set_stage(name: str, version: str, stage: str) -> None:
-    MlflowClient().set_model_version_tag(name, version, STAGE_TAG, stage)
+    """Put ``version`` in ``stage``; the stage's start is tagged when it changes, so running a
+    stage again (to extend it) keeps its read-out."""
+    client = MlflowClient()
+    if client.get_model_version(name, version).tags.get(STAGE_TAG) != stage:
+        client.set_model_version_tag(name, version, SINCE_TAG,
+                                     datetime.now(UTC).isoformat(timespec="microseconds"))
+    client.set_model_version_tag(name, version, STAGE_TAG, stage)
 
 
 def mark_stable(name: str, version: str) -> None:

@@ -15,8 +15,12 @@ from contracts.settings import Settings
 FOLDER = "traffic"
 PART_GLOB = "date=*/part-*.parquet"
 # One row per answer: when, who (pseudonym), which model, the items and scores in rank order,
-# and the fallback used (null, or "cold_start").
-COLUMNS = ("time", "pseudonym", "model_version", "items", "scores", "fallback")
+# the fallback used (null, or "cold_start"); then the answer's request id (outcomes join on it),
+# whether it counts in the canary's read-out, and under interleaving the version credited with
+# each item (null otherwise: every item is the answer's model's). Parts written before the
+# last three columns existed lack them; readers take them as null.
+COLUMNS = ("time", "pseudonym", "model_version", "items", "scores", "fallback",
+           "request_id", "in_readout", "credited")
 
 
 def traffic_folder(settings: Settings) -> Path:

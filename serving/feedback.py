@@ -23,6 +23,10 @@ from contracts.feedback import COLUMNS, FOLDER, hour_file
 from serving.private_files import private_folder, write_private
 
 
+def new_event_id() -> str:
+    return f"fb-{uuid.uuid4().hex}"
+
+
 def feedback_folder(inbox: Path) -> Path:
     return inbox / FOLDER
 
@@ -42,10 +46,12 @@ class FeedbackInbox:
         quantity: int = 1,
         unit_price: float | None = None,
         timestamp: datetime | None = None,
+        event_id: str | None = None,
     ) -> tuple[str, str]:
-        """Append one event (``user_id`` already pseudonymised); returns its id and the hour
-        file as a path relative to the inbox, e.g. ``feedback/2026-11-30T14.csv``."""
-        event_id = f"fb-{uuid.uuid4().hex}"
+        """Append one event (``user_id`` already pseudonymised); returns its id (``event_id``
+        when given, as ``new_event_id`` makes them) and the hour file as a path relative to the
+        inbox, e.g. ``feedback/2026-11-30T14.csv``."""
+        event_id = event_id or new_event_id()
         with self._lock:  # the hour is taken inside the lock: no line lands in a closed hour
             now = datetime.now(UTC)
             moment = (timestamp or now).astimezone(UTC)

@@ -69,11 +69,13 @@ def describe_served(settings: Settings) -> ModelInfo:
     return describe(uri)
 
 
-def describe_rollout(settings: Settings) -> tuple[ModelInfo, ModelInfo | None, str | None]:
-    """(stable, candidate, stage): the served model alone (candidate and stage None) unless the
-    registry has a champion on trial. A pinned model is never on trial."""
+def describe_rollout(settings: Settings) -> tuple[ModelInfo, ModelInfo | None, str | None,
+                                                   datetime | None]:
+    """(stable, candidate, stage, since): the served model alone (the rest None) unless the
+    registry has a champion on trial, in ``stage`` since ``since`` (when tagged). A pinned model
+    is never on trial."""
     if settings.model_uri:
-        return describe_served(settings), None, None
+        return describe_served(settings), None, None, None
     from contracts.model_info import describe
 
     registry.configure(settings)
@@ -82,9 +84,18 @@ def describe_rollout(settings: Settings) -> tuple[ModelInfo, ModelInfo | None, s
     if plan.champion is None:
         raise NoModel(registry.NO_CHAMPION)
     if plan.stage is None:
-        return describe(f"models:/{name}/{plan.champion}"), None, None
+        return describe(f"models:/{name}/{plan.champion}"), None, None, None
     return (describe(f"models:/{name}/{plan.stable}"), describe(f"models:/{name}/{plan.champion}"),
-            plan.stage)
+            plan.stage, _moment(plan.since))
+
+
+def _moment(text: str | None) -> datetime | None:
+    """An ISO 8601 tag as an aware time; None when absent or unreadable (then: from now)."""
+    try:
+        moment = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def load_engine(settings: Settings, info: ModelInfo):
@@ -196,7 +207,7 @@ class EngineHolder:
         """(previous, current) stable engines; loads nothing that is already loaded."""
         with self._lock:
             try:
-                stable, candidate, stage = describe_rollout(self.settings)
+                stable, candidate, stage, since = describe_rollout(self.settings)
             except NoModel as err:
                 if self.engine is None:
                     self.problem = str(err)
@@ -214,7 +225,8 @@ class EngineHolder:
                 trial.end()
             rollout = trial if unchanged else None  # unchanged: it keeps its counts
             if candidate is not None and not unchanged:
-                rollout = self._trial(engine, loaded.get(candidate.uri), candidate, stage)
+                rollout = self._trial(engine, loaded.get(candidate.uri), candidate, stage,
+                                      since)
             self.engine, self.rollout = engine, rollout  # the atomic swaps
             self.problem = None
             if engine is not previous or rollout is not trial:
@@ -247,7 +259,8 @@ class EngineHolder:
             kept = "; still serving the previous model" if previous is not None else ""
             raise Unavailable(LOAD_FAILED + kept) from err
 
-    def _trial(self, stable, loaded, candidate: ModelInfo, stage: str) -> Rollout | None:
+    def _trial(self, stable, loaded, candidate: ModelInfo, stage: str,
+               since: datetime | None = None) -> Rollout | None:
         """The candidate's rollout; one that cannot even load is rolled back at once."""
         if loaded is None:
             log.info("loading candidate %s (version %s) for %s", candidate.uri,
@@ -261,7 +274,7 @@ class EngineHolder:
                 return None
         log.info("rollout: v%s in %s beside stable v%s", candidate.version, stage,
                  stable.info.version)
-        return Rollout(stable, loaded, stage, self.settings, self._breached)
+        return Rollout(stable, loaded, stage, self.settings, self._breached, since)
 
     def _breached(self, rollout: Rollout, reason: str) -> None:
         """Called on the event loop by a rollout that broke a threshold: the stable model

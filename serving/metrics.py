@@ -45,6 +45,57 @@ ROLLBACKS = Counter(
     ["model_version"])
 
 
+IMPRESSIONS = Counter(
+    "shoprec_impressions", "Answers shown by model version (an interleaved answer counts for "
+    "both models in it).", ["model_version"])
+OUTCOMES = Counter(
+    "shoprec_outcomes", "Outcomes joined to a served answer, counted once, by the model version "
+    "credited with the item and event type.", ["model_version", "event_type"])
+OUTCOME_REVENUE = Counter(
+    "shoprec_outcome_revenue", "Revenue of joined purchases (quantity times price, where a "
+    "price is known) by credited model version.", ["model_version"])
+READOUT_RATE = Gauge(
+    "shoprec_readout_rate", "The canary's outcome rate per impression by model version, role, "
+    "outcome and bound (estimate, low, high: the 95 % interval over shoppers).",
+    ["model_version", "role", "outcome", "bound"], multiprocess_mode="livemostrecent")
+READOUT_DIFFERENCE = Gauge(
+    "shoprec_readout_difference", "The canary's deciding outcome difference, candidate minus "
+    "stable, by outcome and bound (estimate, low, high).", ["outcome", "bound"],
+    multiprocess_mode="livemostrecent")
+READOUT_SHOPPERS = Gauge(
+    "shoprec_readout_shoppers", "Shoppers with impressions in the canary's read-out by model "
+    "version and role.", ["model_version", "role"], multiprocess_mode="livemostrecent")
+_BOUNDS = ("estimate", "low", "high")
+
+
+def readout(summary: dict) -> None:
+    """Set the read-out gauges from ``contracts.readout.Readout.summary`` (bounds not yet known
+    are left as they were)."""
+    for side in ("stable", "candidate"):
+        arm = summary[side]
+        READOUT_SHOPPERS.labels(arm["version"], arm["role"]).set(arm["shoppers"])
+        for outcome, rate in arm["rates"].items():
+            for bound in _BOUNDS:
+                if rate[bound] is not None:
+                    READOUT_RATE.labels(arm["version"], arm["role"], outcome, bound).set(
+                        rate[bound])
+    for bound in _BOUNDS:
+        if summary["difference"][bound] is not None:
+            READOUT_DIFFERENCE.labels(summary["outcome"], bound).set(
+                summary["difference"][bound])
+
+
+def shown(versions) -> None:
+    for version in set(versions):
+        IMPRESSIONS.labels(version or "none").inc()
+
+
+def outcome(version: str | None, event_type: str, revenue: float | None) -> None:
+    OUTCOMES.labels(version or "none", event_type).inc()
+    if revenue:
+        OUTCOME_REVENUE.labels(version or "none").inc(revenue)
+
+
 def answered(route: str, version: str | None, fallback: str | None) -> None:
     REQUESTS.labels(route, version or "none", fallback or NO_FALLBACK).inc()
 

@@ -7,6 +7,13 @@ model), get the candidate's answer; when the candidate fails or is slower than t
 get the stable model's answer instead, so clients never see its failures. Both stages count each
 model's calls, errors and latencies; once the candidate has enough calls, the first breach of a
 threshold (error rate, p95 or p99 latency against the stable model's) calls ``on_breach`` once.
+
+A canary also reads out what shoppers did (``contracts.readout``): each answer routed as the
+hash says counts as an impression of its model, each outcome joined to it
+(``serving.attribution``) for the model credited with the item, and the candidate is rolled back
+through the same ``on_breach`` once its outcome difference's upper bound is below the margin.
+Under ``canary_mode=interleave`` the canary share of shoppers get one team-draft list
+(``serving.interleaving``) of both models' answers instead of the candidate's alone.
 Everything runs on the event loop, so the counters need no lock.
 """
 
@@ -18,15 +25,19 @@ import random
 import zlib
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from contracts.online_stats import ROLL_BACK
+from contracts.readout import INTERLEAVE, SPLIT, Readout
 from contracts.registry import CANARY, SHADOW
 from contracts.settings import Settings
 from serving import metrics
+from serving.interleaving import team_draft
 
 if TYPE_CHECKING:  # the engine (TensorFlow) loads with the first model, not with this module
     from models.queries import Filters
@@ -79,17 +90,32 @@ class ModelHealth:
                 "p50_ms": p50, "p95_ms": p95, "p99_ms": p99}
 
 
+class Served(NamedTuple):
+    """One answer during a rollout: the page, the engine named as its model, the version
+    credited with each item when interleaved, and whether it counts in the canary's read-out."""
+
+    page: Page
+    engine: Engine
+    credited: tuple[str, ...] | None = None
+    in_readout: bool = False
+
+
 class Rollout:
     """The stable model and a candidate in one stage (``shadow`` or ``canary``)."""
 
     def __init__(self, stable: Engine, candidate: Engine, stage: str, settings: Settings,
-                 on_breach: Callable[[Rollout, str], None]) -> None:
+                 on_breach: Callable[[Rollout, str], None],
+                 since: datetime | None = None) -> None:
         if stage not in (SHADOW, CANARY):
             raise ValueError(f"unknown rollout stage {stage!r}")
         self.stable, self.candidate, self.stage, self.settings = stable, candidate, stage, settings
         self.share = settings.rollout.canary_share if stage == CANARY else \
             settings.rollout.shadow_share
-        self.started_at = datetime.now(UTC)
+        self.started_at = since or datetime.now(UTC)  # the registry's, for a restarted endpoint
+        self.mode = settings.rollout.canary_mode if stage == CANARY else SPLIT
+        self.readout = Readout(str(stable.info.version), str(candidate.info.version),
+                               self.mode) if stage == CANARY else None
+        self._shown = 0
         self.health = ModelHealth(stable, "stable"), ModelHealth(candidate, stage)
         self.ended = False
         self._on_breach = on_breach
@@ -103,22 +129,49 @@ class Rollout:
         return self.stage == CANARY and zlib.crc32(user.encode()) < self._cutoff
 
     async def recommend(self, user: str, k: int, explain: bool, exclude_purchased: bool,
-                        filters: Filters) -> tuple[Page, Engine]:
-        """The answer for a pseudonymised shopper and the engine that gave it."""
+                        filters: Filters, request_id: str = "") -> Served:
+        """The answer for a pseudonymised shopper; ``request_id`` seeds an interleaved draw,
+        so the same request id always gives the same list."""
         query = (user, k, explain, exclude_purchased, filters)
-        if self.serves_candidate(user):
+        routed = self.serves_candidate(user)
+        if routed and self.mode == INTERLEAVE:
+            return await self._interleaved(query, request_id)
+        if routed:
             page = await self._candidate(query)
             if page is not None:
-                return page, self.candidate
-        stable = self.health[0]
-        start = perf_counter()
-        page = await self.stable.recommend(*query, pseudonymised=True)
-        stable.record(perf_counter() - start)
+                return Served(page, self.candidate, None, self.readout is not None)
+        page = await self._stable(query)
         if self.stage == SHADOW and random.random() < self.share:
             task = asyncio.get_running_loop().create_task(self._shadow(query, page))
             self._shadows.add(task)
             task.add_done_callback(self._shadows.discard)
-        return page, self.stable
+        # A canary shopper's fallback to stable counts for neither side: the groups stay apart.
+        return Served(page, self.stable, None, self.readout is not None and not routed)
+
+    def shown(self, user: str, served: Served) -> None:
+        """An answer in the read-out reached the shopper: one impression of each model in it."""
+        if self.readout is None or not served.in_readout:
+            return
+        self.readout.impression(user, served.credited or (str(served.engine.info.version),))
+        self._shown += 1
+        if self._shown % JUDGE_EVERY == 0:
+            self._judge_outcomes()
+
+    def outcome(self, user: str, version: str | None, event_type: str,
+                revenue: float | None) -> None:
+        """An outcome joined to an answer in this read-out, credited to ``version``."""
+        if self.readout is not None and self.readout.outcome(user, str(version), event_type,
+                                                             revenue):
+            self._judge_outcomes()
+
+    def summary(self) -> dict[str, Any] | None:
+        """The canary's outcome read-out (None in shadow), also set on the Prometheus gauges."""
+        if self.readout is None:
+            return None
+        rules = self.settings.rollout
+        found = self.readout.summary(rules.outcome, rules.min_shoppers, rules.outcome_margin)
+        metrics.readout(found)
+        return found
 
     def end(self) -> None:
         """Replaced or rolled back: judge nothing more, and say so on /metrics."""
@@ -148,9 +201,47 @@ class Rollout:
     def to_json(self) -> dict[str, Any]:
         stable, candidate = self.health
         return {"stage": self.stage, "share": self.share, "started_at": self.started_at,
-                "stable": stable.to_json(), "candidate": candidate.to_json()}
+                "stable": stable.to_json(), "candidate": candidate.to_json(),
+                "readout": self.summary()}
 
     # ---- parts ------------------------------------------------------------------------------
+    async def _stable(self, query: tuple) -> Page:
+        health, start = self.health[0], perf_counter()
+        page = await self.stable.recommend(*query, pseudonymised=True)
+        health.record(perf_counter() - start)
+        return page
+
+    async def _interleaved(self, query: tuple, request_id: str) -> Served:
+        """Both models answer at once; the shopper sees their team draft, each item credited
+        to the model that placed it. A failed candidate leaves the stable answer alone."""
+        stable_call = asyncio.get_running_loop().create_task(self._stable(query))
+        try:
+            theirs = await self._candidate(query)
+        finally:
+            ours = await stable_call
+        if theirs is None:
+            return Served(ours, self.stable)
+        versions = (str(self.stable.info.version), str(self.candidate.info.version))
+        pages = (ours, theirs)
+        by_team = [{item["item_id"]: item for item in page.items} for page in pages]
+        draft = team_draft([i["item_id"] for i in ours.items],
+                           [i["item_id"] for i in theirs.items], query[1],
+                           random.Random(request_id or None))
+        items = [by_team[team][item] | {"rank": rank}
+                 for rank, (item, team) in enumerate(draft, start=1)]
+        fallback = ours.fallback if ours.fallback == theirs.fallback else None
+        return Served(replace(ours, items=items, fallback=fallback), self.candidate,
+                      tuple(versions[team] for _, team in draft), True)
+
+    def _judge_outcomes(self) -> None:
+        """Roll back the moment the read-out says the candidate is worse than the margin."""
+        if self.ended:
+            return
+        found = self.summary()
+        if found is not None and found["decision"] == ROLL_BACK:
+            self.end()
+            self._on_breach(self, found["reason"])
+
     async def _candidate(self, query: tuple) -> Page | None:
         """The candidate's answer, or None when it failed or ran out of time (counted)."""
         health = self.health[1]

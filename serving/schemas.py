@@ -91,12 +91,20 @@ class HistoryRequest(_Body):
     k: int = Field(default=10, ge=1, le=100)
 
 
+REQUEST_ID_PATTERN = r"^r-[0-9a-f]{32}$"  # as ``serving.attribution`` issues them
+
+
 class FeedbackRequest(_Body):
     model_config = _example({"user_id": "C000001", "item_id": "SKU00001",
                              "event_type": "purchase", "quantity": 1})
     user_id: Text = UserId
     item_id: Text = ItemId
     event_type: EventType
+    request_id: str | None = Field(
+        default=None, pattern=REQUEST_ID_PATTERN,
+        description="The `request_id` of the /recommend answer that showed the item. Absent: "
+        "the latest answer that showed it to this shopper within the attribution window "
+        "before the event, if any.")
     quantity: int = Field(default=1, ge=1, le=10_000)
     unit_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     timestamp: datetime | None = Field(
@@ -167,6 +175,8 @@ class Item(BaseModel):
 
 
 class RecommendResponse(BaseModel):
+    request_id: str = Field(description="This answer's id: send it with /feedback about its "
+                            "items, so the outcome is credited to the model that showed them.")
     user_id: str = Field(description="The id as given: raw, or the pseudonym.")
     items: list[Item]
     fallback: Literal["cold_start"] | None
@@ -219,6 +229,11 @@ class FeedbackResponse(BaseModel):
     batch: str = Field(description="The hour file the event joined, relative to the inbox "
                        "(e.g. `feedback/2026-11-30T14.csv`): the first pipeline run after that "
                        "hour closes lands and validates it as one batch.")
+    request_id: str | None = Field(description="The answer the event joined (given or "
+                                   "inferred); null: it follows no answer still remembered.")
+    counted: bool = Field(description="Whether it counted as an outcome of that answer now; "
+                          "false for one already counted (same request, item and event type) "
+                          "or that joined no answer.")
 
 
 class Metadata(BaseModel):
@@ -247,6 +262,47 @@ class ModelHealth(BaseModel):
     p99_ms: float | None
 
 
+class Interval(BaseModel):
+    """A figure with its 95 % interval over shoppers (bounds null below two shoppers)."""
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+
+
+class ArmReadout(BaseModel):
+    """What the shoppers did after one model's answers in a canary."""
+
+    version: str | None
+    role: Literal["stable", "canary"]
+    shoppers: int
+    impressions: int
+    outcomes: dict[str, int] = Field(description="Joined outcomes by event type (view is a "
+                                     "click on a shown item), each counted once.")
+    rates: dict[str, Interval] = Field(description="Outcomes per impression by event type.")
+    revenue_per_impression: Interval | None = Field(description="Null until a joined purchase "
+                                                    "carries a price.")
+
+
+class CanaryReadout(BaseModel):
+    """The canary's online read-out and the decision it gives (``contracts.readout``)."""
+
+    mode: Literal["split", "interleave"]
+    outcome: Literal["view", "add_to_cart", "purchase"]
+    margin: float
+    min_shoppers: int
+    shoppers: int = Field(description="Split: the smaller side's shoppers; interleave: all.")
+    stable: ArmReadout
+    candidate: ArmReadout
+    difference: Interval = Field(description="Split: the candidate's rate minus the stable "
+                                 "model's; interleave: its share of credited outcomes minus "
+                                 "the stable model's.")
+    candidate_share: Interval | None = Field(description="Interleave: the candidate's share of "
+                                             "the credited outcomes.")
+    decision: Literal["pass", "roll_back", "wait"]
+    reason: str
+
+
 class RolloutState(BaseModel):
     stage: Literal["shadow", "canary"]
     share: float = Field(description="Shadow: share of requests the candidate also answers "
@@ -254,6 +310,8 @@ class RolloutState(BaseModel):
     started_at: datetime
     stable: ModelHealth
     candidate: ModelHealth
+    readout: CanaryReadout | None = Field(default=None, description="Canary: outcomes per "
+                                          "model and the decision they give; null in shadow.")
 
 
 class RollbackEvent(BaseModel):

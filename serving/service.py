@@ -8,7 +8,9 @@ generic reason (details in the server log), and ``POST /admin/reload`` loads the
 there is one. Start-up does fail, with one line and status 2, without a pseudonymisation key or
 when asked to listen on a non-loopback address without an API token (``serving.access``).
 During a rollout ``/recommend`` goes through ``serving.rollout`` (shadow or canary beside the
-stable model); every route counts its answers in the shop metrics (``serving.metrics``).
+stable model); every route counts its answers in the shop metrics (``serving.metrics``). Every
+answer carries a request id that ``/feedback`` joins its outcome to (``serving.attribution``),
+counted once, for the canary's read-out.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import math
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,11 +36,13 @@ from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings, get_settings
 from contracts.shopper_store import LIVE
 from contracts.tables import POSITIVE_EVENTS
+from contracts.traffic import PART_GLOB, traffic_folder
 from models.queries import Filters
 from serving import metrics, schemas
 from serving.access import DEFAULT_HOST, AccessMiddleware, refuse_unsafe_start, serve_host
+from serving.attribution import Answer, Joined, Ledger, Refused, open_outcome_log, rebuild
 from serving.engine import Engine, UnknownItem
-from serving.feedback import FeedbackInbox
+from serving.feedback import FeedbackInbox, new_event_id
 from serving.loading import EngineHolder, NoModel, Unavailable, shopper_store
 from serving.request_timeout import disarm_timers_when_answered
 from serving.rollout import Rollout
@@ -64,6 +69,8 @@ FEEDBACK = FeedbackInbox(SETTINGS.inbox)
 HOLDER = EngineHolder(SETTINGS)  # one per server process, shared with the access middleware
 STORE = shopper_store(SETTINGS)  # the online shopper state (None: off), shared with the engines
 TRAFFIC = open_traffic_log(SETTINGS)  # what was served, for the drift report (None: off)
+OUTCOMES = open_outcome_log(SETTINGS)  # outcomes joined to answers, for read-outs (None: off)
+LEDGER = Ledger(timedelta(minutes=SETTINGS.rollout.attribution_minutes))  # on the event loop
 EXPLORE_PAGE = (Path(__file__).with_name("explore.html")).read_text(encoding="utf-8")
 ERRORS = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
 
@@ -109,6 +116,11 @@ async def _unknown_item(_: Request, err: UnknownItem) -> JSONResponse:
     return JSONResponse({"detail": str(err)}, status_code=404)
 
 
+@app.exception_handler(Refused)
+async def _refused(_: Request, err: Refused) -> JSONResponse:
+    return JSONResponse({"detail": str(err)}, status_code=err.status)
+
+
 @app.exception_handler(Unavailable)
 async def _unavailable(_: Request, err: Unavailable) -> JSONResponse:
     return JSONResponse({"detail": str(err)}, status_code=503)
@@ -149,6 +161,7 @@ async def recommend(body: schemas.RecommendRequest) -> Response:
     start = time.perf_counter()
     filters = Filters(body.filters.category, body.filters.max_price)
     shopper = body.pseudonym if body.pseudonym is not None else body.user_id
+    request_id, served = f"r-{uuid.uuid4().hex}", None
     rollout = HOLDER.rollout  # taken once, like the engine
     if rollout is None:
         engine = _engine()
@@ -156,15 +169,25 @@ async def recommend(body: schemas.RecommendRequest) -> Response:
                                       filters, pseudonymised=body.pseudonym is not None)
     else:  # routed by pseudonym, so a shopper keeps the model they got
         user = body.pseudonym or PSEUDONYMISER.one(shopper)
-        page, engine = await rollout.recommend(user, body.k, body.explain,
-                                               body.exclude_purchased, filters)
+        served = await rollout.recommend(user, body.k, body.explain, body.exclude_purchased,
+                                         filters, request_id)
+        page, engine = served.page, served.engine
+        rollout.shown(user, served)
+    version, credited = engine.info.version, served and served.credited
+    in_readout = served is not None and served.in_readout and rollout.readout is not None
+    LEDGER.served(Answer(request_id, page.pseudonym, datetime.now(UTC), version,
+                         tuple(i["item_id"] for i in page.items),
+                         tuple(i.get("price") for i in page.items), credited,
+                         rollout.readout if in_readout else None))
     if TRAFFIC is not None:
-        TRAFFIC.record(page.pseudonym, engine.info.version, page.items, page.fallback)
-    metrics.answered("recommend", engine.info.version, page.fallback)
-    metrics.recommended(engine.info.version, body.explain, time.perf_counter() - start)
+        TRAFFIC.record(page.pseudonym, version, page.items, page.fallback, request_id,
+                       in_readout, credited)
+    metrics.shown(credited or (version,))
+    metrics.answered("recommend", version, page.fallback)
+    metrics.recommended(version, body.explain, time.perf_counter() - start)
     return _encoded(schemas.RecommendResponse, {
-        "user_id": shopper, "items": page.items, "fallback": page.fallback,
-        "model": _model(engine)})
+        "request_id": request_id, "user_id": shopper, "items": page.items,
+        "fallback": page.fallback, "model": _model(engine)})
 
 
 @app.post("/explain", response_model=schemas.ExplainResponse, responses=ERRORS)
@@ -212,9 +235,25 @@ async def feedback(body: schemas.FeedbackRequest) -> dict:
             "msg": f"timestamp is older than {SETTINGS.feedback_max_age_hours:g} hours "
                    "(SHOPREC_FEEDBACK_MAX_AGE_HOURS)"}])
     user, moment = PSEUDONYMISER.one(body.user_id), body.timestamp or datetime.now(UTC)
-    event_id, batch = await asyncio.to_thread(
-        FEEDBACK.append, user, body.item_id, body.event_type, body.quantity, body.unit_price,
-        moment)
+    joined = LEDGER.join(user, body.item_id, body.event_type, moment, body.request_id)
+    if joined is not None and not joined.counted and body.request_id is not None:
+        feedback_id, batch = joined.first  # a retried post: stored and counted already
+        return {"feedback_id": feedback_id, "batch": batch, "request_id": body.request_id,
+                "counted": False}
+    counting = joined is not None and joined.counted
+    event_id = new_event_id()
+    if counting:  # before the await: a concurrent replay finds it counted
+        LEDGER.count(joined, event_id, "")
+    try:
+        event_id, batch = await asyncio.to_thread(
+            FEEDBACK.append, user, body.item_id, body.event_type, body.quantity,
+            body.unit_price, moment, event_id)
+    except BaseException:
+        if counting:
+            LEDGER.uncount(joined)
+        raise
+    if counting:
+        _counted(joined, user, body, moment, event_id, batch)
     if STORE is not None and body.event_type in POSITIVE_EVENTS:  # live for the next answer
         try:
             await asyncio.to_thread(STORE.apply, LIVE, pd.DataFrame({
@@ -228,7 +267,26 @@ async def feedback(body: schemas.FeedbackRequest) -> dict:
                 served.shoppers.forget(user)
     engine = HOLDER.engine
     metrics.answered("feedback", engine.info.version if engine is not None else None, None)
-    return {"feedback_id": event_id, "batch": batch}
+    return {"feedback_id": event_id, "batch": batch,
+            "request_id": joined.answer.request_id if joined is not None else None,
+            "counted": counting}
+
+
+def _counted(joined: Joined, user: str, body: schemas.FeedbackRequest, moment: datetime,
+             event_id: str, batch: str) -> None:
+    """An outcome counted for its answer: in the ledger, the outcome log, the metrics and,
+    when the answer is in the running canary's read-out, there (which may roll it back)."""
+    LEDGER.count(joined, event_id, batch)
+    answer, version = joined.answer, joined.answer.credit(joined.item)
+    price = body.unit_price if body.unit_price is not None else answer.price(joined.item)
+    revenue = body.quantity * price if body.event_type == "purchase" and price is not None \
+        else None
+    if OUTCOMES is not None:
+        OUTCOMES.record(joined, moment, body.quantity, revenue, event_id, batch)
+    metrics.outcome(version, body.event_type, revenue)
+    rollout = HOLDER.rollout
+    if rollout is not None and answer.readout is not None and rollout.readout is answer.readout:
+        rollout.outcome(user, version, body.event_type, revenue)
 
 
 @app.get("/metadata", response_model=schemas.ServiceMetadata, responses=ERRORS)
@@ -292,6 +350,20 @@ class Shoprec:
             log.warning("starting without a model: %s; POST /admin/reload once there is one", err)
         except Unavailable as err:  # registry down, broken artefact: stay up, say why
             HOLDER.problem = str(err)
+        _restore_ledger()
+
+
+def _restore_ledger() -> None:
+    """After a restart: the answers outcomes may still join, what was counted, and the running
+    canary's read-out, from the traffic and outcome logs."""
+    if TRAFFIC is None or OUTCOMES is None:
+        return
+    rollout = HOLDER.rollout
+    try:
+        rebuild(LEDGER, traffic_folder(SETTINGS), OUTCOMES.folder, PART_GLOB,
+                rollout and rollout.readout, rollout and rollout.started_at)
+    except Exception:  # unreadable logs cost the read-out's past, never the endpoint
+        log.exception("could not restore the attribution ledger from the logs")
 
 
 Shoprec.add_asgi_middleware(

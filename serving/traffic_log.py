@@ -34,12 +34,17 @@ log = logging.getLogger(__name__)
 
 SCHEMA = pa.schema(list(zip(COLUMNS, (
     pa.timestamp("us", tz="UTC"), pa.string(), pa.string(), pa.list_(pa.string()),
-    pa.list_(pa.float64()), pa.string()), strict=True)))
+    pa.list_(pa.float64()), pa.string(), pa.string(), pa.bool_(), pa.list_(pa.string())),
+    strict=True)))
 
 
-class TrafficLog:
-    """A bounded buffer of served answers with a background writer; safe for concurrent
-    callers. ``close`` (also registered with ``atexit``) writes what is left."""
+class PartLog:
+    """A bounded buffer of rows (the first column a UTC time) with a background writer of
+    Parquet parts; safe for concurrent callers. ``close`` (also registered with ``atexit``)
+    writes what is left. The traffic log and the outcome log (``serving.attribution``) are two."""
+
+    schema = SCHEMA
+    what = "traffic log"
 
     def __init__(self, folder: Path, flush_rows: int = 1000, flush_seconds: float = 60.0,
                  max_rows: int = 100_000) -> None:
@@ -52,15 +57,13 @@ class TrafficLog:
         self._wake = threading.Event()
         self._closed = False
         self._parts = itertools.count()
-        self._thread = threading.Thread(target=self._run, name="traffic-log", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.what.replace(" ", "-"),
+                                        daemon=True)
         self._thread.start()
         atexit.register(self.close)
 
-    def record(self, pseudonym: str, model_version: str | None, items: Sequence[dict],
-               fallback: str | None) -> bool:
-        """Buffer one answer (``items`` shaped like ``schemas.Item``); False when dropped."""
-        row = (datetime.now(UTC), pseudonym, model_version, [i["item_id"] for i in items],
-               [float(i["score"]) for i in items], fallback)
+    def append(self, row: tuple) -> bool:
+        """Buffer one row shaped like ``schema``; False when dropped (the buffer is full)."""
         with self._lock:
             if len(self._rows) >= self.max_rows:
                 self.dropped += 1
@@ -78,7 +81,7 @@ class TrafficLog:
                 rows, self._rows = self._rows, []
                 dropped, self.dropped = self.dropped, 0
             if dropped:
-                log.warning("traffic log: dropped %d answers, the disk did not keep up", dropped)
+                log.warning("%s: dropped %d rows, the disk did not keep up", self.what, dropped)
             by_day: dict[str, list[tuple]] = {}
             for row in rows:
                 by_day.setdefault(f"{row[0]:%Y-%m-%d}", []).append(row)
@@ -87,7 +90,7 @@ class TrafficLog:
                 try:
                     written.append(self._write(day, part))
                 except OSError as err:  # a full or read-only disk must not stop serving
-                    log.error("traffic log: %d answers not written: %s", len(part), err)
+                    log.error("%s: %d rows not written: %s", self.what, len(part), err)
             return written
 
     def close(self) -> None:
@@ -108,9 +111,8 @@ class TrafficLog:
 
     def _write(self, day: str, rows: list[tuple]) -> Path:
         columns = list(zip(*rows, strict=True))
-        table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA,
-                                                                             strict=True)],
-                                     schema=SCHEMA)
+        table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(
+            columns, self.schema, strict=True)], schema=self.schema)
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
         folder = private_folder(self.folder / f"date={day}")
@@ -119,6 +121,19 @@ class TrafficLog:
         write_private(tmp, buffer.getvalue(), new=True)
         os.replace(tmp, folder / name)
         return folder / name
+
+
+class TrafficLog(PartLog):
+    """The served answers, one row each (``contracts.traffic``)."""
+
+    def record(self, pseudonym: str, model_version: str | None, items: Sequence[dict],
+               fallback: str | None, request_id: str | None = None, in_readout: bool = False,
+               credited: Sequence[str] | None = None) -> bool:
+        """Buffer one answer (``items`` shaped like ``schemas.Item``); False when dropped."""
+        return self.append((datetime.now(UTC), pseudonym, model_version,
+                            [i["item_id"] for i in items], [float(i["score"]) for i in items],
+                            fallback, request_id, in_readout,
+                            list(credited) if credited is not None else None))
 
 
 def open_traffic_log(settings: Settings) -> TrafficLog | None:

@@ -29,13 +29,28 @@ from tests.support.endpoint import KEY, ROLLOUT_ENV, Server, settings_for
 
 
 @dataclass
+class _Page:
+    """Stands in for ``serving.engine.Page``."""
+
+    user_id: str
+    items: list[dict]
+    fallback: str | None
+    pseudonym: str
+
+    def __getitem__(self, key: str):
+        return {"user": self.user_id, "from": self.items[0]["from"]}[key]
+
+
+@dataclass
 class _Engine:
-    """Stands in for ``serving.engine.Engine``: answers after ``delay`` seconds, or raises."""
+    """Stands in for ``serving.engine.Engine``: answers after ``delay`` seconds, or raises;
+    its items are ``items`` (default: five of its own)."""
 
     version: str
     delay: float = 0.0
     fails: bool = False
     calls: list[str] = field(default_factory=list)
+    items: list[str] | None = None
 
     @property
     def info(self) -> ModelInfo:
@@ -47,7 +62,9 @@ class _Engine:
         await asyncio.sleep(self.delay)
         if self.fails:
             raise RuntimeError("broken model")
-        return {"user": user, "from": self.version}
+        ids = self.items or [f"v{self.version}-{i}" for i in range(k)]
+        return _Page(user, [{"item_id": item, "rank": rank, "from": self.version, "price": 2.0}
+                            for rank, item in enumerate(ids[:k], start=1)], None, user)
 
 
 SHOPPERS = [f"u_{i:016x}" for i in range(400)]
@@ -61,7 +78,7 @@ def _serve(trial: Rollout, shoppers: list[str]) -> list[tuple[dict, str]]:
         await asyncio.sleep(0.05)  # let shadow calls finish
         return answers
 
-    return [(page, engine.version) for page, engine in asyncio.run(main())]
+    return [(served.page, served.engine.version) for served in asyncio.run(main())]
 
 
 def _rollout(stable: _Engine, candidate: _Engine, stage: str, rules: Settings = RULES):

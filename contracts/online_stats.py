@@ -1,0 +1,111 @@
+"""Rates over shoppers with 95 % intervals, kept as running sums so each outcome costs O(1).
+
+A rate per impression (clicks per impression, revenue per impression, a model's share of the
+outcomes credited in an interleaved list) is a ratio of per-shopper sums, R = Σy / Σx. Requests
+of one shopper are not independent (the same person clicks, or does not, again and again), so
+the interval is over shoppers: the delta method for a ratio estimator with shoppers as clusters,
+se(R) = sqrt(Σ(y - R x)² / (n (n - 1))) / mean(x). The sums it needs (n, Σx, Σy, Σx², Σy², Σxy)
+are updated in place when one shopper's x or y changes, so the endpoint can judge a canary on
+every outcome without touching every shopper, and the offline read-out over the logs
+(``pipelines.steps.readout``) gets the very same figures. Pure: serving and pipelines import it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+Z95 = 1.959964  # two-sided 95 % normal quantile
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A figure with its 95 % interval; ``low``/``high`` are None with fewer than two shoppers
+    (or no impressions), when no interval can be said."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"estimate": self.value, "low": self.low, "high": self.high}
+
+    def scaled(self, factor: float, shift: float = 0.0) -> Estimate:
+        """``factor * x + shift`` of the figure and both bounds (``factor`` > 0)."""
+        def move(v: float | None) -> float | None:
+            return None if v is None else factor * v + shift
+        return Estimate(move(self.value), move(self.low), move(self.high))
+
+
+class Moments:
+    """The running sums behind a ratio of per-shopper sums; ``change`` moves one shopper."""
+
+    __slots__ = ("n", "sx", "sy", "sxx", "syy", "sxy")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.sx = self.sy = self.sxx = self.syy = self.sxy = 0.0
+
+    def change(self, before: tuple[float, float] | None, after: tuple[float, float]) -> None:
+        """One shopper's (x, y) went from ``before`` (None: a new shopper) to ``after``."""
+        x0, y0 = before if before is not None else (0.0, 0.0)
+        x1, y1 = after
+        self.n += before is None
+        self.sx += x1 - x0
+        self.sy += y1 - y0
+        self.sxx += x1 * x1 - x0 * x0
+        self.syy += y1 * y1 - y0 * y0
+        self.sxy += x1 * y1 - x0 * y0
+
+    def ratio(self) -> Estimate:
+        """Σy / Σx with its delta-method 95 % interval over shoppers."""
+        if self.n == 0 or self.sx <= 0:
+            return Estimate(None, None, None)
+        rate = self.sy / self.sx
+        if self.n < 2:
+            return Estimate(rate, None, None)
+        residual = max(self.syy - 2 * rate * self.sxy + rate * rate * self.sxx, 0.0)
+        se = math.sqrt(residual / (self.n * (self.n - 1))) / (self.sx / self.n)
+        return Estimate(rate, rate - Z95 * se, rate + Z95 * se)
+
+
+def moments_of(pairs: list[tuple[float, float]]) -> Moments:
+    """The sums of (x, y) per shopper, one pair per shopper (the offline read-out's way in)."""
+    found = Moments()
+    for pair in pairs:
+        found.change(None, pair)
+    return found
+
+
+def difference(candidate: Estimate, stable: Estimate) -> Estimate:
+    """Candidate minus stable for independent groups of shoppers (the split canary)."""
+    if candidate.value is None or stable.value is None:
+        return Estimate(None, None, None)
+    value = candidate.value - stable.value
+    if None in (candidate.low, candidate.high, stable.low, stable.high):
+        return Estimate(value, None, None)
+    se = math.hypot((candidate.high - candidate.low) / (2 * Z95),
+                    (stable.high - stable.low) / (2 * Z95))
+    return Estimate(value, value - Z95 * se, value + Z95 * se)
+
+
+PASS, ROLL_BACK, WAIT = "pass", "roll_back", "wait"
+
+
+def decide(diff: Estimate, shoppers: int, outcomes: int, min_shoppers: int,
+           margin: float, what: str) -> tuple[str, str]:
+    """(verdict, reason): pass when the difference's lower bound is above ``margin``, roll back
+    when its upper bound is below it, else wait: too few shoppers, no outcome yet, or an
+    interval that still straddles the margin. ``what`` names the difference in the reason."""
+    if shoppers < min_shoppers:
+        return WAIT, f"{shoppers} of the {min_shoppers} shoppers needed to judge {what}"
+    if outcomes == 0 or diff.low is None or diff.high is None:
+        return WAIT, f"no {what} to judge yet over {shoppers} shoppers"
+    figure = (f"{what} {diff.value:+.4f} (95 % interval {diff.low:+.4f} to {diff.high:+.4f}, "
+              f"{shoppers} shoppers)")
+    if diff.low > margin:
+        return PASS, f"{figure} is above the margin {margin:+.4f}"
+    if diff.high < margin:
+        return ROLL_BACK, f"{figure} is below the margin {margin:+.4f}"
+    return WAIT, f"{figure} still includes the margin {margin:+.4f}"
