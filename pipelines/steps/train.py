@@ -24,7 +24,8 @@ from pipelines.tracking.register import GateDecision
 
 @dataclass
 class TrainResult:
-    """The best candidate of the run, the baselines' metrics, and the gate's decision."""
+    """The best candidate of the run, the baselines' metrics, the evidence the gate weighed (on
+    the gate slice, with the selection slice's figure beside) and its decision."""
 
     run_id: str
     model_uri: str
@@ -32,6 +33,7 @@ class TrainResult:
     baselines: dict[str, dict[str, float]]
     train_seconds: float
     gate: GateDecision | None
+    evidence: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "gate"}
@@ -72,7 +74,7 @@ def train(
     gate = promote(settings, evaluation) if register else None
     best = evaluation.best
     return TrainResult(best.run_id, best.model_uri, best.metrics, baselines,
-                       best.metrics["train_seconds"], gate)
+                       best.metrics["train_seconds"], gate, evaluation.evidence.to_json())
 
 
 def _follow_chief(settings: Settings, strategy) -> TrainResult:
