@@ -151,7 +151,8 @@ def test_dags_call_only_the_steps() -> None:
 def test_pipelines_is_grouped_by_role() -> None:
     """``pipelines/`` holds the CLI and one package per role, no loose modules."""
     entries = {p.name for p in (REPO / "pipelines").iterdir() if p.name != "__pycache__"}
-    assert entries == {"__init__.py", "cli", "steps", "data", "evaluation", "tracking"}
+    assert entries == {"__init__.py", "cli", "steps", "data", "evaluation", "tracking",
+                       "simulation"}
 
 
 MAX_MODULE_LINES = 400
