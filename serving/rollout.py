@@ -145,8 +145,10 @@ class Rollout:
             task = asyncio.get_running_loop().create_task(self._shadow(query, page))
             self._shadows.add(task)
             task.add_done_callback(self._shadows.discard)
-        # A canary shopper's fallback to stable counts for neither side: the groups stay apart.
-        return Served(page, self.stable, None, self.readout is not None and not routed)
+        # A canary shopper's fallback to stable counts for neither side, so the groups stay
+        # apart; interleaving reads out its mixed lists alone.
+        return Served(page, self.stable, None,
+                      self.readout is not None and not routed and self.mode == SPLIT)
 
     def shown(self, user: str, served: Served) -> None:
         """An answer in the read-out reached the shopper: one impression of each model in it."""

@@ -127,6 +127,71 @@ def test_shadow_answers_are_computed_off_the_request_and_never_returned() -> Non
     assert breaches and breaches[0].startswith("error rate"), "a failing shadow is rolled back"
 
 
+def test_a_canary_whose_shoppers_add_less_to_cart_is_rolled_back_by_its_read_out() -> None:
+    rules = RULES.with_values(rollout_min_shoppers=30, rollout_outcome_margin=-0.01,
+                              rollout_max_p95_ratio=1e3, rollout_max_p99_ratio=1e3)
+    trial, breaches = _rollout(_Engine("1"), _Engine("2"), registry.CANARY, rules)
+
+    async def shop() -> None:
+        for round_ in range(6):
+            for user in SHOPPERS:
+                served = await trial.recommend(user, 3, False, True, Filters())
+                trial.shown(user, served)
+                version = served.engine.version
+                if round_ % 2 == 0 and (version == "1" or round_ == 0):  # canary: a third
+                    trial.outcome(user, version, "add_to_cart", None)
+
+    asyncio.run(shop())
+    assert len(breaches) == 1 and trial.ended, breaches
+    assert breaches[0].startswith("add_to_cart rate difference -"), breaches[0]
+    assert "is below the margin -0.0100" in breaches[0]
+    found = trial.to_json()["readout"]
+    assert found["decision"] == "roll_back" and found["mode"] == "split"
+    assert found["stable"]["shoppers"] + found["candidate"]["shoppers"] == len(SHOPPERS)
+
+
+def test_an_interleaved_canary_shows_one_list_credited_item_by_item() -> None:
+    rules = RULES.with_values(rollout_canary_mode="interleave", rollout_min_shoppers=20,
+                              rollout_max_p95_ratio=1e3, rollout_max_p99_ratio=1e3)
+    stable = _Engine("1", items=["A", "B", "C", "D"])
+    candidate = _Engine("2", items=["X", "A", "Y", "Z"])
+    trial, breaches = _rollout(stable, candidate, registry.CANARY, rules)
+
+    async def shop() -> list:
+        answers = []
+        for user in SHOPPERS:
+            served = await trial.recommend(user, 4, False, True, Filters(), f"r-{user}")
+            trial.shown(user, served)
+            answers.append((user, served))
+            for item, version in zip([i["item_id"] for i in served.page.items],
+                                     served.credited or (), strict=False):
+                if item in ("X", "Y"):  # shoppers prefer what the candidate placed
+                    trial.outcome(user, version, "add_to_cart", None)
+        return answers
+
+    answers = asyncio.run(shop())
+    mixed = [(u, s) for u, s in answers if s.credited is not None]
+    assert mixed and all(trial.serves_candidate(u) for u, _ in mixed)
+    for _, served in mixed:
+        items = [i["item_id"] for i in served.page.items]
+        assert len(items) == 4 and len(set(items)) == 4
+        assert [i["rank"] for i in served.page.items] == [1, 2, 3, 4]
+        assert {v for v in served.credited} == {"1", "2"} and served.in_readout
+        assert all(i["from"] == v for i, v in zip(served.page.items, served.credited,
+                                                  strict=True)), "each item from its model"
+    again = asyncio.run(trial.recommend(mixed[0][0], 4, False, True, Filters(),
+                                        f"r-{mixed[0][0]}"))
+    assert again.page.items == mixed[0][1].page.items, "the request id seeds the draw"
+    found = trial.to_json()["readout"]
+    assert found["mode"] == "interleave" and found["shoppers"] == len(mixed)
+    assert found["stable"]["outcomes"]["add_to_cart"] == 0
+    assert found["candidate_share"]["estimate"] == 1.0
+    assert found["decision"] == "pass" and not breaches
+    plain = [s for u, s in answers if not trial.serves_candidate(u)]
+    assert plain and all(s.engine.version == "1" and not s.in_readout for s in plain), \
+        "the other shoppers get the stable list, outside the interleaved read-out"
+
+
 def test_a_first_champion_is_marked_stable_and_then_has_nothing_to_roll_out(
     settings: Settings, mlflow_server: str,
 ) -> None:

@@ -1,0 +1,93 @@
+"""Rates over shoppers: the running sums equal the batch formula, the interval covers, the rule."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+
+from contracts.online_stats import (
+    PASS,
+    ROLL_BACK,
+    WAIT,
+    Estimate,
+    Moments,
+    decide,
+    difference,
+    moments_of,
+)
+
+
+def _direct(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The delta-method ratio estimate and its standard error, straight from the arrays."""
+    rate = y.sum() / x.sum()
+    n = len(x)
+    se = math.sqrt(((y - rate * x) ** 2).sum() / (n * (n - 1))) / x.mean()
+    return rate, se
+
+
+def test_running_sums_moved_one_shopper_at_a_time_equal_the_batch_formula() -> None:
+    rng = random.Random(3)
+    sums: dict[int, list[float]] = {}
+    found = Moments()
+    for _ in range(2000):  # impressions and outcomes arriving in any order
+        shopper, clicked = rng.randrange(60), rng.random() < 0.3
+        before = tuple(sums[shopper]) if shopper in sums else None
+        row = sums.setdefault(shopper, [0.0, 0.0])
+        row[0] += 1
+        row[1] += clicked
+        found.change(before, tuple(row))
+    x = np.array([r[0] for r in sums.values()])
+    y = np.array([r[1] for r in sums.values()])
+    rate, se = _direct(x, y)
+    got = found.ratio()
+    assert found.n == len(sums)
+    assert math.isclose(got.value, rate, rel_tol=1e-12)
+    assert math.isclose(got.high - got.value, 1.959964 * se, rel_tol=1e-9)
+    assert math.isclose(got.value - got.low, got.high - got.value, rel_tol=1e-9)
+    assert moments_of(list(zip(x, y, strict=True))).ratio() == got
+
+
+def test_the_interval_is_over_shoppers_and_covers_the_true_rate() -> None:
+    """Shoppers differ (each has a click rate of their own), so requests are not independent: a
+    per-request interval would be too narrow; this one covers ~95 % of the time."""
+    rng = np.random.default_rng(7)
+    covered = 0
+    for _ in range(300):
+        propensity = rng.beta(1, 9, size=150)  # true mean rate 0.1
+        shown = rng.integers(1, 30, size=150).astype(float)
+        clicks = rng.binomial(shown.astype(int), propensity).astype(float)
+        true_rate = 0.1  # the population's: shoppers are a sample of it too
+        got = moments_of(list(zip(shown, clicks, strict=True))).ratio()
+        covered += got.low <= true_rate <= got.high
+    assert 0.9 <= covered / 300 <= 0.99, covered
+
+
+def test_no_interval_below_two_shoppers_or_without_impressions() -> None:
+    assert Moments().ratio() == Estimate(None, None, None)
+    assert moments_of([(4.0, 1.0)]).ratio() == Estimate(0.25, None, None)
+    assert difference(Estimate(0.2, None, None), Estimate(0.1, 0.05, 0.15)).low is None
+
+
+def test_the_difference_of_independent_groups_adds_variances() -> None:
+    a, b = Estimate(0.30, 0.20, 0.40), Estimate(0.10, 0.07, 0.13)
+    diff = difference(a, b)
+    assert math.isclose(diff.value, 0.20)
+    assert math.isclose(diff.high - diff.value, math.hypot(0.10, 0.03), rel_tol=1e-6)
+    assert Estimate(0.5, 0.4, 0.6).scaled(2, -1) == Estimate(0.0, -0.19999999999999996,
+                                                             0.19999999999999996)
+
+
+def test_the_rule_passes_rolls_back_or_waits() -> None:
+    above, below, straddle = (Estimate(0.05, 0.01, 0.09), Estimate(-0.05, -0.09, -0.01),
+                              Estimate(0.0, -0.04, 0.04))
+    assert decide(above, 100, 30, 100, 0.0, "x")[0] == PASS
+    verdict, reason = decide(below, 100, 30, 100, 0.0, "click rate difference")
+    assert verdict == ROLL_BACK and reason.startswith("click rate difference -0.0500")
+    assert "below the margin +0.0000" in reason and "100 shoppers" in reason
+    assert decide(straddle, 100, 30, 100, 0.0, "x")[0] == WAIT
+    assert decide(straddle, 100, 30, 100, -0.05, "x")[0] == PASS, "non-inferiority margin"
+    verdict, reason = decide(above, 99, 30, 100, 0.0, "x")
+    assert verdict == WAIT and reason == "99 of the 100 shoppers needed to judge x"
+    assert decide(Estimate(0.0, 0.0, 0.0), 500, 0, 100, -0.01, "x")[0] == WAIT, "no outcome yet"
