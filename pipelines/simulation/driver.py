@@ -214,7 +214,8 @@ class _Run:
         self.result.visits += 1
         self.result.cold_start += answer.get("fallback") == "cold_start"
         version = str((answer.get("model") or {}).get("version") or "none")
-        shown = [(str(item["item_id"]), self._product(item)) for item in answer.get("items", [])]
+        shown = [(str(item["item_id"]), self._product(item)) for item in answer.get("items") or []
+                 if isinstance(item, dict) and "item_id" in item]
         for counts in (self.result.totals, self.result.by_version.setdefault(version, Counts())):
             counts.requests += 1
             counts.impressions += len(shown)
@@ -253,12 +254,15 @@ class _Run:
 
     async def _post(self, client: httpx.AsyncClient, path: str,
                     body: dict[str, Any]) -> dict[str, Any] | int | str:
-        """The decoded answer; the status when it was not 200; a one-line reason when the
-        endpoint could not be reached (a stop: every later request would fail the same way)."""
+        """The decoded answer; the status when it was not 200 (0: no answer in time, or a
+        broken one); a one-line reason when no connection could be made (a stop: every later
+        request would fail the same way)."""
         try:
             response = await client.post(path, json=body)
-        except httpx.TransportError as err:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
             return f"endpoint unreachable at {self.result.endpoint}: {type(err).__name__}: {err}"
+        except httpx.TransportError:  # a busy endpoint's read timeout: counted, not fatal
+            return 0
         if response.status_code != 200:
             return response.status_code
         try:

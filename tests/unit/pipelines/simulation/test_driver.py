@@ -130,6 +130,19 @@ def test_a_refused_token_or_no_endpoint_stops_it_with_the_reason() -> None:
     assert unready.recommend_errors == 12 and unready.stopped == "done"
 
 
+def test_a_slow_answer_is_counted_not_fatal() -> None:
+    fake = FakeEndpoint()
+
+    async def sometimes_slow(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/recommend" and b'"C3"' in request.content:
+            raise httpx.ReadTimeout("no answer in time", request=request)
+        return await fake(request)
+
+    spec = SimulationSpec(**SPEC.__dict__)
+    result = simulate(SHOPPERS, PRODUCTS, spec, transport=httpx.MockTransport(sometimes_slow))
+    assert result.stopped == "done" and result.recommend_errors == 1 and result.visits == 11
+
+
 @pytest.mark.parametrize("url", ["http://127.0.0.1:3000", "http://127.8.9.10", "http://[::1]:3000",
                                  "http://localhost:3000/", "https://127.0.0.1"])
 def test_loopback_endpoints_are_accepted(url: str) -> None:
