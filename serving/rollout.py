@@ -157,14 +157,14 @@ class Rollout:
         self.readout.impression(user, served.credited or (str(served.engine.info.version),))
         self._shown += 1
         if self._shown % JUDGE_EVERY == 0:
-            self._judge_outcomes()
+            self.judge_outcomes()
 
     def outcome(self, user: str, version: str | None, event_type: str,
                 revenue: float | None) -> None:
         """An outcome joined to an answer in this read-out, credited to ``version``."""
         if self.readout is not None and self.readout.outcome(user, str(version), event_type,
                                                              revenue):
-            self._judge_outcomes()
+            self.judge_outcomes()
 
     def summary(self) -> dict[str, Any] | None:
         """The canary's outcome read-out (None in shadow), also set on the Prometheus gauges."""
@@ -235,7 +235,7 @@ class Rollout:
         return Served(replace(ours, items=items, fallback=fallback), self.candidate,
                       tuple(versions[team] for _, team in draft), True)
 
-    def _judge_outcomes(self) -> None:
+    def judge_outcomes(self) -> None:
         """Roll back the moment the read-out says the candidate is worse than the margin."""
         if self.ended:
             return

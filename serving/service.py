@@ -301,6 +301,8 @@ async def metadata() -> dict:
                      } | fresh.to_json()
         except Exception as err:  # the model's metadata still answers; the log says why
             log.warning("shopper store unreadable (%s: %s)", type(err).__name__, err)
+    if HOLDER.rollout is not None:  # a canary the read-out now fails is rolled back first
+        HOLDER.rollout.judge_outcomes()
     return _metadata(_engine()) | {"shopper_state": state, "rollout": _rollout(HOLDER.rollout),
                                    "rollbacks": list(HOLDER.rollbacks)}
 
