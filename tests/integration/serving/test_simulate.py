@@ -46,6 +46,9 @@ def test_simulated_shoppers_on_the_real_endpoint(server: Server, tmp_path: Path)
     assert sum(c.requests for c in result.by_version.values()) == 30
     assert result.totals.impressions == sum(c.impressions for c in result.by_version.values())
     assert result.totals.views >= result.totals.carts >= result.totals.purchases
-    # The endpoint's request_id, once it gives one, comes back with each event.
+    # The endpoint's request_id comes back with each event (an endpoint without one gets the
+    # events without), and each event, posted once, counts once as that answer's outcome.
     assert result.feedback_with_request_id in (0, result.feedback_posted)
+    if result.feedback_with_request_id:
+        assert result.feedback_counted == result.feedback_posted, result
     assert result.requests_sent == 30 + result.feedback_posted
