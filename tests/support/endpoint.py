@@ -65,12 +65,14 @@ def settings_for(data_dir: Path) -> Settings:
 
 
 # Rollout thresholds the rollout tests can reach in seconds: half the shoppers in a canary, every
-# request mirrored in shadow, judged after 10 calls; latency ratios and the timeout out of reach,
+# request mirrored in shadow, judged after 10 calls, an outcome read-out from 2 shoppers a side
+# (the tiny shop has 10); latency ratios and the timeout out of reach,
 # so a model as fast as the stable one is never rolled back by a noisy p95 on a busy machine
 # (tests/integration/serving/test_rollout.py tests those rules in-process).
 ROLLOUT_ENV = {"SHOPREC_ROLLOUT_CANARY_SHARE": "0.5", "SHOPREC_ROLLOUT_SHADOW_SHARE": "1",
                "SHOPREC_ROLLOUT_MIN_REQUESTS": "10", "SHOPREC_ROLLOUT_MAX_P95_RATIO": "1000",
-               "SHOPREC_ROLLOUT_MAX_P99_RATIO": "1000", "SHOPREC_ROLLOUT_TIMEOUT_MS": "10000"}
+               "SHOPREC_ROLLOUT_MAX_P99_RATIO": "1000", "SHOPREC_ROLLOUT_TIMEOUT_MS": "10000",
+               "SHOPREC_ROLLOUT_MIN_SHOPPERS": "2"}
 
 
 def server_env(data_dir: Path, token: str | None = None) -> dict[str, str]:

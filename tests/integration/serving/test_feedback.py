@@ -1,21 +1,30 @@
 """Feedback under load: concurrent requests each land exactly once, as whole lines, in the hour
-file of their arrival; the writer refuses a planted symlink and starts a new file each hour."""
+file of their arrival; the writer refuses a planted symlink and starts a new file each hour.
+Outcomes join the answer they followed (named by request id, or inferred), once, into the
+outcome log; one that cannot follow the answer it names is refused with a 4xx and a reason."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
+import json
+import re
 import threading
+import time
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from contracts.feedback import COLUMNS
+from contracts.outcomes import PART_GLOB
+from contracts.pseudonyms import Pseudonymiser
 from serving import feedback as feedback_module
 from serving.feedback import FeedbackInbox
 from tests.support.champion import RAW_USERS
-from tests.support.endpoint import Server
+from tests.support.endpoint import KEY, Server
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -110,3 +119,95 @@ def test_a_symlink_planted_as_the_hour_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         inbox.append("u_0000000000000001", "I1", "view")
     assert target.read_text() == "", "nothing written through the link"
+
+
+# ---- outcomes joined to the answers they followed ---------------------------------------------
+def _answer(server: Server, raw: str, k: int = 3) -> dict:
+    status, answer = server.call("/recommend", {"user_id": raw, "k": k, "explain": False})
+    assert status == 200 and re.fullmatch(r"r-[0-9a-f]{32}", answer["request_id"]), answer
+    return answer
+
+
+def _outcomes(server: Server, request_id: str) -> pd.DataFrame:
+    """The outcome log's rows for one answer, once the endpoint has flushed them (0.5 s)."""
+    folder = server.data_dir / "outcomes"
+    for _ in range(50):
+        files = sorted(folder.glob(PART_GLOB))
+        frame = pd.concat([pd.read_parquet(f) for f in files]) if files else pd.DataFrame()
+        if not frame.empty and (frame["request_id"] == request_id).any():
+            return frame[frame["request_id"] == request_id]
+        time.sleep(0.1)
+    return pd.DataFrame()
+
+
+def test_an_outcome_joins_its_answer_once_however_often_it_is_posted(server: Server) -> None:
+    answer = _answer(server, RAW_USERS[2])
+    item = answer["items"][1]["item_id"]
+    event = {"user_id": RAW_USERS[2], "item_id": item, "event_type": "add_to_cart",
+             "request_id": answer["request_id"]}
+    status, first = server.call("/feedback", event)
+    assert status == 200 and first["counted"] and first["request_id"] == answer["request_id"]
+    status, again = server.call("/feedback", event)  # a retried POST
+    assert status == 200 and not again["counted"]
+    assert (again["feedback_id"], again["batch"]) == (first["feedback_id"], first["batch"])
+    lines = (server.data_dir / "inbox" / first["batch"]).read_text().count(first["feedback_id"])
+    assert lines == 1, "a retry is not written to the inbox twice"
+    status, purchase = server.call("/feedback", event | {"event_type": "purchase",
+                                                         "quantity": 2, "unit_price": 4.5})
+    assert status == 200 and purchase["counted"], "another event on the item counts on its own"
+    rows = _outcomes(server, answer["request_id"])
+    assert sorted(rows["event_type"]) == ["add_to_cart", "purchase"], rows
+    bought = rows[rows["event_type"] == "purchase"].iloc[0]
+    assert bought["revenue"] == 9.0 and bought["model_version"] == answer["model"]["version"]
+    assert bought["pseudonym"] == Pseudonymiser(KEY).one(RAW_USERS[2]) and bought["item_id"] == item
+    scraped = server.metrics()
+    assert any(labels == {"model_version": "1", "event_type": "purchase"} and value >= 1
+               for labels, value in scraped["shoprec_outcomes_total"])
+
+
+def test_without_a_request_id_the_latest_answer_that_showed_the_item_joins(
+        server: Server) -> None:
+    answer = _answer(server, RAW_USERS[4])
+    item = answer["items"][0]["item_id"]
+    status, joined = server.call("/feedback", {"user_id": RAW_USERS[4], "item_id": item,
+                                               "event_type": "view"})
+    assert status == 200 and joined["request_id"] == answer["request_id"] and joined["counted"]
+    status, again = server.call("/feedback", {"user_id": RAW_USERS[4], "item_id": item,
+                                              "event_type": "view"})
+    assert status == 200 and again["request_id"] == answer["request_id"]
+    assert not again["counted"] and again["feedback_id"] != joined["feedback_id"], \
+        "a second view is stored as feedback, not counted again"
+    shown = {i["item_id"] for i in answer["items"]}
+    unshown = next(f"I{i}" for i in range(12) if f"I{i}" not in shown)
+    status, plain = server.call("/feedback", {"user_id": RAW_USERS[4], "item_id": unshown,
+                                              "event_type": "view"})
+    assert status == 200 and plain["request_id"] is None and not plain["counted"]
+
+
+def test_an_outcome_that_cannot_follow_the_answer_it_names_is_refused(server: Server) -> None:
+    answer = _answer(server, RAW_USERS[6])
+    rid, item = answer["request_id"], answer["items"][0]["item_id"]
+    shown = {i["item_id"] for i in answer["items"]}
+    unshown = next(f"I{i}" for i in range(12) if f"I{i}" not in shown)
+    now = datetime.now(UTC)
+    base = {"user_id": RAW_USERS[6], "item_id": item, "event_type": "view", "request_id": rid}
+    cases = [
+        (base | {"request_id": "r-" + "0" * 32}, 404, "was never served by this endpoint"),
+        (base | {"user_id": RAW_USERS[7]}, 422, "was not served to this user_id"),
+        (base | {"item_id": unshown}, 422, f"item_id {unshown} was not shown in the answer"),
+        (base | {"timestamp": (now - timedelta(hours=1)).isoformat()}, 422,
+         "is earlier than the answer"),
+        (base | {"timestamp": (now + timedelta(hours=1)).astimezone(
+            timezone(timedelta(hours=5))).isoformat()}, 422, "in the future"),
+        (base | {"request_id": "r-NOT-AN-ID"}, 422, "string_pattern_mismatch"),
+        (base | {"request_id": 12}, 422, "string_type"),
+        (base | {"request_id": "r-" + "a" * 10_000}, 422, "string_pattern_mismatch"),
+    ]
+    for body, status, message in cases:
+        got, answer_ = server.call("/feedback", body)
+        assert got == status and message in json.dumps(answer_), (body, got, answer_)
+    # The same moment in another time zone is not earlier than the answer.
+    later = datetime.now(UTC).astimezone(timezone(timedelta(hours=-7))).isoformat()
+    status, ok = server.call("/feedback", base | {"timestamp": later})
+    assert status == 200 and ok["counted"], ok
+    assert _outcomes(server, rid)["event_type"].tolist() == ["view"], "the refused never count"

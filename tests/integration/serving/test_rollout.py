@@ -215,7 +215,8 @@ def test_a_first_champion_is_marked_stable_and_then_has_nothing_to_roll_out(
 def _endpoint_settings(server: Server) -> Settings:
     return settings_for(server.data_dir).with_values(
         serve_port=int(server.url.rsplit(":", 1)[1]),
-        rollout_min_requests=int(ROLLOUT_ENV["SHOPREC_ROLLOUT_MIN_REQUESTS"]))
+        rollout_min_requests=int(ROLLOUT_ENV["SHOPREC_ROLLOUT_MIN_REQUESTS"]),
+        rollout_min_shoppers=int(ROLLOUT_ENV["SHOPREC_ROLLOUT_MIN_SHOPPERS"]))
 
 
 def _sample(scraped, name: str, **labels: str) -> float:
@@ -317,4 +318,56 @@ def test_a_broken_canary_is_rolled_back_under_load_and_no_request_fails(server: 
         assert _sample(scraped, "shoprec_rollout_share", stage="canary") == 0
         assert reload_endpoint(settings)["rollout"] is None, "the registry no longer has a trial"
     finally:
+        _restore(settings)
+
+
+def test_a_canary_whose_shoppers_buy_more_passes_on_its_read_out(server: Server) -> None:
+    """Shoppers add to cart from the candidate's answers only: the endpoint's read-out passes
+    it before the stage ends, the pipeline logs that read-out to MLflow on the version, and the
+    read-out from the endpoint's logs says the same as the endpoint."""
+    settings = _endpoint_settings(server)
+    candidate = register_copy(settings, "1")
+    _on_trial(settings, candidate)
+    stop = threading.Event()
+
+    def shop() -> None:
+        while not stop.is_set():
+            for raw in RAW_USERS:
+                status, answer = server.call("/recommend", {"user_id": raw, "k": 3,
+                                                            "explain": False})
+                assert status == 200, answer
+                if answer["model"]["version"] == candidate:
+                    server.call("/feedback", {"user_id": raw, "event_type": "add_to_cart",
+                                              "item_id": answer["items"][0]["item_id"],
+                                              "request_id": answer["request_id"]})
+
+    shopper = threading.Thread(target=shop)
+    shopper.start()
+    try:
+        started = time.monotonic()
+        result = rollout.advance(settings, registry.CANARY, wait_s=120,
+                                 sleep=lambda seconds: time.sleep(min(seconds, 0.2)))
+        assert time.monotonic() - started < 60, "passed as soon as the read-out said so"
+        stop.set()
+        shopper.join()
+        found = result.rollout["readout"]
+        assert found["decision"] == "pass" and found["candidate"]["version"] == candidate
+        assert found["candidate"]["rates"]["add_to_cart"]["estimate"] == 1.0
+        assert found["stable"]["outcomes"]["add_to_cart"] == 0
+        assert "add_to_cart rate difference +1.0000" in result.reason
+        run = MlflowClient().get_run(result.readout_run_id)
+        assert run.data.tags["shoprec.model_version"] == candidate
+        assert run.data.tags["shoprec.canary_verdict"] == "passed"
+        assert run.data.metrics["difference"] == 1.0
+        time.sleep(1.5)  # the logs are flushed every 0.5 s
+        state = rollout.status(settings)
+        live = state["endpoint"]["rollout"]["readout"]
+        assert state["stage"] == "canary" and state["since"]
+        assert state["readout_from_logs"] == live, "the logs tell what the endpoint counted"
+        scraped = server.metrics()
+        assert _sample(scraped, "shoprec_readout_difference", outcome="add_to_cart",
+                       bound="estimate") == 1.0
+    finally:
+        stop.set()
+        shopper.join()
         _restore(settings)
