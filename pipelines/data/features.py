@@ -68,18 +68,38 @@ class FeatureSet:
 def with_gate_slice(features: FeatureSet, gate_share: float) -> FeatureSet:
     """``features`` with the latest ``gate_share`` of its held-out events moved from ``valid``
     (the selection slice: early stopping, the grid's choice, every weight chosen on validation)
-    to ``gate``, which the gate alone reads. Cut at a time, so the gate slice is later than
-    everything chosen on; 0 keeps every held-out event for selection and no gate slice."""
+    to ``gate``, which the gate alone reads; 0 keeps every held-out event for selection and no
+    gate slice. A time split is cut at a time, so the gate slice is later than everything chosen
+    on. A per-shopper holdout is cut per shopper (``_later_per_shopper``): a global time would
+    leave the gate only the shoppers who happen to buy late, the very thinness it exists for."""
     if not gate_share:
         return replace(features, gate=None, gate_time=None)
     valid = features.valid
     if not len(valid):
         return replace(features, gate=valid, gate_time=features.window[1])
     times = pd.Series(valid.timestamp)
-    cut = times.quantile(1 - gate_share, interpolation="higher")
-    later = (times >= cut).to_numpy()
+    if features.split_kind == "per_shopper":
+        later = _later_per_shopper(valid, gate_share)
+    else:
+        later = (times >= times.quantile(1 - gate_share, interpolation="higher")).to_numpy()
+    start = times[later].min() if later.any() else times.max()
     return replace(features, valid=valid.subset(~later), gate=valid.subset(later),
-                   gate_time=pd.Timestamp(cut).tz_localize("UTC"))
+                   gate_time=pd.Timestamp(start).tz_localize("UTC"))
+
+
+def _later_per_shopper(valid: Interactions, gate_share: float) -> np.ndarray:
+    """Per held-out event: in the gate slice. Each shopper's latest ``gate_share`` of their
+    held-out events (rounded down); a shopper with too few to split goes whole to one slice, the
+    gate with probability ``gate_share`` by a stable hash of the shopper, so both slices judge
+    shoppers and no random state is involved."""
+    frame = pd.DataFrame({"user": valid.user_key.astype(str), "time": valid.timestamp})
+    by_user = frame.groupby("user", sort=False)["time"]
+    count = by_user.transform("size").to_numpy()
+    from_end = by_user.rank(method="first", ascending=False).to_numpy() - 1
+    share = np.floor(count * gate_share).astype(np.int64)
+    hashed = pd.util.hash_array(frame["user"].to_numpy(), categorize=False) % 10_000
+    whole = hashed < gate_share * 10_000
+    return np.where(share > 0, from_end < share, whole)
 
 
 def load_positive_events(data_dir: DataPath, positive: tuple[str, ...] = POSITIVE_EVENTS):

@@ -248,3 +248,19 @@ def test_the_minimum_of_shoppers_is_counted_on_the_gate_slice() -> None:
                           gate_share=0.5)
     assert held.split_kind == "per_shopper" and held.gate is not None
     assert counted(held) == len(gate_split(held).rows)
+
+
+def test_a_per_shopper_holdout_is_sliced_per_shopper() -> None:
+    """Each shopper's gate events are later than their selection events; a shopper with one
+    held-out event goes whole to one slice, so both slices judge shoppers (a global time cut
+    would give the gate only the few who buy late)."""
+    held = build_features(*crowded_late(), history_length=4, min_users=MIN_USERS,
+                          gate_share=0.5)
+    assert held.split_kind == "per_shopper"
+    selection, gate = ({} for _ in range(2))
+    for part, seen in ((held.valid, selection), (held.gate, gate)):
+        for user, moment in zip(part.user_key.tolist(), part.timestamp.tolist(), strict=True):
+            seen.setdefault(user, []).append(moment)
+    for user in selection.keys() & gate.keys():
+        assert max(selection[user]) <= min(gate[user]), user
+    assert len(selection) > 10 and len(gate) > 10
