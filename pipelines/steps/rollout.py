@@ -15,6 +15,7 @@ functions. No Airflow import here.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,6 +28,8 @@ from contracts.registry import CANARY, FULL, SHADOW
 from contracts.settings import Settings
 from pipelines.steps import readout as readouts
 from pipelines.steps.package import endpoint_metadata, reload_endpoint
+
+log = logging.getLogger(__name__)
 
 STAGES = (SHADOW, CANARY, FULL)
 POLL_S = 5.0
@@ -151,8 +154,12 @@ def status(settings: Settings) -> dict[str, Any]:
     plan = _plan(settings)
     served = endpoint_metadata(settings)
     since = _since(plan.since)
-    from_logs = readouts.from_logs(settings, plan.stable, plan.champion, since) \
-        if plan.stage == CANARY and since is not None else None
+    from_logs = None
+    if plan.stage == CANARY and since is not None:
+        try:
+            from_logs = readouts.from_logs(settings, plan.stable, plan.champion, since)
+        except Exception as err:  # unreadable logs: the endpoint's own read-out still shows
+            log.warning("no read-out from the logs: %s: %s", type(err).__name__, err)
     return {"champion": plan.champion, "stable": plan.stable, "stage": plan.stage or FULL,
             "since": plan.since, "readout_from_logs": from_logs,
             "endpoint": {"version": served["version"], "rollout": served["rollout"],

@@ -24,7 +24,7 @@ from contracts.pseudonyms import Pseudonymiser
 from serving import feedback as feedback_module
 from serving.feedback import FeedbackInbox
 from tests.support.champion import RAW_USERS
-from tests.support.endpoint import KEY, Server
+from tests.support.endpoint import KEY, Server, serve
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -211,3 +211,27 @@ def test_an_outcome_that_cannot_follow_the_answer_it_names_is_refused(server: Se
     status, ok = server.call("/feedback", base | {"timestamp": later})
     assert status == 200 and ok["counted"], ok
     assert _outcomes(server, rid)["event_type"].tolist() == ["view"], "the refused never count"
+
+
+def test_a_restarted_endpoint_still_knows_what_it_served_and_counted(
+        server: Server, champion_dir: Path) -> None:
+    """A second endpoint on the same data directory (as after a restart) rebuilds the answers and
+    the counted outcomes from the traffic and outcome logs."""
+    answer = _answer(server, RAW_USERS[8])
+    rid, (first_item, second_item) = answer["request_id"], [
+        i["item_id"] for i in answer["items"][:2]]
+    event = {"user_id": RAW_USERS[8], "item_id": first_item, "event_type": "view",
+             "request_id": rid}
+    status, first = server.call("/feedback", event)
+    assert status == 200 and first["counted"]
+    assert not _outcomes(server, rid).empty, "flushed to the outcome log"
+    restarted = serve(champion_dir)
+    fresh = next(restarted)
+    try:
+        status, again = fresh.call("/feedback", event)
+        assert status == 200 and not again["counted"], again
+        assert again["feedback_id"] == first["feedback_id"] and again["batch"] == first["batch"]
+        status, other = fresh.call("/feedback", event | {"item_id": second_item})
+        assert status == 200 and other["counted"] and other["request_id"] == rid
+    finally:
+        restarted.close()
