@@ -61,11 +61,12 @@ class Answer:
 
 
 class Refused(ValueError):
-    """The event names an answer it cannot join: ``status`` (404, 422) and a message."""
+    """The event names an answer it cannot join: ``status`` (404, 422), a message, and the
+    body field at fault (a 422 names it as every validation error does)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, field: str = "request_id") -> None:
         super().__init__(message)
-        self.status = status
+        self.status, self.field = status, field
 
 
 @dataclass
@@ -139,13 +140,15 @@ class Ledger:
             raise Refused(422, f"request_id {request_id} was not served to this user_id")
         if moment < answer.time:
             raise Refused(422, f"timestamp {moment.isoformat()} is earlier than the answer "
-                          f"{request_id} it follows ({answer.time.isoformat()})")
+                          f"{request_id} it follows ({answer.time.isoformat()})", "timestamp")
         if moment > answer.time + self.window:
             raise Refused(422, f"timestamp is {(moment - answer.time).total_seconds() / 60:.1f} "
                           f"minutes after the answer {request_id}, past the attribution window "
-                          f"of {minutes:g} minutes (SHOPREC_ROLLOUT_ATTRIBUTION_MINUTES)")
+                          f"of {minutes:g} minutes (SHOPREC_ROLLOUT_ATTRIBUTION_MINUTES)",
+                          "timestamp")
         if item not in answer.items:
-            raise Refused(422, f"item_id {item} was not shown in the answer {request_id}")
+            raise Refused(422, f"item_id {item} was not shown in the answer {request_id}",
+                          "item_id")
         return answer
 
     def _inferred(self, pseudonym: str, item: str, moment: datetime) -> Answer | None:

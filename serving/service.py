@@ -118,7 +118,12 @@ async def _unknown_item(_: Request, err: UnknownItem) -> JSONResponse:
 
 @app.exception_handler(Refused)
 async def _refused(_: Request, err: Refused) -> JSONResponse:
-    return JSONResponse({"detail": str(err)}, status_code=err.status)
+    """404 for an answer never served; 422 shaped like every validation error, naming the
+    field at fault (the answer named is another shopper's, later, or did not show the item)."""
+    if err.status != 422:
+        return JSONResponse({"detail": str(err)}, status_code=err.status)
+    return JSONResponse({"detail": [{"type": "value_error", "loc": ["body", err.field],
+                                     "msg": str(err), "input": None}]}, status_code=422)
 
 
 @app.exception_handler(Unavailable)

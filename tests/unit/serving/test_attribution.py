@@ -45,19 +45,20 @@ def test_a_named_answer_joins_once_and_a_replay_gets_the_first_post_back() -> No
     assert ledger.join(SHOPPER, "I2", "view", T0 + timedelta(minutes=7), _rid(1)).counted
 
 
-@pytest.mark.parametrize(("shopper", "item", "minutes", "rid", "status", "message"), [
-    (SHOPPER, "I1", 1, _rid(9), 404, "was never served by this endpoint, or has expired"),
-    (OTHER, "I1", 1, _rid(1), 422, "was not served to this user_id"),
-    (SHOPPER, "I1", -1, _rid(1), 422, "is earlier than the answer"),
-    (SHOPPER, "I1", 31, _rid(1), 422, "past the attribution window of 30 minutes"),
-    (SHOPPER, "I7", 1, _rid(1), 422, "item_id I7 was not shown in the answer"),
+@pytest.mark.parametrize(("shopper", "item", "minutes", "rid", "status", "field", "message"), [
+    (SHOPPER, "I1", 1, _rid(9), 404, "request_id", "was never served by this endpoint, or has "
+     "expired"),
+    (OTHER, "I1", 1, _rid(1), 422, "request_id", "was not served to this user_id"),
+    (SHOPPER, "I1", -1, _rid(1), 422, "timestamp", "is earlier than the answer"),
+    (SHOPPER, "I1", 31, _rid(1), 422, "timestamp", "past the attribution window of 30 minutes"),
+    (SHOPPER, "I7", 1, _rid(1), 422, "item_id", "item_id I7 was not shown in the answer"),
 ])
 def test_a_named_answer_the_event_cannot_follow_is_refused(shopper, item, minutes, rid, status,
-                                                           message) -> None:
+                                                           field, message) -> None:
     ledger = _ledger(_answer(1, 0))
     with pytest.raises(Refused, match=message) as refused:
         ledger.join(shopper, item, "view", T0 + timedelta(minutes=minutes), rid)
-    assert refused.value.status == status
+    assert (refused.value.status, refused.value.field) == (status, field)
 
 
 def test_without_a_request_id_the_latest_answer_that_showed_the_item_in_the_window_joins() -> None:
