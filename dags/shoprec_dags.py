@@ -350,7 +350,9 @@ def shoprec_deploy() -> None:
 
     @task(doc_md="Rollout, canary: a share of shoppers (`SHOPREC_ROLLOUT_CANARY_SHARE`, sticky "
           "by pseudonym) get the new champion's answers; the endpoint rolls it back by itself "
-          "on a breached threshold, which fails this task without retries.",
+          "on a breached threshold or an outcome read-out below the margin, which fails this "
+          "task without retries. It passes as soon as the read-out does; undecided at the "
+          "stage's end, it fails and its retry extends the canary.",
           execution_timeout=stage_timeout)
     def rollout_canary() -> dict[str, Any]:
         return _rollout("canary")
