@@ -83,10 +83,12 @@ def server_env(data_dir: Path, token: str | None = None) -> dict[str, str]:
     return env | ({"SHOPREC_API_TOKEN": token} if token else {})
 
 
-def serve(data_dir: Path, token: str | None = None) -> Iterator[Server]:
+def serve(data_dir: Path, token: str | None = None,
+          env: dict[str, str] | None = None) -> Iterator[Server]:
+    """A real endpoint on ``data_dir``; ``env`` adds to (or overrides) ``server_env``."""
     port = launch.free_port()
     process = launch.start(data_dir, port, data_dir.parent / f"serve-{port}.log",
-                           server_env(data_dir, token))
+                           server_env(data_dir, token) | (env or {}))
     try:
         yield Server(f"http://127.0.0.1:{port}", data_dir, token)
     finally:

@@ -11,8 +11,11 @@ import asyncio
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -20,12 +23,13 @@ from contracts import registry
 from contracts.model_info import ModelInfo
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings
+from contracts.traffic import PART_GLOB
 from models.queries import Filters
 from pipelines.steps import rollout
 from pipelines.steps.package import reload_endpoint
 from serving.rollout import Rollout
 from tests.support.champion import RAW_USERS, register_copy
-from tests.support.endpoint import KEY, ROLLOUT_ENV, Server, settings_for
+from tests.support.endpoint import KEY, ROLLOUT_ENV, Server, serve, settings_for
 
 
 @dataclass
@@ -370,4 +374,53 @@ def test_a_canary_whose_shoppers_buy_more_passes_on_its_read_out(server: Server)
     finally:
         stop.set()
         shopper.join()
+        _restore(settings)
+
+
+@pytest.fixture(scope="module")
+def interleaving(champion_dir: Path) -> Iterator[Server]:
+    """A second endpoint on the session's registry whose canary interleaves."""
+    yield from serve(champion_dir, env={"SHOPREC_ROLLOUT_CANARY_MODE": "interleave"})
+
+
+def test_an_interleaved_canary_on_the_endpoint_credits_each_outcome_to_its_model(
+        interleaving: Server) -> None:
+    server = interleaving
+    settings = _endpoint_settings(server)
+    candidate = register_copy(settings, "1")
+    _on_trial(settings, candidate)
+    try:
+        registry.set_stage(settings.model_name, candidate, registry.CANARY)
+        assert reload_endpoint(settings)["rollout"]["readout"]["mode"] == "interleave"
+        mixed = []
+        for raw in RAW_USERS:
+            status, answer = server.call("/recommend", {"user_id": raw, "k": 4,
+                                                        "explain": False})
+            assert status == 200, answer
+            if answer["model"]["version"] == candidate:  # the interleaved half
+                mixed.append((raw, answer))
+                for item in answer["items"][:2]:
+                    status, posted = server.call("/feedback", {
+                        "user_id": raw, "item_id": item["item_id"], "event_type": "add_to_cart",
+                        "request_id": answer["request_id"]})
+                    assert status == 200 and posted["counted"], posted
+        assert mixed, "the canary share sees interleaved lists"
+        found = server.call("/metadata", method="GET")[1]["rollout"]["readout"]
+        credited = found["stable"]["outcomes"]["add_to_cart"] + \
+            found["candidate"]["outcomes"]["add_to_cart"]
+        assert credited == 2 * len(mixed) and found["shoppers"] == len(mixed)
+        assert found["stable"]["impressions"] == found["candidate"]["impressions"] == len(mixed)
+        share = found["candidate"]["outcomes"]["add_to_cart"] / credited
+        assert found["candidate_share"]["estimate"] == pytest.approx(share)
+        time.sleep(1.5)  # the logs are flushed every 0.5 s
+        served = pd.concat(pd.read_parquet(f) for f in (server.data_dir / "traffic").glob(
+            PART_GLOB))
+        for _, answer in mixed:
+            [row] = served[served["request_id"] == answer["request_id"]].itertuples()
+            assert list(row.items) == [i["item_id"] for i in answer["items"]]
+            assert set(row.credited) <= {"1", candidate}
+            assert len(row.credited) == len(answer["items"]), "one credit per item shown"
+            assert row.in_readout
+        assert rollout.status(settings)["readout_from_logs"] == found
+    finally:
         _restore(settings)
