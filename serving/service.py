@@ -230,7 +230,9 @@ def explore() -> HTMLResponse:
 @app.post("/feedback", response_model=schemas.FeedbackResponse, responses=ERRORS)
 async def feedback(body: schemas.FeedbackRequest) -> dict:
     """Works without a model too (ingestion validates the item); with one, unknown items
-    are refused at once. The event joins the current hour's file in the inbox."""
+    are refused at once. The event joins the current hour's file in the inbox and, when it
+    follows a served answer (named by ``request_id``, or inferred), that answer's outcomes,
+    once (``serving.attribution``); a retry with the same request id is not stored again."""
     if HOLDER.engine is not None:
         HOLDER.engine.index_of(body.item_id)
     max_age = timedelta(hours=SETTINGS.feedback_max_age_hours)
@@ -243,6 +245,7 @@ async def feedback(body: schemas.FeedbackRequest) -> dict:
     joined = LEDGER.join(user, body.item_id, body.event_type, moment, body.request_id)
     if joined is not None and not joined.counted and body.request_id is not None:
         feedback_id, batch = joined.first  # a retried post: stored and counted already
+        metrics.answered("feedback", joined.answer.version, None)
         return {"feedback_id": feedback_id, "batch": batch, "request_id": body.request_id,
                 "counted": False}
     counting = joined is not None and joined.counted
