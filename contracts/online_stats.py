@@ -70,6 +70,24 @@ class Moments:
         return Estimate(rate, rate - Z95 * se, rate + Z95 * se)
 
 
+def wilson(successes: float, trials: float) -> tuple[float, float] | None:
+    """The 95 % Wilson score interval of a proportion (None without trials): unlike a normal
+    interval it keeps a width when every trial went one way (1 of 1: 0.21 to 1)."""
+    if trials <= 0:
+        return None
+    p, z2 = successes / trials, Z95 * Z95
+    centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
+    half = Z95 * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
+    return centre - half, centre + half
+
+
+def at_least(found: Estimate, bounds: tuple[float, float] | None) -> Estimate:
+    """``found`` with its interval widened to cover ``bounds`` where narrower, never narrowed."""
+    if bounds is None or found.low is None or found.high is None:
+        return found
+    return Estimate(found.value, min(found.low, bounds[0]), max(found.high, bounds[1]))
+
+
 def moments_of(pairs: list[tuple[float, float]]) -> Moments:
     """The sums of (x, y) per shopper, one pair per shopper (the offline read-out's way in)."""
     found = Moments()

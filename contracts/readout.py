@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from contracts.online_stats import Estimate, Moments, decide, difference
+from contracts.online_stats import Estimate, Moments, at_least, decide, difference, wilson
 
 RATES: tuple[str, ...] = ("view", "add_to_cart", "purchase")  # outcomes with a rate
 REVENUE = "revenue"
@@ -115,6 +115,14 @@ class Readout:
             self._share[event_type].change(before, (pair[0] + pair[1], pair[1]))
         return True
 
+    def share(self, outcome: str) -> Estimate:
+        """Interleaving: the candidate's share of the credited ``outcome``s, its interval over
+        shoppers never narrower than the Wilson interval of the pooled credits. While every
+        shopper's credits fall to one side (a few outcomes, early in a canary) the interval over
+        shoppers has no width at all, and a single outcome would pass or roll back the canary."""
+        moments = self._share[outcome]
+        return at_least(moments.ratio(), wilson(moments.sy, moments.sx))
+
     def verdict(self, outcome: str, min_shoppers: int, margin: float) -> tuple[Estimate, int,
                                                                             str, str]:
         """(difference, shoppers, decision, reason) for the deciding ``outcome``."""
@@ -124,7 +132,7 @@ class Readout:
             shoppers, what = min(len(stable.sums), len(candidate.sums)), f"{outcome} rate " \
                 "difference"
         else:
-            diff = self._share[outcome].ratio().scaled(2.0, -1.0)
+            diff = self.share(outcome).scaled(2.0, -1.0)
             shoppers, what = len(self._credits), f"{outcome} share difference"
         found = stable.count(outcome) + candidate.count(outcome)
         decision, reason = decide(diff, shoppers, found, min_shoppers, margin, what)
@@ -133,7 +141,7 @@ class Readout:
     def summary(self, outcome: str, min_shoppers: int, margin: float) -> dict[str, Any]:
         """Both arms' figures, the deciding difference and the decision (pass, roll_back, wait)."""
         diff, shoppers, decision, reason = self.verdict(outcome, min_shoppers, margin)
-        share = self._share[outcome].ratio().to_json() if self.mode == INTERLEAVE else None
+        share = self.share(outcome).to_json() if self.mode == INTERLEAVE else None
         return {"mode": self.mode, "outcome": outcome, "margin": margin,
                 "min_shoppers": min_shoppers, "shoppers": shoppers,
                 "stable": self.arms[0].to_json(), "candidate": self.arms[1].to_json(),

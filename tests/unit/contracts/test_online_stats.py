@@ -6,16 +6,20 @@ import math
 import random
 
 import numpy as np
+import pytest
 
 from contracts.online_stats import (
     PASS,
     ROLL_BACK,
     WAIT,
+    Z95,
     Estimate,
     Moments,
+    at_least,
     decide,
     difference,
     moments_of,
+    wilson,
 )
 
 
@@ -91,3 +95,15 @@ def test_the_rule_passes_rolls_back_or_waits() -> None:
     verdict, reason = decide(above, 99, 30, 100, 0.0, "x")
     assert verdict == WAIT and reason == "99 of the 100 shoppers needed to judge x"
     assert decide(Estimate(0.0, 0.0, 0.0), 500, 0, 100, -0.01, "x")[0] == WAIT, "no outcome yet"
+
+
+def test_the_wilson_interval_keeps_a_width_when_every_trial_went_one_way() -> None:
+    low, high = wilson(1, 1)
+    assert math.isclose(low, 1 / (1 + Z95**2), rel_tol=1e-9) and math.isclose(high, 1.0)
+    low, high = wilson(0, 10)
+    assert low == pytest.approx(0.0, abs=1e-12) and 0.27 < high < 0.28
+    assert wilson(3, 0) is None
+    narrow = Estimate(0.5, 0.49, 0.51)
+    assert at_least(narrow, (0.4, 0.6)) == Estimate(0.5, 0.4, 0.6)
+    assert at_least(narrow, (0.495, 0.505)) == narrow, "never narrowed"
+    assert at_least(Estimate(0.5, None, None), (0.4, 0.6)) == Estimate(0.5, None, None)

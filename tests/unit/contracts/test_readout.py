@@ -84,3 +84,21 @@ def test_interleaving_credits_each_outcome_to_its_model_and_pairs_within_shopper
 def test_an_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="canary mode"):
         Readout("1", "2", "abtest")
+
+
+def test_one_sided_interleaved_credits_from_a_handful_of_shoppers_decide_nothing() -> None:
+    """While every credited outcome went to one model, the interval over shoppers has no width
+    (each shopper's share is exactly the pooled one); the Wilson interval of the pooled credits
+    still has one, so one add to cart among ten interleaved shoppers is no verdict, thirty are."""
+    readout = Readout("1", "2", INTERLEAVE)
+    for s in range(10):
+        readout.impression(f"u_{s:016x}", ["1", "2"])
+    readout.outcome("u_0000000000000000", "2", "add_to_cart")
+    found = readout.summary("add_to_cart", 10, -0.005)
+    assert found["candidate_share"]["estimate"] == 1.0
+    assert found["candidate_share"]["low"] < 0.25 and found["decision"] == "wait", found
+    for s in range(1, 30):
+        readout.impression(f"u_{s:016x}", ["1", "2"])
+        readout.outcome(f"u_{s:016x}", "2", "add_to_cart")
+    found = readout.summary("add_to_cart", 10, -0.005)
+    assert found["decision"] == "pass" and 0.85 < found["candidate_share"]["low"] < 0.9, found
