@@ -164,6 +164,10 @@ class Settings(BaseSettings):
         default=512 * 1024**2, gt=0, description="Largest batch (all its files) ingestion reads; "
         "a larger one is quarantined unread.",
     )
+    max_bad_row_share: float = Field(
+        default=0.01, ge=0, le=1, description="Largest share of a batch's rows that may be "
+        "malformed (unreadable or unparseable) and set aside; above it the file is quarantined.",
+    )
     outlier_factor: float = Field(
         default=10.0, gt=1, description="Warn on prices or quantities above this multiple of the "
         "recent 99th percentile.",

@@ -18,6 +18,7 @@ class BatchResult:
     rows_in: int = 0
     rows_accepted: int = 0
     rows_rejected: int = 0
+    rows_malformed: int = 0  # rows that could not be read or parsed (see ``row_faults``)
     failed_expectations: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     reason: str | None = None

@@ -1,9 +1,10 @@
 """Ingestion: land each batch, validate it, then either curate it or quarantine it whole.
 
 Every landed row ends up accepted into ``curated/`` or set aside in ``rejected/`` with its reason;
-a batch that fails a critical check goes to ``quarantine/`` untouched with a readable summary. A
-batch's manifest is written last, so a crash half way leaves no batch half-loaded: re-running
-overwrites the same files and then records the batch.
+a batch that fails a critical check goes to ``quarantine/`` untouched with a readable summary.
+A malformed row is set aside like any other; only too many of them quarantine the file
+(``row_faults``). A batch's manifest is written last, so a crash half way leaves no batch
+half-loaded: re-running overwrites the same files and then records the batch.
 
 Nothing is counted twice. A batch's identity is its content (``BatchInput.content_hash``): the
 same bytes again, under any name, are a ``duplicate``. An event already curated from the same
@@ -35,6 +36,7 @@ from contracts.settings import Settings
 from contracts.shopper_store import CATALOGUE_COLUMNS, open_store
 from contracts.storage import DataPath, is_remote, local_copy, put, write_atomic
 from contracts.tables import POSITIVE_EVENTS
+from pipelines.data import row_faults
 from pipelines.data.batch_history import BatchHistory, batch_stats, curated_event_ids, who_curated
 from pipelines.data.batch_result import BatchResult
 from pipelines.data.curated import item_ids, read_parquet
@@ -48,7 +50,8 @@ from pipelines.data.landing import (
 from pipelines.data.quality import BatchValidator, Finding, Validation
 from pipelines.data.reports import write_summary
 from pipelines.data.sources import get_source
-from pipelines.data.sources.base import BatchInput, Conformed, Source, UnreadableBatch
+from pipelines.data.sources.base import BatchInput, Conformed, Source, UnreadableBatch, rows_window
+from pipelines.data.sources.reading import take_notes
 from pipelines.data.spreadsheet_safe import neutralise_formulas
 from pipelines.data.zones import DataDir, private_dir, write_json_atomic
 
@@ -162,7 +165,11 @@ class Ingestor:
         except UnreadableBatch as err:
             return self._quarantine(landed, result, Validation(), f"unreadable: {err.reason}",
                                     ["readable"])
-        result.rows_in = len(raw)
+        malformed, dropped = take_notes(raw)  # rows set aside while reading (row_faults)
+        result.rows_in, result.rows_malformed = len(raw) + len(malformed), len(malformed)
+        limit = self.settings.max_bad_row_share
+        if too_many := row_faults.too_many_malformed(malformed, result.rows_in, limit):
+            return self._quarantine(landed, result, Validation(), too_many, [row_faults.FAILED])
         parameters = self.history.parameters(source.name, self.settings, landed)
         validation = Validation()
         if source.raw_suite:
@@ -182,6 +189,8 @@ class Ingestor:
                 landed, result, validation,
                 f"could not map to the data contract: {type(err).__name__}: {err}", ["conform"],
             )
+        lines = row_faults.accepted_lines(raw, conformed)
+        conformed = row_faults.with_malformed(conformed, malformed, dropped)
         accepted = len(conformed.tables[conformed.primary])
         if accepted + len(conformed.rejected) != result.rows_in:
             return self._quarantine(
@@ -190,7 +199,14 @@ class Ingestor:
                 f"{len(conformed.rejected)} rejected", ["row_accounting"],
             )
         result.dropped_columns = list(conformed.dropped_columns)
-        conformed, earlier = self._without_curated_events(source.name, conformed)
+        result.rows_malformed = row_faults.count_malformed(conformed.rejected)
+        if too_many := row_faults.too_many_malformed(conformed.rejected, result.rows_in, limit):
+            return self._quarantine(landed, result, validation, too_many, [row_faults.FAILED])
+        if source.window_from_rows:  # a multi-day or undated export: its rows give the window
+            landed = rows_window(landed, conformed.tables.get("events"))
+            result.batch_date = landed.batch_date and landed.batch_date.isoformat()
+            parameters = self.history.parameters(source.name, self.settings, landed)
+        conformed, earlier = self._without_curated_events(source.name, conformed, lines)
         if earlier and len(conformed.tables[conformed.primary]) == 0:
             return self._duplicate_events(landed, result, conformed, earlier)
         frames = dict(conformed.tables)
@@ -202,7 +218,7 @@ class Ingestor:
         return self._accept(landed, result, validation, conformed)
 
     def _without_curated_events(
-        self, source: str, conformed: Conformed
+        self, source: str, conformed: Conformed, lines: pd.Series | None = None
     ) -> tuple[Conformed, str | None]:
         """Set aside events already curated from ``source`` as ``duplicate_event`` rows.
 
@@ -222,6 +238,8 @@ class Ingestor:
                                str(events.loc[repeated, "event_id"].iloc[0]))
         duplicates = events.loc[repeated].reset_index(drop=True)
         duplicates.insert(0, "reason", DUPLICATE_EVENT)
+        if lines is not None:  # each keeps its source line, like every rejected row
+            duplicates.insert(1, "_line", lines[repeated.to_numpy()].to_numpy())
         rejected = pd.concat([conformed.rejected, duplicates], ignore_index=True)
         tables = dict(conformed.tables, events=events.loc[~repeated].reset_index(drop=True))
         return dataclasses.replace(conformed, tables=tables, rejected=rejected), earlier

@@ -35,6 +35,9 @@ def write_summary(
         f"- content hash: `{result.content_hash}`",
         f"- rows in: {result.rows_in}; accepted: {result.rows_accepted}; "
         f"rejected: {result.rows_rejected}",
+        f"- malformed rows (unreadable or unparseable, set aside): {result.rows_malformed}; "
+        f"events already curated (set aside as `duplicate_event`): "
+        f"{result.rejected_reasons.get('duplicate_event', 0)}",
     ]
     if result.reason:
         lines += ["", "## Reason", "", result.reason]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -83,7 +84,9 @@ class Conformed:
     """A batch mapped onto the contract.
 
     ``primary`` names the table whose rows correspond one to one with the raw rows, so that
-    ``rows_in == len(tables[primary]) + len(rejected)`` accounts for every landed row.
+    ``rows_in == len(tables[primary]) + len(rejected)`` accounts for every landed row; its rows
+    keep the raw rows' order, and rejected rows keep the raw ``_line``, so each primary row's
+    source line is known (``row_faults.accepted_lines``).
     """
 
     primary: str
@@ -97,6 +100,9 @@ class Source(ABC):
 
     name: ClassVar[str]
     raw_suite: ClassVar[str | None] = None  # GX suite run on the raw frame before conforming
+    # Exports of daily files may hold several days (a resend of yesterday with today): the
+    # batch's window is then the days its events fall on (``rows_window``), not its name's day.
+    window_from_rows: ClassVar[bool] = False
 
     @abstractmethod
     def discover(self, paths: Sequence[Path]) -> list[BatchInput]:
@@ -188,22 +194,58 @@ def file_batch(source: str, path: Path, name: str | None = None) -> BatchInput:
     )
 
 
+def rows_window(batch: BatchInput, events: pd.DataFrame | None) -> BatchInput:
+    """The batch with its window widened to the whole days its event timestamps fall on, and
+    dated by the last of them when its file name holds no date.
+
+    A file covering several days, or named ``export.csv``, is accepted like a daily one; which of
+    its events are new is for event-level idempotency to decide. The not-in-the-future check
+    still applies.
+    """
+    if events is None or "timestamp" not in events:
+        return batch
+    stamps = pd.to_datetime(events["timestamp"], utc=True, errors="coerce").dropna()
+    if stamps.empty:
+        return batch
+    start, end = stamps.min().floor("D"), stamps.max().floor("D") + pd.Timedelta(days=1)
+    if batch.window is not None:
+        start, end = min(start, batch.window[0]), max(end, batch.window[1])
+    day = batch.batch_date or (end - pd.Timedelta(days=1)).date()
+    widened = dataclasses.replace(batch, batch_date=day, window=(start, end))
+    widened.__dict__["content_hash"] = batch.content_hash  # the same bytes: not hashed again
+    return widened
+
+
+def unparseable(text: pd.DataFrame, typed: pd.DataFrame) -> dict[str, pd.Series]:
+    """``unparseable_<column>`` checks: a value was given but does not parse as its type (typing
+    turned it into a null), for each column ``text`` and ``typed`` share."""
+    return {
+        f"unparseable_{name}": (
+            text[name].astype("string").str.strip().replace("", pd.NA).notna()
+            & typed[name].isna()).fillna(False).astype(bool)
+        for name in typed.columns if name in text.columns
+    }
+
+
 def set_aside(
     raw: pd.DataFrame,
     checks: dict[str, pd.Series],
     order: Sequence[str],
-    id_column: str,
-    pseudonyms: pd.Series,
+    id_column: str | None,
+    pseudonyms: pd.Series | None,
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Rows flagged by a check, with the first reason in ``order``, and the mask of the rest.
 
     Rejected rows keep the raw columns for triage, but ``id_column`` (the raw customer id) is
-    replaced by its pseudonym: raw ids never leave the landing and quarantine zones.
+    replaced by its pseudonym (None: the table has no customer id): raw ids never leave the
+    landing and quarantine zones.
     """
     reason = pd.Series(pd.NA, index=raw.index, dtype="string")
     for code in order:
         reason = reason.mask(reason.isna() & checks[code], code)
     bad = reason.notna()
-    rejected = raw.loc[bad].assign(**{id_column: pseudonyms[bad]})
+    rejected = raw.loc[bad]
+    if id_column is not None and pseudonyms is not None:
+        rejected = rejected.assign(**{id_column: pseudonyms[bad]})
     rejected.insert(0, "reason", reason[bad])
     return rejected, ~bad

@@ -1,8 +1,10 @@
 """Bring-your-own data: CSV or Parquet files mapped onto one contract table by a YAML mapping
 (``csv_mapping`` describes the file and validates it): discovered, read and conformed here.
 
-Rows are not rejected here: values of the wrong type become nulls, which the batch checks
-report. Events exported without an id get a stable one (``generated_event_ids``).
+A row whose number or timestamp does not parse is set aside as ``unparseable_<column>`` (a
+malformed row, ``row_faults``); other problems (a missing required value, an unknown event
+type) are left to the batch checks. Events exported without an id get a stable one
+(``generated_event_ids``). Exports may cover several days: the rows give the batch's window.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pipelines.data.sources.base import (
     expand,
     file_batch,
     parse_day,
+    set_aside,
+    unparseable,
 )
 from pipelines.data.sources.csv_mapping import FORMATS, CsvMapping, yaml_text
 from pipelines.data.sources.reading import read_delimited
@@ -44,6 +48,7 @@ _AWARE = re.compile(r":.*(?:Z|UTC|GMT|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
 class MappedCsvSource(Source):
     name = "csv"
     raw_suite = None
+    window_from_rows = True
 
     def __init__(self, mapping: CsvMapping) -> None:
         self.mapping = mapping
@@ -116,14 +121,12 @@ class MappedCsvSource(Source):
         used = {"_line", *mapping.columns.values(), *mapping.keep, *mapping.attributes}
         dropped = [str(name) for name in raw.columns if name not in used]
         conformed = conform(table, frame)
+        rejected, ok = _unparseable_rows(raw, conformed, mapping, used)
+        conformed = conformed.loc[ok].reset_index(drop=True)
         if mapping.generates_event_id:
             conformed["event_id"] = generated_event_ids(conformed)
-        return Conformed(
-            primary=table,
-            tables={table: conformed},
-            rejected=pd.DataFrame({"reason": pd.Series(dtype="string"), "_line": []}),
-            dropped_columns=dropped,
-        )
+        return Conformed(primary=table, tables={table: conformed}, rejected=rejected,
+                         dropped_columns=dropped)
 
     def _format_of(self, path: Path) -> str:
         if self.mapping.format:
@@ -153,6 +156,22 @@ class MappedCsvSource(Source):
         frame = frame.astype("string").reset_index(drop=True)
         frame.insert(0, "_line", pd.RangeIndex(1, len(frame) + 1))
         return frame
+
+
+def _unparseable_rows(raw: pd.DataFrame, typed: pd.DataFrame, mapping: CsvMapping,
+                      used: set[str]) -> tuple[pd.DataFrame, pd.Series]:
+    """Rows with a mapped number or timestamp that does not parse, set aside with only the
+    columns the mapping uses (the user id as its pseudonym), and the mask of the rest."""
+    raw = raw.reset_index(drop=True)
+    numeric = [c for c in typed.columns if c in mapping.columns
+               and not pd.api.types.is_string_dtype(typed[c])]
+    text = pd.DataFrame({c: raw[mapping.columns[c]] for c in numeric}, index=raw.index)
+    checks = unparseable(text, typed[numeric])
+    kept = raw[[c for c in raw.columns if c in used]]
+    user = mapping.columns.get("user_id")
+    rejected, ok = set_aside(kept, checks, list(checks), user,
+                             typed["user_id"] if user else None)
+    return rejected.reset_index(drop=True), ok
 
 
 def _sort_key(path: Path) -> tuple[dt.date, str]:

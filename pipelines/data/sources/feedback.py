@@ -56,7 +56,7 @@ class FeedbackSource(Source):
         user = frame["user_id"].astype("string")
         raw_id = ~user.fillna("").str.fullmatch(PSEUDONYM_PATTERN.strip("^$"))
         pseudonyms = user.where(~raw_id, pseudonymiser.series(user))
-        rejected, keep = set_aside(frame, {"not_pseudonymised": raw_id},
+        rejected, keep = set_aside(raw, {"not_pseudonymised": raw_id},
                                    ["not_pseudonymised"], "user_id", pseudonyms)
         events = conform("events", frame.loc[keep, list(COLUMNS)])
         return Conformed(primary="events", tables={"events": events}, rejected=rejected)

@@ -25,7 +25,7 @@ from pipelines.data.sources.base import (
     refusal,
     set_aside,
 )
-from pipelines.data.sources.reading import read_delimited
+from pipelines.data.sources.reading import read_delimited, strict
 
 FILES = ("u.data", "u.item", "u.user")
 RATING_COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
@@ -213,7 +213,8 @@ def _age_band(age: float) -> str:
 
 def _read(path: Path, *, sep: str, names: list[str], encoding: str = "utf-8") -> pd.DataFrame:
     try:
-        return read_delimited(path, sep=sep, names=names, encoding=encoding)
+        # Side files are not counted row by row: a broken line in one makes the batch unreadable.
+        return strict(read_delimited(path, sep=sep, names=names, encoding=encoding), path.name)
     except OSError as err:
         raise UnreadableBatch(f"{path.name}: cannot read: {err.strerror or err}") from None
 

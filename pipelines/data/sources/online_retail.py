@@ -88,13 +88,15 @@ def _sort_key(path: Path) -> tuple[dt.date, str]:
 class OnlineRetailSource(Source):
     name = "online-retail"
     raw_suite = "raw.online_retail"
+    window_from_rows = True
 
     def discover(self, paths: Sequence[Path]) -> list[BatchInput]:
         files = sorted(dict.fromkeys(expand(paths, "*.csv")), key=_sort_key)
         return [file_batch(self.name, path) for path in files]
 
     def read_raw(self, batch: BatchInput) -> pd.DataFrame:
-        return read_delimited(batch.files[0], RAW_COLUMNS)
+        # keep=(): a column the export gained is dropped and reported (it may hold an e-mail).
+        return read_delimited(batch.files[0], RAW_COLUMNS, keep=())
 
     def conform(
         self, raw: pd.DataFrame, batch: BatchInput, pseudonymiser: Pseudonymiser
@@ -125,7 +127,7 @@ class OnlineRetailSource(Source):
         rejected, ok = set_aside(raw, checks, REJECT_REASONS, "CustomerID", user_id)
         events = pd.DataFrame(
             {
-                "event_id": invoice[ok] + ":" + raw.loc[ok, "_line"].astype("string"),
+                "event_id": event_ids(invoice[ok], stock[ok], raw.loc[ok]),
                 "user_id": user_id[ok],
                 "item_id": stock[ok],
                 "event_type": np.where(cancellation[ok], "return", "purchase"),
@@ -149,6 +151,24 @@ class OnlineRetailSource(Source):
             },
             rejected=rejected.reset_index(drop=True),
         )
+
+
+def event_ids(invoice: pd.Series, stock: pd.Series, raw: pd.DataFrame) -> pd.Series:
+    """``invoice:stock``, numbered ``:2``, ``:3``... when an invoice has the stock on several
+    lines (ordered by their quantity, price and time, not their place in the file).
+
+    Built from the line's content, never its line number, so an invoice exported again (a file
+    resending yesterday's orders with today's) gets the same ids and is not curated twice.
+    """
+    if not len(invoice):
+        return pd.Series([], dtype="string", index=invoice.index)
+    content = (_text(raw["Quantity"]).fillna("") + "|" + _text(raw["UnitPrice"]).fillna("")
+               + "|" + _text(raw["InvoiceDate"]).fillna(""))
+    keys = pd.DataFrame({"invoice": invoice, "stock": stock, "content": content})
+    ordered = keys.sort_values(["invoice", "stock", "content"], kind="stable")
+    repeat = ordered.groupby(["invoice", "stock"]).cumcount().reindex(keys.index)
+    suffix = repeat.map(lambda n: f":{n + 1}" if n else "").astype("string")
+    return (invoice + ":" + stock + suffix).astype("string")
 
 
 def is_cancellation(invoice: pd.Series) -> pd.Series:

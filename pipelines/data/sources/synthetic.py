@@ -24,6 +24,8 @@ from pipelines.data.sources.base import (
     expand,
     file_batch,
     refusal,
+    set_aside,
+    unparseable,
 )
 from pipelines.data.sources.reading import read_delimited
 
@@ -47,6 +49,7 @@ def _table_of(path: Path) -> str:
 class SyntheticSource(Source):
     name = "synthetic"
     raw_suite = None
+    window_from_rows = True
 
     def discover(self, paths: Sequence[Path]) -> list[BatchInput]:
         files = [p for p in expand(paths, "*.csv")]
@@ -70,15 +73,23 @@ class SyntheticSource(Source):
 
     def read_raw(self, batch: BatchInput) -> pd.DataFrame:
         path = batch.files[0]
-        return read_delimited(path, RAW_COLUMNS[_table_of(path)])
+        table = _table_of(path)
+        # A column the export gained is dropped and reported; the contract's optional ones stay.
+        return read_delimited(path, RAW_COLUMNS[table], keep=columns(table))
 
     def conform(
         self, raw: pd.DataFrame, batch: BatchInput, pseudonymiser: Pseudonymiser
     ) -> Conformed:
         table = _table_of(batch.files[0])
+        raw = raw.reset_index(drop=True)
         frame = raw.drop(columns="_line")
+        pseudonyms = pd.Series(pd.NA, index=raw.index, dtype="string")
         if "customer_id" in frame:
-            frame.insert(0, "user_id", pseudonymiser.series(frame.pop("customer_id")))
-        if table == "events":
-            frame = frame[[c for c in columns("events") if c in frame]]
-        return Conformed(primary=table, tables={table: conform(table, frame)})
+            pseudonyms = pseudonymiser.series(frame.pop("customer_id"))
+            frame.insert(0, "user_id", pseudonyms)
+        typed = conform(table, frame[[c for c in columns(table) if c in frame]])
+        # A value that does not parse as its type is a malformed row, set aside (row_faults).
+        checks = unparseable(frame, typed)
+        rejected, ok = set_aside(raw, checks, list(checks), "customer_id", pseudonyms)
+        return Conformed(primary=table, tables={table: typed.loc[ok].reset_index(drop=True)},
+                         rejected=rejected.reset_index(drop=True))

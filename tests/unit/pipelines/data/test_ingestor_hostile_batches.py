@@ -4,7 +4,9 @@ Beyond ``test_bad_batches`` (one fault per file, each quarantined), these are th
 delivery path produces by accident or by malice: byte order marks, CRLF and mixed line endings,
 NUL bytes, a header repeated where two exports were joined, cuts mid-line and inside a quoted
 field, a huge field, the same event twice, the same bytes or the same events again under another
-name, symbolic links and an oversized file. For each: the status, the reason's words, rows
+name, symbolic links and an oversized file. A fault in one row of these 30-row files is over the
+1 % share of malformed rows a file may have, so those files are quarantined too (the row-level
+corpus is ``test_ingestor_row_faults``). For each: the status, the reason's words, rows
 conserved (``rows_in == accepted + rejected`` for accepted batches, nothing curated for the
 others), and never a traceback.
 """
@@ -97,10 +99,10 @@ CASES: list[tuple[str, Build, str, str | None, int]] = [
      "quarantined", "truncated file: ends inside a quoted field", 0),
     ("nul_bytes_late", _file("2026-04-08", _text("2026-04-08", _rows("2026-04-08", 2000))
                              .replace(b"purchase,1", b"purchase\x00,1")),
-     "quarantined", "binary content (NUL byte at offset", 0),
+     "quarantined", "667 of 2000 rows malformed (33.4%)", 0),
     ("header_repeated_mid_file", _file("2026-04-09", _text(
         "2026-04-09", [*_rows("2026-04-09")[:10], EVENT_HEADER, *_rows("2026-04-09")[10:]])),
-     "quarantined", "header row repeated at line 12", 0),
+     "quarantined", "line 12: malformed_repeated_header", 0),
     ("huge_field", _file("2026-04-10", _huge_field("2026-04-10")),
      "quarantined", "field larger than field limit", 0),
     ("same_event_twice_in_one_file", _file("2026-04-11", _text(

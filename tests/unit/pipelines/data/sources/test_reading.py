@@ -10,7 +10,7 @@ import pytest
 from contracts.pseudonyms import Pseudonymiser
 from contracts.tables import conform
 from pipelines.data.sources.base import UnreadableBatch
-from pipelines.data.sources.reading import read_delimited
+from pipelines.data.sources.reading import read_delimited, strict, take_notes
 
 
 def _file(tmp_path: Path, data: bytes) -> Path:
@@ -39,20 +39,17 @@ def test_headerless_files_use_given_names(tmp_path: Path) -> None:
         (b"", "empty file"),
         (b"a,b\n", "header only"),
         (b"a;b\n1;2\n", "wrong delimiter"),
-        (b"a,b\n1,\xff\n", "broken encoding: byte 0xff at offset 6"),
         (b"a,b\n1,2\n3", "truncated file: last line 3 has no line ending"),
         (b"a,b\n1,2\n3,4", "truncated file: last line 3 has no line ending"),  # every field
         (b"a,b\r\n1,2\r\n3,4\r", "truncated file: it ends between the CR and LF"),
         (b'a,b\n1,"unterminated', "truncated file"),
-        (b'a,b\n1,"x\n2,y\n', "truncated file: ends inside a quoted field opened in the row "
-                              "starting on line 2"),
+        (b'a,b\n1,"x\nrest of the cut field\n', "truncated file: ends inside a quoted field "
+                                                 "opened in the row starting on line 2"),
         (b"\x00\x01\x02" * 100, "binary content"),
-        (b"a,b\n" + b"1,2\n" * 40000 + b"3,\x00\n", "binary content (NUL byte at offset 160006)"),
-        (b"a,b\n1,2\na,b\n3,4\n", "header row repeated at line 3"),
-        (b"a,b\n1,2\n\xef\xbb\xbfa,b\n3,4\n", "header row repeated at line 3"),
-        (b"a,b\n1," + b"x" * 200_000 + b"\n", "field larger than field limit"),
-        (b"a,b\n1,2,3,4\n", "malformed delimited text"),
+        (b"a,b\n" + b"1,\x00\x00\n" * 100, "binary content (NUL byte at offset 6)"),
+        (b"a\xff,b\n1,2\n", "unreadable header row: broken encoding: byte 0xff"),
         (b"a,c\n1,2\n", "missing required columns b"),
+        (b"a,b,a\n1,2,3\n", "header names a column twice: a"),
     ],
 )
 def test_broken_files_raise_one_line_reasons(tmp_path: Path, data: bytes, words: str) -> None:
@@ -60,6 +57,64 @@ def test_broken_files_raise_one_line_reasons(tmp_path: Path, data: bytes, words:
         read_delimited(_file(tmp_path, data), ["a", "b"])
     assert words in caught.value.reason
     assert "\n" not in caught.value.reason
+
+
+# Row-level faults: (file, the set-aside row's line, reason, words in its detail).
+ROW_FAULTS = [
+    (b"a,b\n1,\xff\n5,6\n", 2, "malformed_encoding", "byte 0xff at column 3"),
+    (b"a,b\n" + b"1,2\n" * 40000 + b"3,\x00\n", 40002, "malformed_control_bytes", "NUL byte"),
+    (b"a,b\n1,x\ry\n5,6\n", 2, "malformed_control_bytes", "lone CR"),
+    (b"a,b\n1,x\xef\xbb\xbfy\n5,6\n", 2, "malformed_control_bytes", "byte order mark"),
+    (b"a,b\n1,2\na,b\n3,4\n", 3, "malformed_repeated_header", "header row repeated"),
+    (b"a,b\n1,2\n\xef\xbb\xbfa,b\n3,4\n", 3, "malformed_repeated_header", "header row"),
+    (b"a,b\n1," + b"x" * 1_000_000 + b"\n3,4\n", 2, "malformed_oversized_field",
+     "field larger than field limit"),
+    (b"a,b\n1,2,3,4\n3,4\n", 2, "malformed_field_count", "4 fields, expected 2"),
+    (b"a,b\n, \n3,4\n", 2, "malformed_empty_row", "every field empty"),
+    (b'a,b\n1,"x"y\n3,4\n', 2, "malformed_quoting", "',' expected after '\"'"),
+    (b'a,b\n1,"x\n2,y\n', 2, "malformed_quoting", "never closed"),  # the next line is whole
+]
+
+
+@pytest.mark.parametrize(("data", "line", "reason", "words"), ROW_FAULTS)
+def test_broken_rows_are_set_aside_and_the_rest_read(tmp_path: Path, data: bytes, line: int,
+                                                     reason: str, words: str) -> None:
+    frame = read_delimited(_file(tmp_path, data), ["a", "b"])
+    malformed, dropped = take_notes(frame)
+    assert malformed[["reason", "_line"]].values.tolist() == [[reason, line]]
+    assert words in malformed.loc[0, "detail"] and "\n" not in malformed.loc[0, "detail"]
+    assert line not in set(frame["_line"]) and dropped == []
+    lines = data.replace(b"\r", b"").count(b"\n") - 1  # every data line read or set aside
+    assert len(frame) + len(malformed) == lines
+
+
+def test_a_stray_quote_swallowing_lines_sets_aside_only_its_own_line(tmp_path: Path) -> None:
+    frame = read_delimited(_file(tmp_path, b'a,b\n1,"x\n3,4\n5,"y"\n7,8\n'), ["a", "b"])
+    malformed, _ = take_notes(frame)
+    assert malformed["_line"].tolist() == [2]
+    assert frame["_line"].tolist() == [3, 4, 5] and frame.loc[1, "b"] == "y"
+
+
+def test_extra_columns_are_dropped_and_named_with_keep(tmp_path: Path) -> None:
+    path = _file(tmp_path, b"a,email,b,c\n1,x@y.z,2,3\n")
+    frame = read_delimited(path, ["a", "b"], keep=["c"])
+    assert list(frame.columns) == ["_line", "a", "b", "c"]
+    assert take_notes(frame)[1] == ["email"]
+    assert take_notes(frame)[1] == [], "notes are taken once"
+    assert list(read_delimited(path, ["a", "b"]).columns) == ["_line", "a", "email", "b", "c"]
+
+
+def test_header_names_are_read_without_surrounding_spaces(tmp_path: Path) -> None:
+    frame = read_delimited(_file(tmp_path, b" a , b\n1,2\n\n   \n3,4\n"), ["a", "b"])
+    assert list(frame.columns) == ["_line", "a", "b"]
+    assert frame["_line"].tolist() == [2, 5], "blank lines are no rows"
+    assert take_notes(frame)[0].empty
+
+
+def test_strict_side_files_refuse_a_broken_row(tmp_path: Path) -> None:
+    frame = read_delimited(_file(tmp_path, b"1\t2\n3\t4\t5\n"), sep="\t", names=["x", "y"])
+    with pytest.raises(UnreadableBatch, match="batch.csv: line 2: 3 fields, expected 2"):
+        strict(frame, "batch.csv")
 
 
 @pytest.mark.parametrize(
