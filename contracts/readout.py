@@ -23,7 +23,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from contracts.online_stats import Estimate, Moments, at_least, decide, difference, wilson
+from contracts.online_stats import (
+    Estimate,
+    Moments,
+    at_least,
+    decide,
+    difference,
+    sequence,
+    wilson,
+)
 
 RATES: tuple[str, ...] = ("view", "add_to_cart", "purchase")  # outcomes with a rate
 REVENUE = "revenue"
@@ -135,8 +143,17 @@ class Readout:
             diff = self.share(outcome).scaled(2.0, -1.0)
             shoppers, what = len(self._credits), f"{outcome} share difference"
         found = stable.count(outcome) + candidate.count(outcome)
-        decision, reason = decide(diff, shoppers, found, min_shoppers, margin, what)
+        decision, reason = decide(diff, shoppers, found, min_shoppers, margin, what,
+                                  observed=self.observed())
         return diff, shoppers, decision, reason
+
+    def observed(self) -> int:
+        """Shoppers the difference rests on, what its confidence sequence counts: both groups
+        of a split (each shopper is one draw of the difference's estimator), every interleaved
+        shopper."""
+        if self.mode == SPLIT:
+            return sum(len(arm.sums) for arm in self.arms)
+        return len(self._credits)
 
     def summary(self, outcome: str, min_shoppers: int, margin: float) -> dict[str, Any]:
         """Both arms' figures, the deciding difference and the decision (pass, roll_back, wait)."""
@@ -145,5 +162,6 @@ class Readout:
         return {"mode": self.mode, "outcome": outcome, "margin": margin,
                 "min_shoppers": min_shoppers, "shoppers": shoppers,
                 "stable": self.arms[0].to_json(), "candidate": self.arms[1].to_json(),
-                "difference": diff.to_json(), "candidate_share": share,
+                "difference": diff.to_json(),
+                "sequence": sequence(diff, self.observed()).to_json(), "candidate_share": share,
                 "decision": decision, "reason": reason}

@@ -93,14 +93,16 @@ class RolloutSettings(BaseModel):
         "within a stage, unlike purchases, and means more than a view (a click).",
     )
     min_shoppers: int = Field(
-        default=100, ge=2, description="Shoppers with impressions on each side (split) or in "
-        "all (interleave) before the outcome read-out may pass or roll back a canary.",
+        default=30, ge=2, description="Shoppers with impressions on each side (split) or in "
+        "all (interleave) before the outcome read-out may pass or roll back a canary: the "
+        "normal approximation's floor only, since verdicts come from a confidence sequence "
+        "valid however often the canary is looked at (contracts.online_stats.sequence_factor).",
     )
     outcome_margin: float = Field(
-        default=-0.005, ge=-1, le=1, description="The canary passes once the 95 % lower bound "
-        "of its outcome difference (its rate minus stable's; interleave: its share of credited "
-        "outcomes minus stable's) is above this, and is rolled back once the upper bound is "
-        "below it; negative: not worse by more than this.",
+        default=-0.005, ge=-1, le=1, description="The canary passes once the 95 % confidence "
+        "sequence's lower bound of its outcome difference (its rate minus stable's; "
+        "interleave: its share of credited outcomes minus stable's) is above this, and is "
+        "rolled back once the upper bound is below it; negative: not worse by more than this.",
     )
     canary_mode: Literal["split", "interleave"] = Field(
         default="split", description="Canary: split gives the canary share of shoppers the "

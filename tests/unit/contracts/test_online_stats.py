@@ -19,6 +19,8 @@ from contracts.online_stats import (
     decide,
     difference,
     moments_of,
+    sequence,
+    sequence_factor,
     wilson,
 )
 
@@ -84,17 +86,48 @@ def test_the_difference_of_independent_groups_adds_variances() -> None:
 
 
 def test_the_rule_passes_rolls_back_or_waits() -> None:
-    above, below, straddle = (Estimate(0.05, 0.01, 0.09), Estimate(-0.05, -0.09, -0.01),
+    above, below, straddle = (Estimate(0.05, 0.03, 0.07), Estimate(-0.05, -0.07, -0.03),
                               Estimate(0.0, -0.04, 0.04))
     assert decide(above, 100, 30, 100, 0.0, "x")[0] == PASS
     verdict, reason = decide(below, 100, 30, 100, 0.0, "click rate difference")
     assert verdict == ROLL_BACK and reason.startswith("click rate difference -0.0500")
     assert "below the margin +0.0000" in reason and "100 shoppers" in reason
+    assert "confidence sequence" in reason
     assert decide(straddle, 100, 30, 100, 0.0, "x")[0] == WAIT
-    assert decide(straddle, 100, 30, 100, -0.05, "x")[0] == PASS, "non-inferiority margin"
+    assert decide(straddle, 100, 30, 100, -0.08, "x")[0] == PASS, "non-inferiority margin"
     verdict, reason = decide(above, 99, 30, 100, 0.0, "x")
     assert verdict == WAIT and reason == "99 of the 100 shoppers needed to judge x"
     assert decide(Estimate(0.0, 0.0, 0.0), 500, 0, 100, -0.01, "x")[0] == WAIT, "no outcome yet"
+    fixed_passes = Estimate(0.05, 0.01, 0.09)  # its 95 % interval is above 0 ...
+    assert decide(fixed_passes, 100, 30, 10, 0.0, "x")[0] == WAIT, "... its sequence is not"
+    assert decide(fixed_passes, 100, 30, 10, 0.0, "x", observed=20)[0] == WAIT
+
+
+def test_the_confidence_sequence_is_wider_early_and_tightest_where_set() -> None:
+    factors = [sequence_factor(n) for n in (20, 100, 500, 5000)]
+    assert factors[0] > factors[1] > factors[2] > 1.96
+    assert factors[3] > factors[2], "tightest at SEQUENCE_TIGHTEST_AT shoppers"
+    assert 2.9 < factors[2] < 3.1 and 3.3 < factors[1] < 3.5 and 5.0 < factors[0] < 5.2
+    assert sequence(Estimate(0.1, 0.0, 0.3), 500).low < 0.0 < 0.1 < 0.3 < \
+        sequence(Estimate(0.1, 0.0, 0.3), 500).high, "each side scaled alike"
+
+
+def test_looking_after_every_shopper_keeps_the_error_rate_with_the_sequence() -> None:
+    """Two equal models, judged after every shopper: a fixed 95 % interval leaves the true
+    difference (0) at some look in far more than 5 % of canaries; the sequence in about 5 %."""
+    rng = np.random.default_rng(0)
+    paths, looks = 2000, 1000
+    draws = rng.normal(size=(paths, looks))
+    n = np.arange(1, looks + 1)
+    mean = np.cumsum(draws, axis=1) / n
+    var = (np.cumsum(draws**2, axis=1) - n * mean**2) / np.maximum(n - 1, 1)
+    se = np.sqrt(var / n)
+    start = 20  # the floor: fewer shoppers are never judged
+    fixed = (np.abs(mean) > Z95 * se)[:, start:].any(axis=1).mean()
+    factors = np.array([sequence_factor(int(k)) for k in n])
+    sequential = (np.abs(mean) > factors * se)[:, start:].any(axis=1).mean()
+    assert fixed > 0.2, fixed
+    assert sequential < 0.06, sequential
 
 
 def test_the_wilson_interval_keeps_a_width_when_every_trial_went_one_way() -> None:
