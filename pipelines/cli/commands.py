@@ -28,6 +28,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from pipelines.data.ingest_lock import data_dir_lock
     from pipelines.data.ingestor import ingest
 
     missing = [str(p) for p in args.paths if not p.exists()]
@@ -35,8 +36,9 @@ def _ingest(args: argparse.Namespace) -> int:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
     settings = get_settings()
     settings.require_pseudonym_key()  # fail closed: no silent development key
-    results = ingest(args.paths, args.source, settings, mapping=args.mapping,
-                     data_dir=args.data_dir)
+    with data_dir_lock(settings, args.data_dir):  # one ingest at a time: a second one waits
+        results = ingest(args.paths, args.source, settings, mapping=args.mapping,
+                         data_dir=args.data_dir)
     for result in results:
         if args.json:
             print(json.dumps(result.to_json(), default=str), flush=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings
 from contracts.storage import DataPath, is_remote, put
+from pipelines.data.ingest_lock import ingest_lock
 from pipelines.data.sources import get_source
 from pipelines.data.sources.base import BatchInput, Source
 from pipelines.data.zones import DataDir, private_dir, write_json_atomic
@@ -56,11 +57,18 @@ def land_batch(data: DataDir, batch: BatchInput) -> BatchInput:
         return batch
     if all(data.landing in f.resolve().parents for f in batch.files):
         return batch
-    private_dir(target)
-    files = []
+    # Copied into a hidden sibling folder, then renamed: a killed copy never leaves a landing
+    # folder with part of a batch (which the DAG's validate step would pick up as a batch).
+    partial = private_dir(target.parent / f".{batch.batch_id}.landing")
     for path in batch.files:
-        shutil.copy2(path, target / path.name, follow_symlinks=False)
-        files.append(target / path.name)
+        shutil.copy2(path, partial / path.name, follow_symlinks=False)
+    if target.is_dir():  # landed before: same id, same content
+        for path in batch.files:
+            (partial / path.name).replace(target / path.name)
+        shutil.rmtree(partial)
+    else:
+        partial.rename(target)
+    files = [target / path.name for path in batch.files]
     landed = BatchInput(batch.source, batch.name, tuple(files), batch.batch_date, batch.window)
     landed.__dict__["content_hash"] = batch.content_hash
     return landed
@@ -113,6 +121,11 @@ def land(settings: Settings, paths: Sequence[Path] | None = None) -> list[DataPa
     adapter = get_source(settings.source)
     paths = list(paths) if paths is not None else [settings.inbox]
     paths = [p for p in paths if p.exists()]
+    with ingest_lock(data, what="land"):  # what is recorded cannot change while we read it
+        return _land(data, adapter, paths, settings)
+
+
+def _land(data: DataDir, adapter: Source, paths: list[Path], settings: Settings) -> list[DataPath]:
     recorded = {m["batch"] for m in data.read_manifests()}
     if paths:
         write_reference(data, adapter, paths,

@@ -38,11 +38,13 @@ class Route:
 
 def validate_step(settings: Settings, folders: Sequence[str]) -> list[dict[str, Any]]:
     """Validate landed batch folders; per batch, only its id, status, reason and report path."""
+    from pipelines.data.ingest_lock import data_dir_lock
     from pipelines.data.ingestor import Ingestor
 
     if not folders:
         return []
-    results = Ingestor(settings).ingest([location(f) for f in folders], settings.source)
+    with data_dir_lock(settings, what="validate"):  # the manifests are read under the lock
+        results = Ingestor(settings).ingest([location(f) for f in folders], settings.source)
     return [{"batch": r.batch, "status": r.status, "reason": r.reason, "report": r.report}
             for r in results]
 
