@@ -23,7 +23,8 @@ almost never stops exactly at one. So a file is *truncated* when:
 - its last line has no line ending, whatever its field count (a cut inside the last value leaves
   every field there, only shorter);
 - it ends in a bare ``\\r`` although its lines end in ``\\n`` (CRLF or LF): the cut fell between
-  the CR and the LF. A file whose line endings are all bare ``\\r`` (old Mac style) may end in one;
+  the CR and the LF. A file whose lines mostly end in a bare ``\\r`` (old Mac style)
+  may end in one;
 - it ends inside a quoted field, even after a line ending (the quote swallowed it), unless the
   line after the quote's opening reads as a whole row: then the quote is a stray one in one row.
 
@@ -103,10 +104,10 @@ def read_delimited(
 def take_notes(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The rows set aside while reading and the columns dropped, removed from ``raw.attrs`` (a
     frame from elsewhere, Parquet say, has none)."""
-    malformed = raw.attrs.pop(MALFORMED, None)
-    if malformed is None:
+    malformed, dropped = raw.attrs.pop(MALFORMED, None), raw.attrs.pop(DROPPED, None)
+    if not isinstance(malformed, pd.DataFrame):  # not ours: Parquet metadata may carry attrs
         malformed = pd.DataFrame(columns=["reason", _LINE_COLUMN, "detail"])
-    return malformed, list(raw.attrs.pop(DROPPED, []))
+    return malformed, [str(c) for c in dropped] if isinstance(dropped, list) else []
 
 
 def strict(frame: pd.DataFrame, label: str) -> pd.DataFrame:
@@ -120,12 +121,13 @@ def strict(frame: pd.DataFrame, label: str) -> pd.DataFrame:
 
 
 def _physical_lines(text: str) -> list[str]:
-    """Lines without their endings: LF or CRLF (a CR elsewhere is a stray control byte), or
-    bare CR where the file has no LF at all; a leading byte order mark on a line is dropped."""
-    if "\n" in text:
-        lines = [p[:-1] if p.endswith("\r") else p for p in text.split("\n")]
+    """Lines without their endings: LF or CRLF (a CR elsewhere is a stray control byte), or CR
+    (and CRLF) where most lines end in a bare CR; a leading byte order mark on a line is
+    dropped."""
+    if _bare_cr(text):
+        lines = text.replace("\r\n", "\r").split("\r")
     else:
-        lines = text.split("\r")
+        lines = [p[:-1] if p.endswith("\r") else p for p in text.split("\n")]
     if lines and lines[-1] == "":
         lines.pop()
     return [line.removeprefix("\ufeff") for line in lines]
@@ -144,7 +146,7 @@ def _header(label: str, lines: list[str], sep: str, required: Sequence[str],
         raise UnreadableBatch(f"{label}: unreadable header row: {err}") from None
     header = [name.strip() for name in header]
     _check_delimiter(label, lines[0], header, sep)
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
     if repeated:
         raise UnreadableBatch(f"{label}: header names a column twice: {', '.join(repeated)}")
     missing = [c for c in required if c not in header]
@@ -261,8 +263,11 @@ def _stray_quote(lines: list[str], start: int, sep: str, width: int) -> bool:
 
 
 def _mostly_unprintable(text: str) -> bool:
+    """Mostly control bytes: binary. Undecodable bytes do not count: a file in another encoding
+    is text whose rows say so (``malformed_encoding``)."""
     sample = text[:4096]
-    odd = sum(1 for ch in sample if not (ch.isprintable() or ch in "\r\n\t"))
+    odd = sum(1 for ch in sample
+              if not (ch.isprintable() or ch in "\r\n\t" or "\udc80" <= ch <= "\udcff"))
     return odd > max(8, len(sample) // 20)
 
 
@@ -277,9 +282,14 @@ def _check_delimiter(label: str, first_line: str, header: list[str], sep: str) -
             )
 
 
+def _bare_cr(text: str) -> bool:
+    """Whether the file's lines end in a bare CR (old Mac style): more of those than LFs."""
+    return text.count("\r") - text.count("\r\n") > text.count("\n")
+
+
 def _check_line_ending(label: str, text: str) -> None:
     """Refuse a file cut off mid-transfer (see the module docstring for the rule)."""
-    if text.endswith("\n") or (text.endswith("\r") and "\n" not in text):
+    if text.endswith("\n") or (text.endswith("\r") and _bare_cr(text)):
         return
     last = text.count("\n") + 1 if "\n" in text else text.count("\r") + 1
     where = (

@@ -20,6 +20,7 @@ from contracts.settings import Settings
 from pipelines.data.batch_result import BatchResult
 from pipelines.data.ingestor import Ingestor
 from pipelines.data.row_faults import FAILED, is_malformed, too_many_malformed
+from pipelines.data.sources.movielens import MovieLensSource
 from tests.support.delimited_sources import SHOPS, Shop
 
 N = 200
@@ -70,8 +71,8 @@ def check_invariant(ingestor: Ingestor, result: BatchResult) -> pd.DataFrame:
         assert result.rows_accepted == result.rows_rejected == 0
         return pd.DataFrame()
     assert result.rows_in == result.rows_accepted + result.rows_rejected
-    path = ingestor.data.rejected / f"batch_date={result.batch_date}" / f"{result.batch}.csv"
-    rejected = pd.read_csv(path, dtype=str) if path.exists() else pd.DataFrame(
+    path = next(ingestor.data.rejected.glob(f"batch_date=*/{result.batch}.csv"), None)
+    rejected = pd.read_csv(path, dtype=str) if path else pd.DataFrame(
         {"reason": [], "_line": []})
     assert len(rejected) == result.rows_rejected
     assert rejected["_line"].notna().all() and rejected["reason"].notna().all()
@@ -187,6 +188,39 @@ def test_a_renamed_required_column_quarantines_the_file(shop: tuple[Shop, Ingest
     assert result.status == "quarantined" and result.failed_expectations == ["readable"]
     assert f"missing required columns {first}" in result.reason
     check_invariant(ingestor, result)
+
+
+def test_a_file_of_only_broken_rows_is_quarantined(shop: tuple[Shop, Ingestor],
+                                                   tmp_path: Path) -> None:
+    shop_, ingestor = shop
+    day = "2026-03-25"
+    rows = [r + ",x" for r in shop_.rows([day], 20)]
+    result = _ingest(shop_, ingestor, shop_.write(tmp_path, f"{day}.csv", rows))
+    assert result.status == "quarantined" and result.rows_malformed == result.rows_in == 20
+    assert result.reason.startswith("20 of 20 rows malformed (100.0%)")
+    check_invariant(ingestor, result)
+
+
+def test_movielens_ratings_with_a_broken_line(tmp_path: Path) -> None:
+    """The headerless tab-separated u.data: a broken line is set aside like in any other file."""
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    lines = [f"{1 + i % 5}\t{1 + i // 5}\t{1 + i % 5}\t{881250949 + i}" for i in range(N)]
+    lines[BAD] += "\t\x00"
+    (folder / "u.data").write_bytes(("\n".join(lines) + "\n").encode())
+    flags = "|".join(["0"] * 5 + ["1"] + ["0"] * 13)
+    (folder / "u.item").write_text("".join(
+        f"{i}|Film {i} (1996)|24-Jan-1997||http://x/{i}|{flags}\n" for i in range(1, N // 5 + 1)))
+    (folder / "u.user").write_text("".join(f"{i}|30|F|writer|55105\n" for i in range(1, 6)))
+    ingestor = Ingestor(Settings(data_dir=tmp_path / "data", pseudonym_key="test-key"))
+
+    [result] = ingestor.ingest([folder], MovieLensSource())
+
+    assert result.status == "accepted", result.reason
+    assert (result.rows_in, result.rows_accepted, result.rows_malformed) == (N, N - 1, 1)
+    rejected = check_invariant(ingestor, result)
+    assert rejected[["reason", "_line"]].values.tolist() == [["malformed_control_bytes",
+                                                              str(BAD + 1)]]
 
 
 def test_business_rejections_do_not_count_towards_the_share() -> None:

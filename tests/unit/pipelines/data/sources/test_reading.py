@@ -73,6 +73,7 @@ ROW_FAULTS = [
     (b"a,b\n, \n3,4\n", 2, "malformed_empty_row", "every field empty"),
     (b'a,b\n1,"x"y\n3,4\n', 2, "malformed_quoting", "',' expected after '\"'"),
     (b'a,b\n1,"x\n2,y\n', 2, "malformed_quoting", "never closed"),  # the next line is whole
+    (b"a,b\r1,x\ny\r5,6\r", 2, "malformed_quoting", "new-line character"),  # CR file, a LF
 ]
 
 
@@ -84,7 +85,8 @@ def test_broken_rows_are_set_aside_and_the_rest_read(tmp_path: Path, data: bytes
     assert malformed[["reason", "_line"]].values.tolist() == [[reason, line]]
     assert words in malformed.loc[0, "detail"] and "\n" not in malformed.loc[0, "detail"]
     assert line not in set(frame["_line"]) and dropped == []
-    lines = data.replace(b"\r", b"").count(b"\n") - 1  # every data line read or set aside
+    ends = max(data.count(b"\n"), data.count(b"\r") - data.count(b"\r\n"))
+    lines = ends - 1  # every data line read or set aside
     assert len(frame) + len(malformed) == lines
 
 
@@ -109,6 +111,33 @@ def test_header_names_are_read_without_surrounding_spaces(tmp_path: Path) -> Non
     assert list(frame.columns) == ["_line", "a", "b"]
     assert frame["_line"].tolist() == [2, 5], "blank lines are no rows"
     assert take_notes(frame)[0].empty
+
+
+def test_a_quoted_field_over_several_lines_is_one_row_on_its_first_line(tmp_path: Path) -> None:
+    frame = read_delimited(_file(tmp_path, b'a,b\n1,"two\nlines"\n3,4\n'), ["a", "b"])
+    assert frame["_line"].tolist() == [2, 4] and frame.loc[0, "b"] == "two\nlines"
+    assert take_notes(frame)[0].empty
+
+
+def test_trailing_delimiters_make_unnamed_columns_that_are_dropped(tmp_path: Path) -> None:
+    frame = read_delimited(_file(tmp_path, b"a,b,,\n1,2,,\n"), ["a", "b"], keep=[])
+    assert list(frame.columns) == ["_line", "a", "b"]
+    assert take_notes(frame)[1] == ["", ""]
+
+
+def test_a_file_in_another_encoding_is_text_with_broken_rows_not_binary(tmp_path: Path) -> None:
+    data = ("a,b\n" + "".join(f"{i},Crème brûlée à la café\n" for i in range(50))).encode("cp1252")
+    frame = read_delimited(_file(tmp_path, data), ["a", "b"])
+    malformed, _ = take_notes(frame)
+    assert len(frame) == 0 and set(malformed["reason"]) == {"malformed_encoding"}
+    assert len(malformed) == 50
+
+
+def test_notes_not_set_by_the_reader_are_ignored() -> None:
+    frame = pd.DataFrame({"a": [1]})
+    frame.attrs.update({"malformed_rows": {"x": 1}, "dropped_columns": "email"})
+    malformed, dropped = take_notes(frame)
+    assert malformed.empty and dropped == []
 
 
 def test_strict_side_files_refuse_a_broken_row(tmp_path: Path) -> None:
