@@ -52,8 +52,9 @@ may not name a canonical column, nor the column mapped to ``user_id`` (the raw c
 
 Quote value-map keys such as ``"yes"``/``"no"``/``"on"``, which YAML otherwise reads as booleans.
 Files are found as ``*.csv``/``*.parquet`` under the given folders, one batch per file; a date in
-the file name (``orders-2024-05-01.csv``) sets the batch's day and time window. Rows are not
-rejected here: values of the wrong type become nulls, which the batch checks report.
+the file name (``orders-2024-05-01.csv``) sets the batch's day (undated: its events' last day);
+its window is the days its events fall on. A row whose number or timestamp does not parse is
+set aside as malformed (``unparseable_<column>``); other problems are left to the batch checks.
 """
 
 from __future__ import annotations
