@@ -61,8 +61,8 @@ def too_many_malformed(rejected: pd.DataFrame, rows_in: int, limit: float) -> st
         f"line {line}: {reason}" + ("" if pd.isna(detail) else f" ({detail})")
         for reason, line, detail in zip(bad["reason"][:3], bad["_line"][:3], details[:3],
                                         strict=True))
-    return (f"{len(bad)} of {rows_in} rows malformed ({share:.1%}), over the "
-            f"{limit:.1%} limit ({FAILED}); first: {examples}")
+    return (f"{len(bad)} of {rows_in} rows malformed ({share:.2%}), over the "
+            f"{limit * 100:g}% limit ({FAILED}); first: {examples}")
 
 
 def accepted_lines(raw: pd.DataFrame, conformed: Conformed) -> pd.Series | None:

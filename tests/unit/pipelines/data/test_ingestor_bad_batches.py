@@ -78,7 +78,7 @@ CASES: list[tuple[str, Build, str, str]] = [
     ("missing_customer", _rows("2026-02-15", _replace_field(1, "")),
      "events.user_id: expect_column_values_to_not_be_null", "user_id is present"),
     ("unparseable_quantity", _rows("2026-02-16", _replace_field(4, "two")),
-     "max_bad_row_share", "1 of 30 rows malformed (3.3%), over the 1.0% limit"),
+     "max_bad_row_share", "1 of 30 rows malformed (3.33%), over the 1% limit"),
     ("unparseable_timestamp", _rows("2026-02-17", _replace_field(6, "yesterday")),
      "max_bad_row_share", "line 2: unparseable_timestamp"),
 ]

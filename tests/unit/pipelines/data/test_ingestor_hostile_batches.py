@@ -99,7 +99,7 @@ CASES: list[tuple[str, Build, str, str | None, int]] = [
      "quarantined", "truncated file: ends inside a quoted field", 0),
     ("nul_bytes_late", _file("2026-04-08", _text("2026-04-08", _rows("2026-04-08", 2000))
                              .replace(b"purchase,1", b"purchase\x00,1")),
-     "quarantined", "667 of 2000 rows malformed (33.4%)", 0),
+     "quarantined", "667 of 2000 rows malformed (33.35%)", 0),
     ("header_repeated_mid_file", _file("2026-04-09", _text(
         "2026-04-09", [*_rows("2026-04-09")[:10], EVENT_HEADER, *_rows("2026-04-09")[10:]])),
      "quarantined", "line 12: malformed_repeated_header", 0),

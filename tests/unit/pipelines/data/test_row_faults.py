@@ -143,7 +143,7 @@ def test_over_the_share_the_file_is_quarantined_and_the_limit_is_a_setting(
     result = _ingest(shop_, ingestor, path)
 
     assert result.status == "quarantined" and result.failed_expectations == [FAILED]
-    assert result.reason.startswith("3 of 200 rows malformed (1.5%), over the 1.0% limit")
+    assert result.reason.startswith("3 of 200 rows malformed (1.50%), over the 1% limit")
     assert "first: line 5: malformed_field_count" in result.reason
     assert "rows in: 200" in Path(result.report).read_text()
     assert "malformed rows (unreadable or unparseable, set aside): 3" in Path(
@@ -197,7 +197,7 @@ def test_a_file_of_only_broken_rows_is_quarantined(shop: tuple[Shop, Ingestor],
     rows = [r + ",x" for r in shop_.rows([day], 20)]
     result = _ingest(shop_, ingestor, shop_.write(tmp_path, f"{day}.csv", rows))
     assert result.status == "quarantined" and result.rows_malformed == result.rows_in == 20
-    assert result.reason.startswith("20 of 20 rows malformed (100.0%)")
+    assert result.reason.startswith("20 of 20 rows malformed (100.00%)")
     check_invariant(ingestor, result)
 
 
@@ -230,7 +230,7 @@ def test_business_rejections_do_not_count_towards_the_share() -> None:
     assert too_many_malformed(rejected, 200, 0.01) is None
     assert too_many_malformed(pd.concat([rejected, rejected.tail(1)]), 200, 0.01) is None, \
         "exactly at the limit is not over it"
-    assert "3 of 200 rows malformed (1.5%)" in too_many_malformed(
+    assert "3 of 200 rows malformed (1.50%)" in too_many_malformed(
         pd.concat([rejected, rejected.tail(1), rejected.tail(1)]), 200, 0.01)
     assert too_many_malformed(rejected.tail(1), 1, 1.0).startswith("1 of 1 rows"), \
         "a file with no readable row is never loaded"
