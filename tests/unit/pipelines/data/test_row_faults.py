@@ -10,6 +10,7 @@ counted twice, and no traceback; the file is quarantined only over ``max_bad_row
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -234,3 +235,40 @@ def test_business_rejections_do_not_count_towards_the_share() -> None:
         pd.concat([rejected, rejected.tail(1), rejected.tail(1)]), 200, 0.01)
     assert too_many_malformed(rejected.tail(1), 1, 1.0).startswith("1 of 1 rows"), \
         "a file with no readable row is never loaded"
+
+
+_JUNK = [b"\x00", b"\r", b"\n", b'"', b",", b"\xff", "\ufeff".encode(), b"\x1a", b"\t", b"\r\n",
+         b'""', b"x" * 200_000, b"\xe9", b";"]
+
+
+def _mutated(data: bytes, rng: random.Random) -> bytes:
+    """``data`` with a few random insertions of hostile bytes, cuts and repeated lines."""
+    for _ in range(rng.randint(1, 4)):
+        op, at = rng.random(), rng.randrange(len(data))
+        if op < 0.5:
+            data = data[:at] + rng.choice(_JUNK) + data[at:]
+        elif op < 0.7:
+            data = data[:at] + data[at + rng.randint(1, 50):]
+        elif op < 0.85:
+            lines = data.split(b"\n")
+            lines.insert(rng.randrange(len(lines)), rng.choice(lines))
+            data = b"\n".join(lines)
+        else:
+            data = data[:at]
+    return data
+
+
+def test_mutated_files_never_raise_and_keep_the_invariant(shop: tuple[Shop, Ingestor],
+                                                          tmp_path: Path) -> None:
+    """Whatever the damage: a result, never a traceback; every row of a loaded file counted."""
+    shop_, ingestor = shop
+    rng = random.Random(27)
+    statuses = set()
+    for n in range(12):
+        day = f"2025-06-{n + 1:02d}"
+        payload = _mutated(_payload(shop_, day), rng)
+        result = _ingest(shop_, ingestor, shop_.write(tmp_path / str(n), f"{day}.csv", payload))
+        check_invariant(ingestor, result)
+        assert result.reason is None or "\n" not in result.reason
+        statuses.add(result.status)
+    assert statuses == {"accepted", "quarantined"}
