@@ -296,7 +296,10 @@ class CanaryReadout(BaseModel):
     candidate: ArmReadout
     difference: Interval = Field(description="Split: the candidate's rate minus the stable "
                                  "model's; interleave: its share of credited outcomes minus "
-                                 "the stable model's.")
+                                 "the stable model's; with its 95 % interval.")
+    sequence: Interval = Field(description="The same difference with the 95 % confidence "
+                               "sequence's bounds, valid at every look: what the decision "
+                               "compares with the margin.")
     candidate_share: Interval | None = Field(description="Interleave: the candidate's share of "
                                              "the credited outcomes.")
     decision: Literal["pass", "roll_back", "wait"]

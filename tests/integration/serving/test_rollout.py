@@ -325,6 +325,11 @@ def test_a_broken_canary_is_rolled_back_under_load_and_no_request_fails(server: 
         _restore(settings)
 
 
+# Shoppers new to the tiny shop: their carts change the shared endpoint's live store, which must
+# stay as the tiny shop left it for the other modules' shoppers (C0..C9: `test_score`).
+OUTSIDERS = [f"CANARY-{i}" for i in range(10)]
+
+
 def test_a_canary_whose_shoppers_buy_more_passes_on_its_read_out(server: Server) -> None:
     """Shoppers add to cart from the candidate's answers only: the endpoint's read-out passes
     it before the stage ends, the pipeline logs that read-out to MLflow on the version, and the
@@ -336,7 +341,7 @@ def test_a_canary_whose_shoppers_buy_more_passes_on_its_read_out(server: Server)
 
     def shop() -> None:
         while not stop.is_set():
-            for raw in RAW_USERS:
+            for raw in OUTSIDERS:
                 status, answer = server.call("/recommend", {"user_id": raw, "k": 3,
                                                             "explain": False})
                 assert status == 200, answer
@@ -393,7 +398,7 @@ def test_an_interleaved_canary_on_the_endpoint_credits_each_outcome_to_its_model
         registry.set_stage(settings.model_name, candidate, registry.CANARY)
         assert reload_endpoint(settings)["rollout"]["readout"]["mode"] == "interleave"
         mixed = []
-        for raw in RAW_USERS:
+        for raw in OUTSIDERS:
             status, answer = server.call("/recommend", {"user_id": raw, "k": 4,
                                                         "explain": False})
             assert status == 200, answer
