@@ -35,7 +35,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.online_report import GOAL_SECONDS, report, summarise  # noqa: E402
+from contracts.launch import stop  # noqa: E402
 
 SHOPREC = str(Path(sys.executable).with_name("shoprec"))
 KEY = "online-rollout-bench-key"
@@ -221,17 +221,6 @@ def _stage(meta: dict[str, Any]) -> str | None:
     return (meta.get("rollout") or {}).get("stage")
 
 
-def _stop_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
 def _traffic(sim: subprocess.Popen, stage: threading.Thread, settings, out: dict) -> dict:
     """Wait for the stage's verdict; when every shopper was served first (the simulator is
     done) and none comes within 5 s, the scenario ends undecided: no more traffic would come.
@@ -302,11 +291,11 @@ def run_scenario(work: Path, prepared: dict[str, Any], args: argparse.Namespace,
                  "--concurrency", str(args.concurrency), "--json"], env=env, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         result = _traffic(sim, stage, settings, out)
-        _stop_group(sim)
+        stop(sim)
         time.sleep(1.5)  # the traffic and outcome logs are flushed every 0.5 s
     finally:
         if sim is not None:
-            _stop_group(sim)
+            stop(sim)
         launch.stop(server)
         if stage is not None:
             stage.join(30)  # an undecided stage ends on the stopped endpoint
