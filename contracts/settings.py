@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, PlainValidator, SecretStr, field_validator
+from pydantic import BaseModel, Field, PlainValidator, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from contracts.settings_groups import (
@@ -241,6 +241,10 @@ class Settings(BaseSettings):
         """A validated copy with ``values`` replaced, named as in the environment without the
         prefix (``with_values(gate_min_users=5, data_dir=path)``) or as whole groups."""
         current = self.model_dump(by_alias=True)
+        for name, spec in type(self).model_fields.items():  # values as they are, not dumped:
+            value = getattr(self, name)  # an s3:// data dir dumps to a dict, no path again
+            if not isinstance(value, BaseModel):
+                current[spec.alias or name] = value
         for key, value in grouped(values).items():
             if isinstance(value, dict) and isinstance(current.get(key), dict):
                 current[key] = {**current[key], **value}

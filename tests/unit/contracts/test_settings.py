@@ -133,3 +133,11 @@ def test_with_values_validates_and_keeps_the_rest(monkeypatch: pytest.MonkeyPatc
     assert base.with_values(model_name="x").gate.min_users == 50, "the copy, not the environment"
     with pytest.raises(ValueError, match="min_users"):
         base.with_values(gate_min_users=0)
+
+
+def test_a_copy_keeps_an_object_store_data_dir() -> None:
+    """``with_values`` once dumped an ``s3://`` data dir to a dict and built a local folder named
+    after that dict: every copy of the settings then wrote beside the code, not to the store."""
+    settings = Settings(data_dir="s3://shoprec-test/x", pseudonym_key="k" * 20)
+    copy = settings.with_values(gate_min_users=3)
+    assert str(copy.data_dir) == "s3://shoprec-test/x" and copy.gate.min_users == 3
