@@ -114,6 +114,15 @@ class RolloutPlan:
     stage: str | None = None
     since: str | None = None  # when the stage began (``SINCE_TAG``), if tagged
 
+    @property
+    def since_time(self) -> datetime | None:
+        """``since`` as an aware time; None when absent or unreadable (then: from now)."""
+        try:
+            moment = datetime.fromisoformat(self.since) if self.since else None
+        except ValueError:
+            return None
+        return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
 
 def rollout_plan(name: str = DEFAULT_MODEL_NAME) -> RolloutPlan:
     """Champion and stable versions; a champion that differs from a stable one is on trial,

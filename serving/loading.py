@@ -86,16 +86,7 @@ def describe_rollout(settings: Settings) -> tuple[ModelInfo, ModelInfo | None, s
     if plan.stage is None:
         return describe(f"models:/{name}/{plan.champion}"), None, None, None
     return (describe(f"models:/{name}/{plan.stable}"), describe(f"models:/{name}/{plan.champion}"),
-            plan.stage, _moment(plan.since))
-
-
-def _moment(text: str | None) -> datetime | None:
-    """An ISO 8601 tag as an aware time; None when absent or unreadable (then: from now)."""
-    try:
-        moment = datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+            plan.stage, plan.since_time)
 
 
 def load_engine(settings: Settings, info: ModelInfo):

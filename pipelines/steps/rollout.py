@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from contracts import registry
@@ -153,7 +152,7 @@ def status(settings: Settings) -> dict[str, Any]:
     began (``readout_from_logs``; null elsewhere, or when the logs hold nothing yet)."""
     plan = _plan(settings)
     served = endpoint_metadata(settings)
-    since = _since(plan.since)
+    since = plan.since_time
     from_logs = None
     if plan.stage == CANARY and since is not None:
         try:
@@ -164,14 +163,6 @@ def status(settings: Settings) -> dict[str, Any]:
             "since": plan.since, "readout_from_logs": from_logs,
             "endpoint": {"version": served["version"], "rollout": served["rollout"],
                          "rollbacks": served["rollbacks"]}}
-
-
-def _since(text: str | None) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _plan(settings: Settings) -> registry.RolloutPlan:
