@@ -2,7 +2,14 @@
 SHELL := /bin/bash
 # uv from PATH, else the copy pip installs into this Python (`python3 -m uv`).
 UV ?= $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
-PY := .venv/bin/python
+# PYTHON=3.12 (a version or an interpreter's path): the tests on another Python, in an
+# environment of its own (.venv-3.12) from the same uv.lock; unset, .venv as always.
+PYTHON ?=
+VENV := $(if $(PYTHON),.venv-$(notdir $(PYTHON)),.venv)
+# pyenv's shims answer only for its global version: give uv the interpreter pyenv has, if any.
+UV_PYTHON_ARG := $(if $(PYTHON),--python $(or $(wildcard $(shell pyenv prefix $(PYTHON) \
+	2>/dev/null)/bin/python3),$(PYTHON)))
+PY := $(VENV)/bin/python
 export TF_USE_LEGACY_KERAS := 1
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -12,22 +19,22 @@ export MLFLOW_DISABLE_TELEMETRY := true
 # `uv sync --frozen` is a no-op in about a second when the environment is current.
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen $(UV_PYTHON_ARG)
 
 # Tests run on TEST_WORKERS processes (pytest-xdist), a module on one (tests/conftest.py), in
 # collection order: the long integration modules first, so no worker waits on one at the end.
 TEST_WORKERS ?= 2
 test: setup
-	.venv/bin/ruff check .
-	.venv/bin/pytest -n $(TEST_WORKERS) --no-loadscope-reorder
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --no-loadscope-reorder
 
 # The unit tests alone, the slow ones left out: what to run while editing.
 test-fast: setup
-	.venv/bin/ruff check .
-	.venv/bin/pytest -m "not integration and not slow and not production"
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -m "not integration and not slow and not production"
 
 lint: setup
-	.venv/bin/ruff check .
+	$(VENV)/bin/ruff check .
 
 # MLflow :5000, Airflow :8080 and the endpoint :3000 under .demo/; `make demo-stop` ends them.
 demo: setup
@@ -47,13 +54,13 @@ prod-down:
 # The production profile end to end (real PostgreSQL and Redis, Celery worker; minutes): kept
 # out of `make test` for time, run by CI after it. The PostgreSQL registry tests are in both.
 test-production: setup
-	.venv/bin/pytest -m production -n $(TEST_WORKERS) --no-loadscope-reorder tests/production
+	$(VENV)/bin/pytest -m production -n $(TEST_WORKERS) --no-loadscope-reorder tests/production
 
 # Each benchmark prints one JSON object; the model benchmarks need ../shared/datasets.
 bench: setup
 	$(PY) bench/ingest.py
-	.venv/bin/shoprec benchmark --dataset ml-100k --json
-	.venv/bin/shoprec benchmark --dataset online-retail --json
+	$(VENV)/bin/shoprec benchmark --dataset ml-100k --json
+	$(VENV)/bin/shoprec benchmark --dataset online-retail --json
 	$(PY) bench/fresh_state.py
 
 # Load test of the real endpoint on the demo's champion (needs `make demo` running: its MLflow).
