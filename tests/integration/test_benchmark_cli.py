@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from contracts.settings import Settings
-from tests.conftest import REPO
 
-SHOPREC = str(REPO / ".venv" / "bin" / "shoprec")
+SHOPREC = str(Path(sys.executable).with_name("shoprec"))  # beside the Python running the tests
 
 
 @pytest.mark.slow

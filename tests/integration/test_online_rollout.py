@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -32,9 +33,8 @@ from contracts.model_info import PROBE_USER_TAG
 from contracts.pyfunc import BUNDLE, SIGNATURE, TwoStagePyfunc
 from contracts.settings import Settings
 from models.train_config import TrainConfig
-from tests.conftest import REPO
 
-SHOPREC = str(REPO / ".venv" / "bin" / "shoprec")
+SHOPREC = str(Path(sys.executable).with_name("shoprec"))  # beside the Python running the tests
 USERS = 200
 SHORT = replace(TrainConfig(), retrieval_epochs=2, ranking_epochs=1)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,9 +19,8 @@ import pytest
 from pipelines.data.synthetic_shop import ShopSpec, generate_shop
 from pipelines.simulation.behaviour import match
 from pipelines.simulation.shop import load_shop
-from tests.conftest import REPO
 
-SHOPREC = str(REPO / ".venv" / "bin" / "shoprec")
+SHOPREC = str(Path(sys.executable).with_name("shoprec"))  # beside the Python running the tests
 TOKEN = "sim-token"
 
 

@@ -13,10 +13,9 @@ import pytest
 
 from contracts.settings import get_settings
 from pipelines.cli import main
-from tests.conftest import REPO
 from tests.support.shopfiles import event_rows, write_catalogue, write_events
 
-SHOPREC = str(REPO / ".venv" / "bin" / "shoprec")
+SHOPREC = str(Path(sys.executable).with_name("shoprec"))  # beside the Python running the tests
 KEY = "test-key"
 
 
