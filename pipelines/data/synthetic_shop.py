@@ -2,9 +2,10 @@
 
 The platform needs a data set whose "right answers" are known, so that training, evaluation and
 the recommender's explanations can be checked end to end without real customer data. Every user
-gets a planted preferred category, brand and price band (written to ``ground_truth.json``) and
-behaves accordingly; a view/cart/purchase/return funnel, weekday and evening seasonality and a mild
-trend make the events look like a shop's export. With ``faults`` a few deliberately bad batches
+gets a planted preferred category, brand and price band and an activity level (how much they
+browse, lognormal: a few heavy shoppers, many light ones; all written to ``ground_truth.json``)
+and behaves accordingly; a view/cart/purchase/return funnel, weekday and evening seasonality and a
+mild trend make the events look like a shop's export. With ``faults`` a few deliberately bad batches
 are added so the demo can show quarantine working.
 
 Everything is drawn from ``numpy.random.default_rng(seed)`` in a fixed order and written with
@@ -313,14 +314,19 @@ def _split_days(events: pd.DataFrame, total_days: int) -> list[pd.DataFrame]:
 def _ground_truth(spec: ShopSpec, catalogue: Catalogue, users: _Users) -> str:
     brand_names = list(BRANDS)
     names = list(CATEGORIES)
+    # Activity relative to the mean shopper's: how many views (clicks) a shopper makes, which
+    # the simulator needs to click as often as the shopper browses here.
+    relative = users.activity / users.activity.mean()
     prefs = {
         cid: {
             "category": names[c],
             "brand": brand_names[b] if b >= 0 else "",
             "price_band": PRICE_BANDS[p],
+            "activity": round(float(a), 4),
         }
-        for cid, c, b, p in zip(
-            users.frame["customer_id"], users.category, users.brand, users.band, strict=True
+        for cid, c, b, p, a in zip(
+            users.frame["customer_id"], users.category, users.brand, users.band, relative,
+            strict=True,
         )
     }
     spec_dict = asdict(spec)

@@ -4,7 +4,12 @@ A position-based click model (Craswell et al. 2008; Joachims, Swaminathan & Schn
 shopper looks at the item at rank ``r`` with probability ``1 / r ** position_power`` and, having
 looked, clicks it with a probability that grows with how well it matches their planted taste.
 A click (a ``view`` event) may lead to ``add_to_cart`` and that to ``purchase``, both likelier for
-a matching item, as in the generator's funnel.
+a matching item, as in the generator's funnel. Shoppers differ in how much they click at all, as
+they do in the shop, where each browses in proportion to a planted activity (lognormal: a few
+heavy shoppers, many light ones): P(click | looked) is scaled by ``activity ** engagement``
+(capped at 1), so a heavy shopper clicks more of whatever is shown. ``engagement=0`` makes every
+shopper alike. Interleaving compares two models within each shopper, so this between-shopper
+spread costs it nothing, while an A/B split has to average it out.
 
 The match mirrors the synthetic shop (``pipelines.data.synthetic_shop``): its shoppers look
 outside their preferred category only by popularity, and brand and price band tilt their choice
@@ -38,6 +43,7 @@ class Taste:
 class Shopper:
     user_id: str  # the raw customer id, as ``POST /recommend`` and ``/feedback`` take it
     taste: Taste
+    activity: float = 1.0  # planted, relative to the mean shopper's (1 where none is planted)
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class Behaviour:
     cart_ceiling: float = 0.45
     purchase_floor: float = 0.2  # P(purchase | add_to_cart)
     purchase_ceiling: float = 0.6
+    engagement: float = 1.0  # P(click | examined) scales with activity ** engagement
 
     def __post_init__(self) -> None:
         weights = self.category_weight + self.brand_weight + self.band_weight
@@ -76,8 +83,8 @@ class Behaviour:
             low, high = getattr(self, f"{name}_floor"), getattr(self, f"{name}_ceiling")
             if not 0.0 <= low <= high <= 1.0:
                 raise ValueError(f"need 0 <= {name}_floor <= {name}_ceiling <= 1")
-        if self.position_power < 0:
-            raise ValueError("position_power must be >= 0")
+        if self.position_power < 0 or self.engagement < 0:
+            raise ValueError("position_power and engagement must be >= 0")
 
 
 DEFAULT = Behaviour()
@@ -129,22 +136,26 @@ def _between(low: float, high: float, fit: float) -> float:
 
 
 def click_probability(taste: Taste, product: Product | None, rank: int,
-                      behaviour: Behaviour = DEFAULT) -> float:
-    """P(view event) for ``product`` shown at ``rank``: examined, then attractive enough."""
+                      behaviour: Behaviour = DEFAULT, activity: float = 1.0) -> float:
+    """P(view event) for ``product`` shown at ``rank`` to a shopper of ``activity``: examined,
+    then attractive enough."""
+    if activity <= 0:
+        raise ValueError(f"activity must be > 0, not {activity}")
     fit = match(taste, product, behaviour)
-    return examination(rank, behaviour) * _between(behaviour.click_floor,
-                                                   behaviour.click_ceiling, fit)
+    attracted = _between(behaviour.click_floor, behaviour.click_ceiling, fit)
+    return examination(rank, behaviour) * min(1.0, attracted * activity ** behaviour.engagement)
 
 
 def react(taste: Taste, shown: Sequence[tuple[str, Product | None]], rng: random.Random,
-          behaviour: Behaviour = DEFAULT) -> list[Event]:
-    """The events one visit produces for a list shown in order: ``(item_id, product or None
-    when the catalogue does not know it)`` per rank. Three draws per shown item, always."""
+          behaviour: Behaviour = DEFAULT, activity: float = 1.0) -> list[Event]:
+    """The events one visit of a shopper of ``activity`` produces for a list shown in order:
+    ``(item_id, product or None when the catalogue does not know it)`` per rank. Three draws
+    per shown item, always."""
     events: list[Event] = []
     for rank, (item_id, product) in enumerate(shown, start=1):
         u_click, u_cart, u_buy = rng.random(), rng.random(), rng.random()
         fit = match(taste, product, behaviour)
-        if u_click >= click_probability(taste, product, rank, behaviour):
+        if u_click >= click_probability(taste, product, rank, behaviour, activity):
             continue
         price = product.price if product is not None else None
         events.append(Event(item_id, "view", rank))

@@ -221,7 +221,8 @@ class _Run:
             counts.impressions += len(shown)
         request_id = answer.get("request_id")
         rng = random.Random(f"{self.spec.seed}/{shopper.user_id}/{number}")
-        for event in react(shopper.taste, shown, rng, self.behaviour):
+        for event in react(shopper.taste, shown, rng, self.behaviour,
+                           shopper.activity):
             if not self._may_send():
                 return
             feedback = {"user_id": shopper.user_id, "item_id": event.item_id,

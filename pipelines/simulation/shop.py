@@ -59,7 +59,7 @@ def load_shop(folder: DataPath, pseudonym_key: str | None = None) -> SimShop:
                          "generate` wrote")
     shoppers = sorted(
         (Shopper(raw[key], Taste(prefs["category"], prefs.get("brand") or "",
-                                 prefs["price_band"]))
+                                 prefs["price_band"]), _activity(prefs.get("activity")))
          for key, prefs in truth["users"].items() if key in raw),
         key=lambda shopper: shopper.user_id)
     if not shoppers:
@@ -112,6 +112,16 @@ def _products(rows: list[dict[str, Any]], truth: dict[str, Any]) -> dict[str, Pr
             str(row["item_id"]), category, str(row.get("brand") or ""),
             price_band(price, bands.get(category)), price)
     return products
+
+
+def _activity(value: Any) -> float:
+    """The planted activity; 1 (the mean shopper) for a shop generated before it was planted,
+    or a value that is not a positive number."""
+    try:
+        found = float(value)
+    except (TypeError, ValueError):
+        return 1.0
+    return found if 0 < found < float("inf") else 1.0
 
 
 def _price(value: Any) -> float | None:

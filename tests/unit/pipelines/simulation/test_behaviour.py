@@ -119,3 +119,24 @@ def test_parameters_are_checked() -> None:
     with pytest.raises(ValueError, match="click_floor"):
         Behaviour(click_floor=0.9, click_ceiling=0.1)
     assert DEFAULT.click_ceiling > DEFAULT.click_floor
+
+
+def test_a_heavier_shopper_clicks_more_of_the_same_list_and_engagement_0_makes_them_alike() -> None:
+    item = Product("a", "kitchenware", "Nordvik", "mid", 10.0)
+    outside = Product("b", "garden", "", "low", 3.0)
+    light, heavy = 0.5, 2.0
+    assert click_probability(TASTE, outside, 1, activity=heavy) == pytest.approx(
+        4 * click_probability(TASTE, outside, 1, activity=light))
+    assert click_probability(TASTE, item, 1, activity=10.0) == 1.0, "capped at certainty"
+    alike = Behaviour(engagement=0.0)
+    same = click_probability(TASTE, item, 2)
+    assert click_probability(TASTE, item, 2, alike, activity=heavy) == same
+    assert click_probability(TASTE, item, 2, alike, activity=light) == same
+    shown = [(p.item_id, p) for p in _catalogue()[:10]]
+    clicks = {a: sum(len(react(TASTE, shown, random.Random(s), activity=a)) for s in range(400))
+              for a in (light, heavy)}
+    assert clicks[heavy] > 2 * clicks[light]
+    with pytest.raises(ValueError, match="activity"):
+        click_probability(TASTE, item, 1, activity=0.0)
+    with pytest.raises(ValueError, match="engagement"):
+        Behaviour(engagement=-1.0)

@@ -91,3 +91,26 @@ def test_sampling_is_distinct_seeded_and_capped(tmp_path: Path) -> None:
     assert len({s.user_id for s in first}) == 10
     assert first != sample_shoppers(shoppers, 10, seed=2)
     assert len(sample_shoppers(shoppers, 500, seed=1)) == 30
+
+
+def test_planted_activity_is_read_and_matches_how_much_each_shopper_browsed(tmp_path: Path) -> None:
+    shop = generate_shop(tmp_path / "inbox", ShopSpec(days=10, users=150, items=120, seed=3))
+    shoppers = load_shop(tmp_path / "inbox").shoppers
+    activity = pd.Series({s.user_id: s.activity for s in shoppers})
+    assert (activity > 0).all() and activity.mean() == pytest.approx(1.0, abs=0.01)
+    assert activity.max() > 3 * activity.median(), "a few heavy shoppers, many light ones"
+    views = pd.concat(pd.read_csv(f) for f in shop.event_files)
+    views = views[views["event_type"] == "view"].groupby("customer_id").size()
+    joined = pd.concat([activity, views], axis=1).fillna(0)
+    assert joined.corr(method="spearman").iloc[0, 1] > 0.7
+
+
+def test_a_shop_without_planted_activity_or_with_a_broken_one_gets_the_mean(
+        tmp_path: Path) -> None:
+    root = _data_dir(tmp_path)
+    truth_file = root / "reference" / "ground_truth.json"
+    truth = json.loads(truth_file.read_text())
+    first = Pseudonymiser(KEY).one("C2")
+    truth["users"][first]["activity"] = "lots"
+    truth_file.write_text(json.dumps(truth))
+    assert {s.activity for s in load_shop(root, KEY).shoppers} == {1.0}
