@@ -14,7 +14,7 @@ export TF_USE_LEGACY_KERAS := 1
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup test test-fast test-production lint demo demo-stop prod-up prod-down bench bench-serve bench-store bench-scale bench-online clean
+.PHONY: setup test test-fast test-long test-production lint demo demo-stop prod-up prod-down bench bench-serve bench-store bench-scale bench-online clean
 
 # `uv sync --frozen` is a no-op in about a second when the environment is current.
 setup:
@@ -50,6 +50,11 @@ prod-up: setup
 
 prod-down:
 	bash infra/production/down.sh
+
+# The end-to-end runs that take minutes each (20 SIGKILLs over an ingest, simulated canaries):
+# kept out of `make test` for time, run by CI after it.
+test-long: setup
+	.venv/bin/pytest -m long -n $(TEST_WORKERS) --no-loadscope-reorder
 
 # The production profile end to end (real PostgreSQL and Redis, Celery worker; minutes): kept
 # out of `make test` for time, run by CI after it. The PostgreSQL registry tests are in both.

@@ -32,7 +32,7 @@ SHOP = ShopSpec(days=40, users=60, items=50, seed=3)
 SHOPREC = Path(sys.executable).with_name("shoprec")
 KILLS = 20
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.long
 
 
 def _ingest(inbox: Path, data: Path) -> subprocess.Popen:

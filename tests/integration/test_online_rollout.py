@@ -73,7 +73,7 @@ def _train(data: Path) -> str:
     return str(mlflow.register_model(info.model_uri, settings.model_name).version)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_a_canary_trained_on_shuffled_labels_is_rolled_back_by_its_outcomes(
     tmp_path: Path,
 ) -> None:
