@@ -27,6 +27,7 @@ pytest_plugins = ("tests.support.endpoint",)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+ON_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -36,6 +37,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if integration in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Under ``CI=true`` a skip fails its test: CI has every real part the tests skip without
+    (chromium, PostgreSQL, Redis, Prometheus, ../shared), so there a skip means a broken machine,
+    not a test that ran. Elsewhere a skip stays a skip with its message; ``may_skip`` exempts."""
+    outcome = yield
+    report = outcome.get_result()
+    if (ON_CI and report.skipped and not hasattr(report, "wasxfail")
+            and item.get_closest_marker("may_skip") is None):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where nothing may be: {reason}"
 
 
 # Under ``pytest -n`` (``make test``) a module's tests run on one worker, so a module fixture

@@ -28,10 +28,8 @@ def _redis_url() -> str:
     try:
         redis.Redis.from_url(REDIS, socket_timeout=2).ping()
     except redis.RedisError as err:
-        message = f"Redis at {REDIS} is not reachable ({err}); the Redis store tests need it"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message}, and CI machines have it", pytrace=False)
-        pytest.skip(message)
+        # Under CI=true the skip fails the run (tests/conftest.py): CI has Redis.
+        pytest.skip(f"Redis at {REDIS} is not reachable ({err}); the Redis store tests need it")
     return f"{REDIS}?prefix=shoprec-test-{uuid.uuid4().hex[:12]}"
 
 
