@@ -26,6 +26,7 @@ from contracts.settings_groups import (
     RolloutSettings,
     ScoreSettings,
     ServeSettings,
+    ShopSettings,
     TrafficSettings,
     grouped,
 )
@@ -181,6 +182,7 @@ class Settings(BaseSettings):
     traffic: TrafficSettings = Field(default_factory=TrafficSettings)
     score: ScoreSettings = Field(default_factory=ScoreSettings)
     ease: EaseSettings = Field(default_factory=EaseSettings)
+    shop: ShopSettings = Field(default_factory=ShopSettings)
 
     inbox_dir: Path | None = Field(
         default=None, description="Where new raw batches arrive for the pipeline DAG to land; "

@@ -137,6 +137,22 @@ class ServeSettings(BaseModel):
     )
 
 
+class ShopSettings(BaseModel):
+    """What every shopper-facing word defaults to: the shop's language and currency."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    locale: str = Field(
+        default="en", pattern=r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$", description="The "
+        "locale answers are in when a request asks for none, or for one without a catalog "
+        "(a folder of contracts/locales, e.g. en, zh_CN).",
+    )
+    currency: str = Field(
+        default="GBP", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of the catalogue's "
+        "prices, written for each shopper's locale (£12.50, ¥12.50).",
+    )
+
+
 class DriftSettings(BaseModel):
     """The drift and skew report (Evidently)."""
 
@@ -231,7 +247,7 @@ class EaseSettings(BaseModel):
 GROUPS: dict[str, type[BaseModel]] = {
     "gate": GateSettings, "rollout": RolloutSettings, "serve": ServeSettings,
     "drift": DriftSettings, "traffic": TrafficSettings, "score": ScoreSettings,
-    "ease": EaseSettings,
+    "ease": EaseSettings, "shop": ShopSettings,
 }
 
 
