@@ -1,8 +1,11 @@
 """The MLflow pyfunc flavour of the two-stage model: ``mlflow.pyfunc.load_model`` recommends.
 
-The pyfunc is for ``mlflow.pyfunc.load_model`` users. The endpoint never loads it (that would
-unpickle ``python_model.pkl`` from the registry): it finds the bundle folder inside the downloaded
-model with ``bundle_folder``, which reads only the ``MLmodel`` YAML, and loads the bundle's files.
+The pyfunc is for ``mlflow.pyfunc.load_model`` users, in any environment: it is logged as MLflow
+"models from code" (``pyfunc_code.py``, no pickle) carrying the modules it runs (``code/``:
+``contracts`` and ``models``, only what it imports), and its ``requirements.txt`` pins the
+third-party distributions those import at the versions trained and tested with (``uv.lock``'s).
+The endpoint never runs that code: it finds the bundle folder inside the downloaded model with
+``bundle_folder``, which reads only the ``MLmodel`` YAML, and loads the bundle's files.
 
 Input rows carry pseudonymised ``user_id`` values (as in curated data; the pseudonymisation key is
 a secret and never travels with a model) and an optional ``k``. Output: one row per
@@ -11,7 +14,10 @@ recommendation with ``user_id``, ``item_id``, ``score`` and ``rank``.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+from collections.abc import Sequence
+from importlib.metadata import version as installed_version
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -22,6 +28,14 @@ from mlflow.types import ColSpec, Schema
 
 BUNDLE = "bundle"
 DEFAULT_K = 10
+MODEL_CODE = Path(__file__).with_name("pyfunc_code.py")  # what MLflow runs to load the model
+# The project modules the logged model carries (its ``code/`` folder): this module, the bundle's
+# reader and every model module; the fresh-environment test fails when one is missing.
+CODE_FILES = {"contracts": ("__init__.py", "bundle.py", "pyfunc.py"), "models": ("*.py",)}
+# Distributions that code imports itself (mlflow-skinny provides ``mlflow`` without the tracking
+# server's dependencies); what they need in turn resolves from their own metadata.
+MODEL_PACKAGES = ("mlflow-skinny", "tensorflow", "tf-keras", "tensorflow-recommenders", "numpy",
+                  "pandas", "pyarrow", "scipy", "faiss-cpu", "pyyaml")
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "user_id"), ColSpec("long", "k", required=False)]),
@@ -50,6 +64,35 @@ def bundle_folder(model_dir: Path | str) -> Path:
     return folder
 
 
+def pinned(names: Sequence[str]) -> list[str]:
+    """``name==version`` for each distribution at the version installed here: ``make setup``
+    syncs the environment to ``uv.lock``, so these are the locked versions the model was trained
+    and tested with (no resolver run, nothing fetched)."""
+    return [f"{name}=={installed_version(name)}" for name in names]
+
+
+def log_pyfunc(bundle: Path, input_example: pd.DataFrame | None = None):
+    """Log ``bundle`` as the run's ``model``: code, not a pickle, with the modules it imports
+    and its pinned requirements, so it loads wherever those install. MLflow's ``ModelInfo``."""
+    with tempfile.TemporaryDirectory(prefix="shoprec-model-code-") as tmp:
+        return mlflow.pyfunc.log_model(
+            name="model", python_model=str(MODEL_CODE), code_paths=_staged_code(Path(tmp)),
+            artifacts={BUNDLE: str(bundle)}, signature=SIGNATURE, input_example=input_example,
+            pip_requirements=pinned(MODEL_PACKAGES))
+
+
+def _staged_code(folder: Path) -> list[str]:
+    """``CODE_FILES`` copied into ``folder`` as packages (MLflow copies each path given into
+    ``code/`` and puts that folder first on ``sys.path`` when it loads the model)."""
+    root = Path(__file__).resolve().parents[1]
+    for package, patterns in CODE_FILES.items():
+        (folder / package).mkdir()
+        for pattern in patterns:
+            for source in (root / package).glob(pattern):
+                shutil.copy2(source, folder / package / source.name)
+    return [str(folder / package) for package in CODE_FILES]
+
+
 def load_logged(uri: str, folder: Path | None = None, catalogue_now=None):
     """The two-stage model an MLflow model URI names (``models:/...``, ``runs:/...``), loaded
     from its bundle files; ``folder``: an already downloaded copy (a BentoML store model);
@@ -65,6 +108,8 @@ def load_logged(uri: str, folder: Path | None = None, catalogue_now=None):
 
 
 class TwoStagePyfunc(mlflow.pyfunc.PythonModel):
+    """The logged model: the bundle loaded once, recommendations per input row."""
+
     def load_context(self, context) -> None:
         from contracts.bundle import load_bundle
 

@@ -6,9 +6,9 @@ model in the BentoML store, as a built Bento pins it), else the registry's champ
 request in flight: the old engine lives until its last request drops it.
 
 Models load from their bundle files (JSON metadata, NumPy and Parquet tables, weights) with
-``contracts.bundle.load_bundle``: nothing fetched from the registry is ever unpickled, so moving
-``@champion`` cannot run code in the endpoint. What clients read when the endpoint cannot answer
-is a generic reason; the details (URIs, exception text) go to the server log only.
+``contracts.bundle.load_bundle``: nothing fetched from the registry is ever unpickled or run, so
+moving ``@champion`` cannot run code in the endpoint. What clients read when the endpoint cannot
+answer is a generic reason; the details (URIs, exception text) go to the server log only.
 
 During a rollout (``contracts.registry.rollout_plan``) the holder keeps two engines: the stable
 model as ``engine`` and the champion on trial in ``rollout`` (``serving.rollout``). A breached
@@ -91,8 +91,8 @@ def describe_rollout(settings: Settings) -> tuple[ModelInfo, ModelInfo | None, s
 
 def load_engine(settings: Settings, info: ModelInfo):
     """Load the model ``info`` pins from its bundle files and build its serving engine
-    (seconds: traces graphs). The MLflow model's pickled pyfunc is downloaded with it but never
-    loaded."""
+    (seconds: traces graphs). The MLflow model's pyfunc code is downloaded with it but never
+    run."""
     from contracts.pseudonyms import Pseudonymiser
     from contracts.pyfunc import load_logged
     from serving.engine import Engine

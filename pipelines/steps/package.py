@@ -15,15 +15,14 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
 from contracts import registry
 from contracts.bento_store import BENTOML_SCHEME, INFO_KEY, MLFLOW_DIR, MODEL_ARGUMENT
 from contracts.model_info import PROBE_USER_TAG, describe
+from contracts.pyfunc import pinned
 from contracts.settings import PROJECT_ROOT, Settings
 
 SERVICE = "serving.service:Shoprec"
@@ -112,12 +111,6 @@ def package_version(settings: Settings, version: str) -> PackageResult:
     """Package registered ``version`` of ``settings.model_name``: the version the gate decided
     on, pinned by number, not whatever the champion alias names when this runs."""
     return package_champion(settings, f"models:/{settings.model_name}/{version}")
-
-
-def pinned(names: Sequence[str]) -> list[str]:
-    """``name==version`` for each distribution at the version installed here: what this
-    environment runs and was tested with (no resolver run, nothing fetched)."""
-    return [f"{name}=={installed_version(name)}" for name in names]
 
 
 def pinned_packages() -> list[str]:

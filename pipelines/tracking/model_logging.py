@@ -1,8 +1,9 @@
 """What a candidate's MLflow run keeps besides its metrics: the model, its report and its plots.
 
-The model is logged as a pyfunc over the same bundle the endpoint loads, pinned to the package
-versions installed here (the ones it was trained and tested with), so a registered version can
-be loaded and served elsewhere as it was evaluated. The evaluation report, the metric@k and
+The model is logged as a pyfunc over the same bundle the endpoint loads, with its code and its
+requirements pinned to the locked versions it was trained and tested with
+(``contracts.pyfunc.log_pyfunc``), so a registered version loads and serves in a fresh
+environment as it was evaluated. The evaluation report, the metric@k and
 training plots and the explanation figures sit next to it, so a reviewer of the compare view sees
 why the gate chose it without re-running anything.
 """
@@ -22,13 +23,9 @@ from models.fit import Fitted
 from models.train_config import TrainConfig
 from pipelines.data.features import FeatureSet
 from pipelines.evaluation.explain_check import explain_check, load_ground_truth
-from pipelines.steps.package import pinned
 from pipelines.tracking import runs as tracking
 from pipelines.tracking.plots import plot_importance, plot_metric_at_k, plot_training
 
-# Distributions the pyfunc's code (contracts.pyfunc, contracts.bundle, models/) imports itself.
-MODEL_PACKAGES = ("mlflow", "tensorflow", "tf-keras", "tensorflow-recommenders", "numpy",
-                  "pandas", "pyarrow", "scipy", "faiss-cpu")
 EXPLAINED_USERS = 20  # shoppers the explain check samples per run
 
 
@@ -58,7 +55,7 @@ def log_model(
 ) -> str:
     """Log the bundle as a pyfunc model with the evaluation report and plots; the model URI."""
     from contracts.bundle import save_bundle
-    from contracts.pyfunc import BUNDLE, SIGNATURE, TwoStagePyfunc
+    from contracts.pyfunc import log_pyfunc
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -79,8 +76,5 @@ def log_model(
         mlflow.log_artifact(str(bundle / "spec.json"), "vocabularies")
         mlflow.log_artifact(str(bundle / "catalogue.parquet"), "catalogue")
         example = pd.DataFrame({"user_id": recommender.known_users[:1], "k": [5]})
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=TwoStagePyfunc(), artifacts={BUNDLE: str(bundle)},
-            signature=SIGNATURE, input_example=example, pip_requirements=pinned(MODEL_PACKAGES),
-        )
+        info = log_pyfunc(bundle, input_example=example)
     return info.model_uri or f"runs:/{run_id}/model"

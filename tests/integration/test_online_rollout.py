@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 from bench.online_rollout import KEY, run_scenario, shuffle_events
 from contracts import registry
 from contracts.model_info import PROBE_USER_TAG
-from contracts.pyfunc import BUNDLE, SIGNATURE, TwoStagePyfunc
+from contracts.pyfunc import log_pyfunc
 from contracts.settings import Settings
 from models.train_config import TrainConfig
 
@@ -68,8 +68,7 @@ def _train(data: Path) -> str:
         bundle = save_bundle(Path(tmp) / "bundle", features.spec, SHORT.to_dict(),
                              features.table, items, recommender.histories, recommender.purchased,
                              fitted.retrieval, fitted.ranker)
-        info = mlflow.pyfunc.log_model(name="model", python_model=TwoStagePyfunc(),
-                                       artifacts={BUNDLE: str(bundle)}, signature=SIGNATURE)
+        info = log_pyfunc(bundle)
     return str(mlflow.register_model(info.model_uri, settings.model_name).version)
 
 

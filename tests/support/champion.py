@@ -20,7 +20,7 @@ from contracts import registry
 from contracts.bundle import USERS, save_bundle
 from contracts.model_info import PROBE_USER_TAG
 from contracts.pseudonyms import Pseudonymiser
-from contracts.pyfunc import BUNDLE, SIGNATURE, TwoStagePyfunc, bundle_folder
+from contracts.pyfunc import bundle_folder, log_pyfunc
 from contracts.settings import Settings
 from models.fit import fit_two_stage
 from pipelines.data.features import build_features
@@ -63,8 +63,7 @@ def register_champion(settings: Settings, seed: int = 0) -> str:
         bundle = save_bundle(Path(tmp) / "bundle", features.spec, config.to_dict(),
                              features.table, items, recommender.histories, recommender.purchased,
                              fitted.retrieval, fitted.ranker)
-        info = mlflow.pyfunc.log_model(name="model", python_model=TwoStagePyfunc(),
-                                       artifacts={BUNDLE: str(bundle)}, signature=SIGNATURE)
+        info = log_pyfunc(bundle)
     version = mlflow.register_model(info.model_uri or f"runs:/{run.info.run_id}/model",
                                     settings.model_name).version
     MlflowClient().set_registered_model_alias(settings.model_name, registry.CHAMPION, version)
@@ -90,6 +89,5 @@ def register_copy(settings: Settings, version: str, broken: bool = False) -> str
         source = MlflowClient().get_model_version(settings.model_name, version)
         with tracking.start_run("serving-test", "tfrs", {"data_hash": "copy"}):
             tracking.log_metrics(MlflowClient().get_run(source.run_id).data.metrics)
-            info = mlflow.pyfunc.log_model(name="model", python_model=TwoStagePyfunc(),
-                                           artifacts={BUNDLE: str(bundle)}, signature=SIGNATURE)
+            info = log_pyfunc(bundle)
     return str(mlflow.register_model(info.model_uri, settings.model_name).version)

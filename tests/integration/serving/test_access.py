@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import pickle
 import sys
 from pathlib import Path
 
@@ -55,17 +54,7 @@ def test_insecure_flag_serves_without_a_token_and_warns(tmp_path: Path) -> None:
     assert "WARNING: listening on 0.0.0.0 without an API token" in log
 
 
-class _Plant:
-    """Unpickling this creates the marker file: a stand-in for code planted in the registry."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return Path.touch, (self.marker,)
-
-
-def test_the_endpoint_loads_bundle_files_and_never_unpickles_the_registry_model(
+def test_the_endpoint_loads_bundle_files_and_never_runs_the_registry_model_code(
     champion_dir: Path, tmp_path: Path
 ) -> None:
     import mlflow
@@ -78,18 +67,19 @@ def test_the_endpoint_loads_bundle_files_and_never_unpickles_the_registry_model(
     settings = settings_for(champion_dir)
     registry.configure(settings)
     model = Path(mlflow.artifacts.download_artifacts("models:/shoprec/1", dst_path=tmp_path))
-    [pickled] = model.glob("*.pkl")
     marker = tmp_path / "planted-code-ran"
-    pickled.write_bytes(pickle.dumps(_Plant(marker)))
-    with contextlib.suppress(Exception):  # the control: MLflow's own loader unpickles it
+    [code] = model.glob("*.py")  # the pyfunc as MLflow "models from code" runs it to load
+    with code.open("a", encoding="utf-8") as planted:  # a stand-in for code planted there
+        planted.write(f"\n__import__('pathlib').Path({str(marker)!r}).touch()\n")
+    with contextlib.suppress(Exception):  # the control: MLflow's own loader runs it
         mlflow.pyfunc.load_model(str(model))
-    assert marker.exists(), "the planted pickle runs code when unpickled"
+    assert marker.exists(), "the planted code runs when MLflow loads the model"
     marker.unlink()
 
     engine = load_engine(settings, ModelInfo(name="shoprec", version="1", run_id=None,
                                              uri=str(model)))
 
-    assert not marker.exists(), "the endpoint did not unpickle the registry's model"
+    assert not marker.exists(), "the endpoint ran none of the registry model's code"
     assert engine.rec.is_known(engine.pseudonymiser.one("C1"))
     assert engine.pseudonymiser.one("C1") == Pseudonymiser(KEY).one("C1")
 
