@@ -36,6 +36,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipelines.progress import Progress, report  # noqa: E402
+
 BASE = {"users": 500, "items": 400, "days": 30}
 STAGES = ("ingest", "features", "baseline_popularity", "baseline_ease", "train", "package",
           "serve")
@@ -63,11 +65,15 @@ def main() -> int:
         parser.error(f"--sizes takes numbers separated by commas, not {args.sizes!r}")
     if not factors or min(factors) <= 0:
         parser.error("--sizes must be positive")
-    if args.work is not None:
-        print(json.dumps(curve(factors, args.work, args.stage_timeout)))
-        return 0
-    with tempfile.TemporaryDirectory(prefix="shoprec-scale-") as tmp:
-        print(json.dumps(curve(factors, Path(tmp), args.stage_timeout)))
+    from pipelines.cli.progress import progress_bars
+
+    # Bars on stderr when a person watches it; stdout carries only the JSON.
+    with progress_bars(sys.stderr.isatty()) as progress:
+        if args.work is not None:
+            print(json.dumps(curve(factors, args.work, args.stage_timeout, progress)))
+            return 0
+        with tempfile.TemporaryDirectory(prefix="shoprec-scale-") as tmp:
+            print(json.dumps(curve(factors, Path(tmp), args.stage_timeout, progress)))
     return 0
 
 
@@ -76,12 +82,13 @@ def shop_size(factor: float) -> dict[str, int]:
     return {k: max(1, round(v * math.sqrt(factor))) for k, v in BASE.items()}
 
 
-def curve(factors: list[float], work: Path, timeout: float) -> dict[str, Any]:
+def curve(factors: list[float], work: Path, timeout: float,
+          progress: Progress | None = None) -> dict[str, Any]:
     sizes = []
     for factor in factors:
         folder = work / f"x{factor:g}"
         folder.mkdir(parents=True, exist_ok=True)
-        sizes.append(one_size(factor, folder, timeout))
+        sizes.append(one_size(factor, folder, timeout, progress))
     memory = machine_memory_mib()
     exponents = {
         f"x{a['factor']:g}->x{b['factor']:g}": growth(a, b) for a, b in pairwise(sizes)
@@ -106,11 +113,14 @@ def curve(factors: list[float], work: Path, timeout: float) -> dict[str, Any]:
     }
 
 
-def one_size(factor: float, folder: Path, timeout: float) -> dict[str, Any]:
+def one_size(factor: float, folder: Path, timeout: float,
+             progress: Progress | None = None) -> dict[str, Any]:
     """Every stage at one size, each in its own process, until the first failure."""
     size: dict[str, Any] = {"factor": factor, **shop_size(factor), "stages": {}, "error": None}
     state: dict[str, Any] = {}
-    for stage in ("generate", *STAGES):
+    stages = ("generate", *STAGES)
+    for done, stage in enumerate(stages):
+        report(progress, f"scale x{factor:g}: stages", done, len(stages))
         measured = run_child(stage, folder, factor, state, timeout)
         if "error" in measured:
             size["error"] = f"{stage}: {measured['error']}"
@@ -120,6 +130,7 @@ def one_size(factor: float, folder: Path, timeout: float) -> dict[str, Any]:
             size["generate_seconds"] = measured["seconds"]
         else:
             size["stages"][stage] = measured
+    report(progress, f"scale x{factor:g}: stages", len(stages), len(stages))
     size["events"] = state.get("events")
     size["serve_p50_ms"] = state.get("p50_ms")
     return size

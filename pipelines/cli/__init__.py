@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from contracts.settings import MissingPseudonymKey
 from pipelines.cli import commands
 from pipelines.cli.parser import EXIT_USAGE, build_parser
+from pipelines.cli.progress import quiet_libraries
 from pipelines.data.sources.base import UsageError
 
 
@@ -21,6 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    quiet_libraries(args.verbose)  # before any command imports TensorFlow
     try:
         return commands.COMMANDS[args.command](args)
     except (UsageError, MissingPseudonymKey) as err:

@@ -12,6 +12,7 @@ from pathlib import Path
 from contracts.settings import get_settings
 from contracts.storage import DataPath
 from pipelines.cli.parser import EXIT_DRIFT, EXIT_OK, EXIT_QUARANTINED
+from pipelines.cli.progress import progress_bars, wants_bars
 from pipelines.data.sources.base import UsageError
 
 
@@ -68,8 +69,9 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(f"no curated events under {data_dir}: run `shoprec ingest` first")
     from pipelines.steps.train import train  # TensorFlow: only once there is something to train
 
-    with _progress_to_stderr(args.json):
-        result = train(settings, dataset=args.dataset, register=not args.no_register)
+    with _progress_to_stderr(args.json), progress_bars(wants_bars(args.json)) as bars:
+        result = train(settings, dataset=args.dataset, register=not args.no_register,
+                       progress=bars)
     if not result.run_id:  # a non-chief worker of a multi-worker run: the chief reports
         print(f"worker done: trained in step with the chief in {result.train_seconds:.0f}s",
               file=sys.stderr)
@@ -142,8 +144,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         raise UsageError("--protocol needs --data-dir: the ingested data directory to split")
     if args.protocol is not None and not (args.data_dir / "curated" / "events").is_dir():
         raise UsageError(f"no curated events under {args.data_dir}: run `shoprec ingest` first")
-    with _progress_to_stderr(args.json):
-        result = benchmark(args.dataset, args.data_dir, args.protocol, args.seed)
+    with _progress_to_stderr(args.json), progress_bars(wants_bars(args.json)) as bars:
+        result = benchmark(args.dataset, args.data_dir, args.protocol, args.seed, progress=bars)
     print(json.dumps(result, default=float) if args.json else json.dumps(result, indent=2))
     return EXIT_OK
 

@@ -12,7 +12,23 @@ from pipelines.data.sources import SOURCE_NAMES
 EXIT_OK, EXIT_USAGE, EXIT_QUARANTINED, EXIT_DRIFT = 0, 2, 3, 4
 
 
+class _Help(argparse.HelpFormatter):
+    """Every option's help ends with its default, where it has one (not None, off or empty:
+    those say "default from settings" in words where it matters)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text, default = action.help or "", action.default
+        if "%(default)" in text or any(default is v for v in (None, False, argparse.SUPPRESS)) \
+                or default == []:  # (0 is a default to show: identity, not ==)
+            return text
+        return f"{text} (default %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _Help)  # the subcommands' parsers too
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, exit 2, like a usage error should
         self.exit(EXIT_USAGE, f"shoprec: error: {message}\n")
 
@@ -40,26 +56,28 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="shoprec", description="Explainable shop recommendations, end to end.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr, "
+                        "and keep TensorFlow's and MLflow's notes and warnings (hidden otherwise)")
     parser.add_argument("--version", action="version", version=f"shoprec {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     gen = commands.add_parser("generate", help="write a deterministic synthetic shop")
     gen.add_argument("--out", type=Path, required=True, help="output folder")
     gen.add_argument("--days", type=int, default=30,
-                     help="days of events, one file each (default %(default)s)")
+                     help="days of events, one file each")
     gen.add_argument("--seed", type=int, default=7,
-                     help="same seed, same shop, byte for byte (default %(default)s)")
-    gen.add_argument("--users", type=int, default=500, help="shoppers (default %(default)s)")
+                     help="same seed, same shop, byte for byte")
+    gen.add_argument("--users", type=int, default=500, help="shoppers")
     gen.add_argument("--items", type=int, default=400,
-                     help="catalogue items (default %(default)s)")
+                     help="catalogue items")
     gen.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1),
-                     help="first day, YYYY-MM-DD (default %(default)s)")
+                     help="first day, YYYY-MM-DD")
     gen.add_argument("--faults", action="store_true", help="add a few bad batches for demos")
 
     ing = commands.add_parser("ingest", help="land, validate and curate batches")
     ing.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
-    ing.add_argument("--source", required=True, choices=SOURCE_NAMES)
+    ing.add_argument("--source", required=True, choices=SOURCE_NAMES,
+                     help="which adapter reads the files (docs/data.md)")
     ing.add_argument("--mapping", help="YAML column mapping (csv source)")
     ing.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
     ing.add_argument("--json", action="store_true", help="one JSON object per batch per line")
@@ -88,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--data-dir", type=data_dir_arg, help=DATA_DIR_HELP)
     exp.add_argument("--model-uri", help="MLflow model URI (default: the registry's champion)")
     exp.add_argument("--users", type=int, default=40, help="how many users to sample")
-    exp.add_argument("--k", type=int, default=10)
+    exp.add_argument("--k", type=int, default=10, help="items per list checked")
     exp.add_argument("--json", action="store_true", help="print one JSON object")
 
     bench = commands.add_parser("benchmark", help="fixed-protocol comparison with baselines")
@@ -116,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rol = commands.add_parser("rollout", help="move the new champion through shadow, canary and "
                               "full on the running endpoint, or roll it back")
-    rol.add_argument("action", choices=("status", "shadow", "canary", "full", "rollback"))
+    rol.add_argument("action", choices=("status", "shadow", "canary", "full", "rollback"),
+                     help="show the stages, move to one, or roll the new champion back")
     rol.add_argument("--wait", type=float, metavar="SECONDS", help="how long shadow or canary "
                      "is watched (default from settings: rollout_stage_seconds)")
     rol.add_argument("--reason", default="rolled back by an operator",
@@ -147,20 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
                      "directory or a folder `shoprec generate` wrote (default from settings)")
     sim.add_argument("--endpoint", metavar="URL", help="base URL, loopback only (default from "
                      "settings: http://127.0.0.1:3000)")
-    sim.add_argument("--shoppers", type=int, default=50, help="distinct shoppers sampled "
-                     "(default %(default)s)")
-    sim.add_argument("--visits-per-shopper", type=int, default=1, help="visits of each "
-                     "(default %(default)s)")
+    sim.add_argument("--shoppers", type=int, default=50, help="distinct shoppers sampled")
+    sim.add_argument("--visits-per-shopper", type=int, default=1, help="visits of each")
     sim.add_argument("--seconds", type=float, default=60.0, help="stop after this long, visits "
-                     "left or not (default %(default)s)")
+                     "left or not")
     sim.add_argument("--max-requests", type=int, default=10_000, help="stop after this many "
-                     "HTTP requests, both routes (default %(default)s; at most 100000)")
+                     "HTTP requests, both routes, at most 100000")
     sim.add_argument("--seed", type=int, default=0, help="same seed, same shoppers and, against "
-                     "the same answers, the same events (default %(default)s)")
+                     "the same answers, the same events")
     sim.add_argument("--k", type=int, default=10, choices=range(1, 101), metavar="1..100",
-                     help="items per list (default %(default)s)")
+                     help="items per list")
     sim.add_argument("--explain", action="store_true", help="ask for explanations too (slower)")
-    sim.add_argument("--concurrency", type=int, default=4, help="visits in flight "
-                     "(default %(default)s)")
+    sim.add_argument("--concurrency", type=int, default=4, help="visits in flight")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     return parser

@@ -45,6 +45,7 @@ from pipelines.evaluation.benchmark_data import (
     matrix,
 )
 from pipelines.evaluation.metrics import evaluate_topk
+from pipelines.progress import Progress, report
 
 # Tuned once per data set; fixed so the anchors stay comparable. The floor a model is judged
 # against is the strongest of these and EASE with λ chosen on an inner validation split.
@@ -277,11 +278,13 @@ VALIDATION_SHARE = 0.1
 
 
 def benchmark(dataset: str | None, path: Path | None = None, protocol: Protocol | None = None,
-              seed: int = ML100K_SEED, ease_max_items: int | None = None) -> dict:
+              seed: int = ML100K_SEED, ease_max_items: int | None = None,
+              progress: Progress | None = None) -> dict:
     """The fixed protocol for ``dataset`` (ml-100k, online-retail), or ``protocol`` on the
     ingested data directory ``path`` when ``dataset`` is None: baselines and the TFRS model,
     with timings, in one JSON-able object. EASE is restricted above ``ease_max_items`` items
-    (default: the settings'), and the output's ``ease_restriction`` says whether it was."""
+    (default: the settings'), and the output's ``ease_restriction`` says whether it was.
+    ``progress`` counts the four stages: load, baselines, the TFRS grid, its evaluation."""
     if ease_max_items is None:
         ease_max_items = get_settings().ease.max_items
     start = time.perf_counter()
@@ -294,12 +297,16 @@ def benchmark(dataset: str | None, path: Path | None = None, protocol: Protocol 
         data = loader(path) if path else loader()
         protocol = PROTOCOLS[dataset]
     load_seconds = time.perf_counter() - start
+    report(progress, "benchmark: stages", 1, 4)
     baselines = run_baselines(data, data.name, protocol=protocol, max_items=ease_max_items)
+    report(progress, "benchmark: stages", 2, 4)
     floor = strongest_ease(baselines)
     start = time.perf_counter()
     model, grid = train_on_protocol(data, protocol, get_settings())
     fitted = time.perf_counter()
+    report(progress, "benchmark: stages", 3, 4)
     metrics = evaluate_model(model, data, (5, 10, 20))
+    report(progress, "benchmark: stages", 4, 4)
     metrics["train_seconds"] = fitted - start
     metrics["eval_seconds"] = time.perf_counter() - fitted
     return {

@@ -22,6 +22,7 @@ from contracts.model_info import PROBE_USER_TAG
 from contracts.settings import Settings
 from models import distribute
 from models.fit import (
+    EpochCallback,
     Fitted,
     FittedRetrieval,
     WideConstants,
@@ -34,6 +35,7 @@ from models.two_stage import TwoStageRecommender
 from pipelines.data.features import FeatureSet, lineage, load_features
 from pipelines.data.shared_retrieval import shared_retrieval, shared_wide
 from pipelines.evaluation.splits import K_VALUES, Split, evaluate_on_split, validation_split
+from pipelines.progress import Progress, report
 from pipelines.steps.gate import CandidateResult
 from pipelines.tracking import model_logging
 from pipelines.tracking import runs as tracking
@@ -49,13 +51,16 @@ def train_candidate(
     features_uri: str,
     overrides: Mapping[str, Any] | None = None,
     baselines: Mapping[str, Mapping[str, float]] | None = None,
+    progress: Progress | None = None,
+    label: str = "candidate",
 ) -> CandidateResult:
     """Fit, evaluate and log one two-stage candidate as its own MLflow run.
 
     ``overrides`` is one entry of ``settings.train_grid``; the history length is the feature
     set's, since the features were built for it. ``baselines`` (from ``train_baselines``) go into
     the run's evaluation report and plots. The run is tagged with a shopper the model knows
-    (``PROBE_USER_TAG``), whom the endpoint's smoke test asks for.
+    (``PROBE_USER_TAG``), whom the endpoint's smoke test asks for. ``progress`` counts its
+    epochs as "<label>: <stage> epochs".
 
     Under multi-worker training (``settings.distribute``, ``TF_CONFIG``) every worker calls this;
     only the chief logs, evaluates and saves, the others train in step and return no run.
@@ -88,12 +93,13 @@ def train_candidate(
             "window_end": str(features.window[1]), "batches": len(batches)}})
         tracking.log_lineage(batches, f"{settings.dataset}-curated", data_hash)
         started = time.perf_counter()
-        stage_one = shared_retrieval(features_uri, features, config, strategy, _log_epoch)
+        on_epoch = _epoch_logger(config, progress, label)
+        stage_one = shared_retrieval(features_uri, features, config, strategy, on_epoch)
         retrieval_seconds = time.perf_counter() - started  # ~0 when another candidate's
         wide = shared_wide(features_uri, features, config)
         shared_seconds = time.perf_counter() - started  # stage one and the wide constants
         fitted, recommender, metrics = fit_and_judge(
-            features, config, split, strategy, on_epoch=_log_epoch, retrieval=stage_one,
+            features, config, split, strategy, on_epoch=on_epoch, retrieval=stage_one,
             wide=wide)
         metrics["retrieval_seconds"] = retrieval_seconds
         metrics["wide_constants_seconds"] = shared_seconds - retrieval_seconds
@@ -156,10 +162,17 @@ def _fit(features: FeatureSet, config: TrainConfig, strategy, on_epoch=None,
                          retrieval=retrieval, wide=wide)
 
 
-def _log_epoch(stage: str, epoch: int, metrics: Mapping[str, float]) -> None:
-    """Per-epoch figures as ``retrieval.loss`` etc., stepped by epoch (the run's curves)."""
-    tracking.log_metrics({f"{stage}.{name}": value for name, value in metrics.items()},
-                         step=epoch)
+def _epoch_logger(config: TrainConfig, progress: Progress | None, label: str) -> EpochCallback:
+    """Per-epoch figures as ``retrieval.loss`` etc., stepped by epoch (the run's curves), and
+    the epoch counted on ``progress`` (early stopping may end a stage before its total)."""
+    totals = {"retrieval": config.retrieval_epochs, "ranking": config.ranking_epochs}
+
+    def on_epoch(stage: str, epoch: int, metrics: Mapping[str, float]) -> None:
+        tracking.log_metrics({f"{stage}.{name}": value for name, value in metrics.items()},
+                             step=epoch)
+        report(progress, f"{label}: {stage} epochs", epoch + 1, totals[stage])
+
+    return on_epoch
 
 
 def recommender_for(features: FeatureSet, fitted: Fitted, config: TrainConfig

@@ -15,6 +15,7 @@ from typing import Any
 from contracts.settings import Settings
 from models import distribute
 from models.train_config import TrainConfig
+from pipelines.progress import Progress, report
 from pipelines.steps.baselines import train_baselines
 from pipelines.steps.candidate import train_candidate
 from pipelines.steps.features import build_features_step
@@ -47,12 +48,15 @@ def train(
     config: TrainConfig | None = None,
     dataset: str | None = None,
     register: bool = True,
+    progress: Progress | None = None,
 ) -> TrainResult:
     """Train on the curated data of ``data_dir`` (default ``settings.data_dir``) as the DAG does.
 
     ``config``, when given, replaces ``settings.train_config`` as the base every grid entry
     overrides; ``dataset`` names the MLflow experiment (default ``settings.dataset``). Without
     ``register`` every run is still logged and the candidates ranked, but nothing is registered.
+    ``progress`` counts the steps (features, baselines, each candidate, the gate) and each
+    candidate's epochs.
     """
     update: dict[str, Any] = {}
     if data_dir is not None:
@@ -65,13 +69,21 @@ def train(
     strategy = distribute.strategy(settings.distribute)  # first: TF sets up collectives once
     if not distribute.is_chief(strategy):
         return _follow_chief(settings, strategy)
+    steps = len(settings.train_grid) + 3
     features_uri = build_features_step(settings)
+    report(progress, "train: steps", 1, steps)
     distribute.barrier(strategy)  # other workers then read the feature set the chief built
     baselines = train_baselines(settings, features_uri)
-    candidates = [train_candidate(settings, features_uri, overrides, baselines)
-                  for overrides in settings.train_grid]
+    report(progress, "train: steps", 2, steps)
+    candidates = []
+    for overrides in settings.train_grid:
+        label = f"candidate {len(candidates) + 1}/{len(settings.train_grid)}"
+        candidates.append(train_candidate(settings, features_uri, overrides, baselines,
+                                          progress, label))
+        report(progress, "train: steps", 2 + len(candidates), steps)
     evaluation = evaluate_candidates(settings, candidates, baselines)
     gate = promote(settings, evaluation) if register else None
+    report(progress, "train: steps", steps, steps)
     best = evaluation.best
     return TrainResult(best.run_id, best.model_uri, best.metrics, baselines,
                        best.metrics["train_seconds"], gate, evaluation.evidence.to_json())

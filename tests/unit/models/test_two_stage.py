@@ -198,7 +198,15 @@ def test_short_training_beats_popularity_and_loads_in_a_fresh_process(
     settings = settings.with_values(tracking_uri=mlflow_server, model_name=name)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
 
-    result = train(settings, config=TrainConfig(retrieval_epochs=4, ranking_epochs=2))
+    ticks: list[tuple[str, int, int]] = []
+    result = train(settings, config=TrainConfig(retrieval_epochs=4, ranking_epochs=2),
+                   progress=lambda *tick: ticks.append(tick))
+
+    steps = len(settings.train_grid) + 3  # features, baselines, each candidate, the gate
+    assert [t for t in ticks if t[0] == "train: steps"][-1] == ("train: steps", steps, steps)
+    first = f"candidate 1/{len(settings.train_grid)}"
+    assert (f"{first}: retrieval epochs", 1, 4) in ticks
+    assert (f"{first}: ranking epochs", 1, 2) in ticks
 
     assert result.metrics["ndcg@10"] > 2 * result.baselines["popularity"]["ndcg@10"]
     # Short training need not beat EASE on the window, so the gate may keep it a challenger;

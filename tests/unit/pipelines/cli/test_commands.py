@@ -139,7 +139,7 @@ def trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     monkeypatch.setenv("SHOPREC_PSEUDONYM_KEY", KEY)
     calls: dict = {}
 
-    def train(settings, data_dir=None, config=None, dataset=None, register=True):
+    def train(settings, data_dir=None, config=None, dataset=None, register=True, progress=None):
         calls.update(settings=settings, data_dir=data_dir, config=config, dataset=dataset,
                      register=register)
         return SimpleNamespace(**vars(RESULT), to_json=lambda: {"run_id": RESULT.run_id})
@@ -215,7 +215,7 @@ def test_benchmark_on_an_ingested_data_dir_passes_protocol_and_seed(
     (tmp_path / "curated" / "events").mkdir(parents=True)
     calls = []
     monkeypatch.setattr(pipelines.evaluation.benchmark, "benchmark",
-                        lambda *args: calls.append(args) or {"model": {"ndcg@10": 0.5}})
+                        lambda *args, progress: calls.append(args) or {"model": {"ndcg@10": 0.5}})
 
     assert main(["benchmark", "--protocol", "temporal", "--data-dir", str(tmp_path),
                  "--seed", "7", "--json"]) == 0
