@@ -14,12 +14,23 @@ export TF_USE_LEGACY_KERAS := 1
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup test test-fast test-long test-production lint demo demo-stop prod-up prod-down bench bench-serve bench-store bench-scale bench-online clean
+.PHONY: setup i18n test test-fast test-long test-production lint demo demo-stop prod-up prod-down bench bench-serve bench-store bench-scale bench-online clean
 
 # `uv sync --frozen` is a no-op in about a second when the environment is current.
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen $(UV_PYTHON_ARG)
+
+# Shopper-facing words (issue 29, docs/i18n.md): extract the messages from the code into the
+# template, merge it into every locale's catalog, compile the catalogs (committed, .po and .mo).
+I18N := contracts/locales
+i18n: setup
+	$(VENV)/bin/pybabel extract -k Template:1 -k Counted:1,2 --no-location --sort-output \
+		--project shoprec -o $(I18N)/shoprec.pot models contracts serving
+	$(VENV)/bin/pybabel update -D shoprec -i $(I18N)/shoprec.pot -d $(I18N) --no-fuzzy-matching \
+		--ignore-obsolete
+	$(VENV)/bin/pybabel compile -D shoprec -d $(I18N) --statistics
+	$(VENV)/bin/pybabel compile -D catalogue -d $(I18N)
 
 # Tests run on TEST_WORKERS processes (pytest-xdist), a module on one (tests/conftest.py), in
 # collection order: the long integration modules first, so no worker waits on one at the end.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.queries import ExplainedItem, Filters, Query
-from models.reasons import popular_reason
+from models.reasons import PLAIN, popular_said, render
 from models.two_stage import TwoStageRecommender
 
 COLD_START = "cold_start"
@@ -67,18 +67,21 @@ class Answers:
         items = []
         for rank, index in enumerate(self.rec.popular(k, filters), start=1):
             share = float(self.rec.table.popularity[index])
-            note = {"kind": POPULARITY, "reason": popular_reason(share, filters.category),
+            said = popular_said(share, filters.category)
+            note = {"kind": POPULARITY, "reason": render(said, PLAIN), "said": said,
                     "share_of_purchases": share} if explain else None
             items.append(self.item(int(index), share, rank) | {"explanation": note})
         return items
 
 
 def ig_note(explained: ExplainedItem) -> dict:
-    """An integrated-gradients explanation shaped like ``schemas.Explanation``."""
+    """An integrated-gradients explanation shaped like ``schemas.Explanation``, with its
+    reason's facts (``said``), which ``contracts.i18n.localise`` words per locale."""
     exp = explained.explanation
     return {
         "kind": IG,
         "reason": explained.reason,
+        "said": explained.said,
         "attributions": [{"feature": f, "value": explained.values.get(f, ""), "attribution": a}
                          for f, a in exp.sorted_attributions() if a != 0.0],
         "baseline_score": exp.baseline_score,

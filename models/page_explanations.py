@@ -18,7 +18,8 @@ from models.explain import Explanation, IntegratedGradients, average_baseline
 from models.purchase_attribution import strongest_purchases
 from models.queries import ExplainedItem
 from models.ranking import PURCHASES
-from models.reasons import ValueBook, reason
+from models.reasons import render, said
+from models.values import ValueBook
 
 BASELINE_PAIRS = 512  # (shopper, item) pairs averaged into IG's reference point
 
@@ -89,8 +90,9 @@ class ExplainsPages:
             bought = strongest_purchases(pairs[self.wide_input], [e.slots for e in explanations])
         else:
             bought = [[] for _ in explanations]
-        values = self.value_book.values(pairs, [[self.titles[self.item_ids[i]] for i, _ in named]
-                                            for named in bought])
-        explained = iter(ExplainedItem(e, v, reason(e, v))
-                         for e, v in zip(explanations, values, strict=True))
+        titles = [[self.titles[self.item_ids[i]] for i, _ in named] for named in bought]
+        values = self.value_book.values(pairs, titles)
+        facts = [said(e, v, t) for e, v, t in zip(explanations, values, titles, strict=True)]
+        explained = iter(ExplainedItem(e, v, render(f), f)
+                         for e, v, f in zip(explanations, values, facts, strict=True))
         return [[next(explained) for _ in page] for page in items]

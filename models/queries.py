@@ -11,6 +11,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from models.explain import Explanation
+    from models.reasons import Said
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,10 @@ class Recommendation:
 
 @dataclass(frozen=True)
 class ExplainedItem:
-    """One recommended item's integrated-gradients explanation, its values and its reason."""
+    """One recommended item's integrated-gradients explanation, its values and its reason (in
+    plain English; ``said`` holds its facts, which ``contracts.i18n`` renders per locale)."""
 
     explanation: Explanation
     values: dict[str, str]  # feature -> the value a shopper reads (``feature_values``)
     reason: str
+    said: Said = ()

@@ -20,7 +20,7 @@ from contracts.model_info import ModelInfo
 from contracts.pseudonyms import Pseudonymiser
 from contracts.shopper_store import ShopperStore
 from models.queries import Filters, Query
-from models.reasons import similar_reason
+from models.reasons import similar_said
 from models.two_stage import TwoStageRecommender
 from serving import metrics
 from serving.batching import MicroBatcher
@@ -100,7 +100,7 @@ class Engine:
             shared = self.rec.shared_attributes(item, int(other))
             out.append(self.answers.item(int(other), float(score), rank)
                        | {"shared": [name for name, _ in shared],
-                          "reason": similar_reason(shared)})
+                          "said": similar_said(shared)})
         return out
 
     def history(self, raw_user: str, k: int = 10) -> list[dict]:

@@ -30,6 +30,11 @@ Text = Annotated[str, AfterValidator(_utf8)]
 UserId = Field(min_length=1, max_length=128, pattern=r"\S", description="Raw customer id.")
 ItemId = Field(min_length=1, max_length=128, description="Catalogue item id.")
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+LocaleTag = Field(
+    default=None, max_length=35, pattern=r"^[A-Za-z]{1,8}([-_][A-Za-z0-9]{1,8})*$",
+    description="The language of what the shopper reads (BCP 47, e.g. `zh-CN`); overrides the "
+    "Accept-Language header. One without a catalog gets the shop's default, and the answer "
+    "says so (`locale_fallback`).")
 
 
 FEEDBACK_FUTURE_SLACK = timedelta(minutes=5)  # clock skew a shop page may have
@@ -53,6 +58,7 @@ class Filters(_Body):
 class RecommendRequest(_Body):
     model_config = _example({"user_id": "C000001", "k": 5,
                              "filters": {"category": "kitchenware"}})
+    locale: str | None = LocaleTag
     user_id: Text | None = Field(
         default=None, min_length=1, max_length=128, pattern=r"\S",
         description="Raw customer id. Give this or `pseudonym`, not both.")
@@ -75,18 +81,21 @@ class RecommendRequest(_Body):
 
 class ExplainRequest(_Body):
     model_config = _example({"user_id": "C000001", "item_id": "SKU00001"})
+    locale: str | None = LocaleTag
     user_id: Text = UserId
     item_id: Text = ItemId
 
 
 class SimilarRequest(_Body):
     model_config = _example({"item_id": "SKU00001", "k": 5})
+    locale: str | None = LocaleTag
     item_id: Text = ItemId
     k: int = Field(default=10, ge=1, le=100)
 
 
 class HistoryRequest(_Body):
     model_config = _example({"user_id": "C000001", "k": 5})
+    locale: str | None = LocaleTag
     user_id: Text = UserId
     k: int = Field(default=10, ge=1, le=100)
 
@@ -128,6 +137,7 @@ class Attribution(BaseModel):
     feature: str
     value: str
     attribution: float
+    label: str = Field(description="What the feature is, in plain words in the answer's locale.")
 
 
 class Explanation(BaseModel):
@@ -153,17 +163,34 @@ class PopularityNote(BaseModel):
     share_of_purchases: float
 
 
+class Product(BaseModel):
+    """An item as a shopper reads it (title, category's name and price in their locale)."""
+
+    item_id: str
+    title: str
+    category: str
+    category_name: str = Field(description="The category as the shopper reads it: translated "
+                               "where the locale's catalogue names it, else as given.")
+    price: float | None
+    price_text: str | None = Field(description="The price in the shop's currency, written for "
+                                   "the answer's locale.")
+
+
+class InLocale(BaseModel):
+    """An answer with words in it says which language they are in."""
+
+    locale: str = Field(description="The locale the answer's words are in (BCP 47).")
+    locale_fallback: bool = Field(description="True when the locale asked for (field or "
+                                  "Accept-Language) has no catalog: the shop's default is used.")
+
+
 class ModelRef(BaseModel):
     name: str
     version: str | None
     run_id: str | None
 
 
-class Item(BaseModel):
-    item_id: str
-    title: str
-    category: str
-    price: float | None
+class Item(Product):
     score: float
     rank: int
     new: bool = Field(default=False, description="In the catalogue since the model was trained: "
@@ -174,7 +201,7 @@ class Item(BaseModel):
               "`explain` is false."))
 
 
-class RecommendResponse(BaseModel):
+class RecommendResponse(InLocale):
     request_id: str = Field(description="This answer's id: send it with /feedback about its "
                             "items, so the outcome is credited to the model that showed them.")
     user_id: str = Field(description="The id as given: raw, or the pseudonym.")
@@ -183,7 +210,7 @@ class RecommendResponse(BaseModel):
     model: ModelRef
 
 
-class ExplainResponse(BaseModel):
+class ExplainResponse(InLocale):
     user_id: str
     item_id: str
     score: float = Field(description="The ranker's score of this (user, item) pair.")
@@ -192,31 +219,24 @@ class ExplainResponse(BaseModel):
     model: ModelRef
 
 
-class SimilarItem(BaseModel):
-    item_id: str
-    title: str
-    category: str
-    price: float | None
+class SimilarItem(Product):
     score: float = Field(description="Cosine similarity of candidate-tower embeddings.")
     rank: int
     shared: list[str] = Field(description="Attributes this item shares with the query item.")
     reason: str
 
 
-class SimilarResponse(BaseModel):
+class SimilarResponse(InLocale):
     item_id: str
     items: list[SimilarItem]
     model: ModelRef
 
 
-class HistoryItem(BaseModel):
-    item_id: str
-    title: str
-    category: str
-    price: float | None
+class HistoryItem(Product):
+    """A past purchase, as the shopper reads it."""
 
 
-class HistoryResponse(BaseModel):
+class HistoryResponse(InLocale):
     user_id: str
     items: list[HistoryItem] = Field(
         description="The purchases the served model starts from, most recent first; empty for "

@@ -32,6 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from contracts.bento_store import MODEL_ARGUMENT
+from contracts.i18n import Locales, localise
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings, get_settings
 from contracts.shopper_store import LIVE
@@ -47,6 +48,7 @@ from serving.loading import EngineHolder, NoModel, Unavailable, shopper_store
 from serving.request_timeout import disarm_timers_when_answered
 from serving.rollout import Rollout
 from serving.traffic_log import open_traffic_log
+from serving.wording import chosen, explore_page, in_locale
 
 log = logging.getLogger("shoprec.serving")
 
@@ -71,7 +73,9 @@ STORE = shopper_store(SETTINGS)  # the online shopper state (None: off), shared 
 TRAFFIC = open_traffic_log(SETTINGS)  # what was served, for the drift report (None: off)
 OUTCOMES = open_outcome_log(SETTINGS)  # outcomes joined to answers, for read-outs (None: off)
 LEDGER = Ledger(timedelta(minutes=SETTINGS.rollout.attribution_minutes))  # on the event loop
-EXPLORE_PAGE = (Path(__file__).with_name("explore.html")).read_text(encoding="utf-8")
+LOCALES = Locales.load(SETTINGS.shop.locale, SETTINGS.shop.currency)  # every catalog, worded once
+EXPLORE_PAGE = explore_page(Path(__file__).with_name("explore.html").read_text(encoding="utf-8"),
+                            LOCALES)
 ERRORS = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
 
 app = FastAPI(
@@ -162,8 +166,9 @@ def _rollout(rollout: Rollout | None) -> dict | None:
 # Routes are module functions, not methods: BentoML hands a method route its ``self`` through a
 # synchronous FastAPI dependency, which costs every request a hop to the thread pool (measured).
 @app.post("/recommend", response_model=schemas.RecommendResponse, responses=ERRORS)
-async def recommend(body: schemas.RecommendRequest) -> Response:
+async def recommend(body: schemas.RecommendRequest, request: Request) -> Response:
     start = time.perf_counter()
+    choice = chosen(LOCALES, request, body.locale)
     filters = Filters(body.filters.category, body.filters.max_price)
     shopper = body.pseudonym if body.pseudonym is not None else body.user_id
     request_id, served = f"r-{uuid.uuid4().hex}", None
@@ -191,39 +196,42 @@ async def recommend(body: schemas.RecommendRequest) -> Response:
     metrics.answered("recommend", version, page.fallback)
     metrics.recommended(version, body.explain, time.perf_counter() - start)
     return _encoded(schemas.RecommendResponse, {
-        "request_id": request_id, "user_id": shopper, "items": page.items,
-        "fallback": page.fallback, "model": _model(engine)})
+        "request_id": request_id, "user_id": shopper, "items": localise(page.items, choice.words),
+        "fallback": page.fallback, "model": _model(engine), **in_locale(choice)})
 
 
 @app.post("/explain", response_model=schemas.ExplainResponse, responses=ERRORS)
-async def explain(body: schemas.ExplainRequest) -> dict:
-    engine = _engine()
+async def explain(body: schemas.ExplainRequest, request: Request) -> dict:
+    engine, choice = _engine(), chosen(LOCALES, request, body.locale)
     scored, fallback = await engine.explain(body.user_id, body.item_id)
     metrics.answered("explain", engine.info.version, fallback)
+    [scored] = localise([scored], choice.words)
     return {"user_id": body.user_id, "item_id": body.item_id, **scored,
-            "fallback": fallback, "model": _model(engine)}
+            "fallback": fallback, "model": _model(engine), **in_locale(choice)}
 
 
 @app.post("/similar_items", response_model=schemas.SimilarResponse, responses=ERRORS)
-def similar_items(body: schemas.SimilarRequest) -> dict:
-    engine = _engine()
-    items = engine.similar(body.item_id, body.k)
+def similar_items(body: schemas.SimilarRequest, request: Request) -> dict:
+    engine, choice = _engine(), chosen(LOCALES, request, body.locale)
+    items = localise(engine.similar(body.item_id, body.k), choice.words)
     metrics.answered("similar_items", engine.info.version, None)
-    return {"item_id": body.item_id, "items": items, "model": _model(engine)}
+    return {"item_id": body.item_id, "items": items, "model": _model(engine),
+            **in_locale(choice)}
 
 
 @app.post("/history", response_model=schemas.HistoryResponse, responses=ERRORS)
-def history(body: schemas.HistoryRequest) -> dict:
-    engine = _engine()
-    items = engine.history(body.user_id, body.k)
+def history(body: schemas.HistoryRequest, request: Request) -> dict:
+    engine, choice = _engine(), chosen(LOCALES, request, body.locale)
+    items = localise(engine.history(body.user_id, body.k), choice.words)
     metrics.answered("history", engine.info.version, None)
-    return {"user_id": body.user_id, "items": items, "model": _model(engine)}
+    return {"user_id": body.user_id, "items": items, "model": _model(engine),
+            **in_locale(choice)}
 
 
 @app.get("/explore", response_class=HTMLResponse, include_in_schema=False)
 def explore() -> HTMLResponse:
-    """A page showing what a shopper would see and why; its data comes from the APIs above,
-    with the same token, so the page itself holds nothing."""
+    """A page showing what a shopper would see and why, in their language (every catalog's
+    words are in it); its data comes from the APIs above, with the same token."""
     return HTMLResponse(EXPLORE_PAGE)
 
 
@@ -339,11 +347,16 @@ def _refresh_catalogue() -> None:
             log.exception("could not add the new catalogue items")
 
 
+# A built Bento's runtime: Debian with the Python building it; its packages come pinned from
+# uv.lock (packaging hands their requirements file to it), not re-resolved when it is built.
+IMAGE = bentoml.images.Image(lock_python_packages=False)
+
+
 # One worker: on two cores a second TF process only competes with the first. No per-request
 # access log line: at hundreds of requests a second it costs more CPU than the model call.
 # Loopback unless told otherwise, also for `bentoml serve` of a built Bento (BentoML's own
 # default is every interface).
-@bentoml.service(name="shoprec", workers=1, traffic={"timeout": 60},
+@bentoml.service(name="shoprec", workers=1, traffic={"timeout": 60}, image=IMAGE,
                  logging={"access": {"enabled": False}}, http={"host": DEFAULT_HOST},
                  tracing={} if SETTINGS.serve.tracing else {"excluded_urls": ["/"]})
 @bentoml.asgi_app(app, path="/")

@@ -11,7 +11,8 @@ from models.explain import Explanation, IntegratedGradients, average_baseline, q
 from models.fit import fit_two_stage
 from models.inputs import pad_left
 from models.ranking import RANKING_FEATURES
-from models.reasons import FALLBACK, feature_values, reason, reason_features
+from models.reasons import reason, reason_features
+from models.values import feature_values
 from pipelines.data.features import build_features
 from tests.support.tiny import TINY, tiny_shop
 
@@ -203,10 +204,12 @@ def test_reasons_on_the_real_ranker_only_use_positive_features(tiny) -> None:
 # ---- reasons ----------------------------------------------------------------------------------
 VALUES = {
     "category": "lighting", "category_count": "3", "brand": "Nord", "brand_count": "2",
-    "brand_times": "twice", "price_band": "mid (10.00-20.00)", "price_band_count": "4",
-    "popularity_share": "1.5%", "history_count": "10", "hour": "14:00-15:00",
-    "day_of_week": "Monday",
+    "price_band": "mid (10.00-20.00)", "price_band_count": "4", "band": "mid",
+    "band_low": "10.0", "band_high": "20.0", "popularity_share": "1.5%", "share": "0.015",
+    "history_count": "10", "hour": "14:00-15:00", "hour_of_day": "14",
+    "day_of_week": "Monday", "weekday": "0",
 }
+FALLBACK = "Recommended for you."
 
 
 def _explanation(**attributions: float) -> Explanation:
@@ -221,19 +224,19 @@ def test_reasons_state_only_positive_features_strongest_first_with_real_values()
 
     text = reason(e, VALUES)
 
-    assert text == "In your usual price range (mid (10.00-20.00)). You often buy lighting."
+    assert text == "In your usual price range (mid: 10.00 to 20.00). You often buy lighting."
     assert reason_features(e, VALUES) == ["price_band_affinity", "category_affinity"]
     assert "Nord" not in text and "Popular" not in text, "negative features never stated"
-    assert reason(e, VALUES, max_sentences=1) == "In your usual price range (mid (10.00-20.00))."
+    assert reason(e, VALUES, max_sentences=1) == "In your usual price range (mid: 10.00 to 20.00)."
 
 
 def test_reasons_skip_unknown_or_zero_values_and_fall_back_neutrally() -> None:
-    unbranded = VALUES | {"brand": "unknown", "brand_count": "0", "brand_times": "0 times"}
+    unbranded = VALUES | {"brand": "unknown", "brand_count": "0"}
     e = _explanation(brand_affinity=0.9, day_of_week=0.1)
     assert reason(e, unbranded) == "Often bought on Monday."
-    assert reason(e, VALUES).startswith("From Nord, which you have bought twice.")
+    assert reason(e, VALUES).startswith("From Nord, which you have bought 2 times.")
 
-    never_sold = VALUES | {"popularity_share": "0%"}
+    never_sold = VALUES | {"popularity_share": "0%", "share": "0.0"}
     assert reason(_explanation(popularity=0.4), never_sold) == FALLBACK
     cold = VALUES | {"history_count": "0", "category_count": "0"}
     assert reason(_explanation(history=0.5, category_affinity=0.2), cold) == FALLBACK
@@ -254,7 +257,7 @@ def test_a_title_s_own_full_stop_ends_the_sentence_once() -> None:
     e = _explanation(history_items=0.9, price_band_affinity=0.2)
     text = reason(e, VALUES | {"bought": "LUNCH BAG  BLACK SKULL."})
     assert text == ("Because you bought LUNCH BAG  BLACK SKULL. "
-                    "In your usual price range (mid (10.00-20.00)).")
+                    "In your usual price range (mid: 10.00 to 20.00).")
 
 
 def test_the_placeholder_category_is_never_stated() -> None:

@@ -22,7 +22,8 @@ from models.inputs import (
     shopper_table,
 )
 from models.ranking import RANKING_FEATURES
-from models.reasons import ValueBook, reason_features
+from models.reasons import reason_features
+from models.values import ValueBook
 from pipelines.data.features import build_features
 from tests.support.tiny import TINY, tiny_shop
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.reasons import feature_values
+from models.values import feature_values
 from pipelines.data.features import build_features
 from tests.support.tiny import tiny_shop
 
