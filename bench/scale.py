@@ -36,7 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.progress import Progress, report  # noqa: E402
+from contracts.progress import Progress, report  # noqa: E402
 
 BASE = {"users": 500, "items": 400, "days": 30}
 STAGES = ("ingest", "features", "baseline_popularity", "baseline_ease", "train", "package",

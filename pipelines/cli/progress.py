@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from pipelines.progress import Progress
+from contracts.progress import Progress
 
 
 def quiet_libraries(verbose: bool) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from contracts.progress import Progress, report
 from contracts.settings import Settings, get_settings
 from models.baselines import (
     EASE,
@@ -45,7 +46,6 @@ from pipelines.evaluation.benchmark_data import (
     matrix,
 )
 from pipelines.evaluation.metrics import evaluate_topk
-from pipelines.progress import Progress, report
 
 # Tuned once per data set; fixed so the anchors stay comparable. The floor a model is judged
 # against is the strongest of these and EASE with λ chosen on an inner validation split.

@@ -19,6 +19,7 @@ import numpy as np
 
 from contracts import registry
 from contracts.model_info import PROBE_USER_TAG
+from contracts.progress import Progress, report
 from contracts.settings import Settings
 from models import distribute
 from models.fit import (
@@ -35,7 +36,6 @@ from models.two_stage import TwoStageRecommender
 from pipelines.data.features import FeatureSet, lineage, load_features
 from pipelines.data.shared_retrieval import shared_retrieval, shared_wide
 from pipelines.evaluation.splits import K_VALUES, Split, evaluate_on_split, validation_split
-from pipelines.progress import Progress, report
 from pipelines.steps.gate import CandidateResult
 from pipelines.tracking import model_logging
 from pipelines.tracking import runs as tracking

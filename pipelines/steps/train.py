@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.progress import Progress, report
 from contracts.settings import Settings
 from models import distribute
 from models.train_config import TrainConfig
-from pipelines.progress import Progress, report
 from pipelines.steps.baselines import train_baselines
 from pipelines.steps.candidate import train_candidate
 from pipelines.steps.features import build_features_step

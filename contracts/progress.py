@@ -1,6 +1,6 @@
 """How far a long step is, as an optional callback: the step reports, its caller shows it.
 
-Steps stay plain functions (the DAG passes nothing); ``shoprec`` passes rich bars on a terminal
+Steps stay plain functions (the DAGs pass nothing); ``shoprec`` passes rich bars on a terminal
 (``pipelines.cli.progress``), the benchmarks their own.
 """
 
