@@ -234,7 +234,8 @@ def _score(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write --out {args.out}: {err.strerror}") from None
     users = read_users(args.users, settings) if args.users is not None else None
     with _progress_to_stderr(args.json):
-        result = score(settings, args.out, users, k=args.k, model_uri=args.model_uri)
+        result = score(settings, args.out, users, k=args.k, model_uri=args.model_uri,
+                       locale=args.locale)
     if args.json:
         print(json.dumps(result.to_json()))
     else:

@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     sco.add_argument("--k", type=int, choices=range(1, 101), metavar="1..100",
                      help="items per shopper (default from settings: 10)")
     sco.add_argument("--model-uri", help="MLflow model URI (default: the registry's champion)")
+    sco.add_argument("--locale", help="language of the reasons, e.g. zh-CN (default: the shop's, "
+                     "SHOPREC_SHOP_LOCALE; one without a catalog in contracts/locales is refused)")
     sco.add_argument("--json", action="store_true", help="print one JSON object")
 
     dri = commands.add_parser("drift", help="drift and skew report (Evidently): new data and "

@@ -29,10 +29,11 @@ from pipelines.data.sources.base import UsageError
 from pipelines.data.zones import DataDir, private_dir
 
 if TYPE_CHECKING:
+    from contracts.i18n import CatalogWords
     from models.two_stage import TwoStageRecommender
 
 COLUMNS = ["user_id", "rank", "item_id", "title", "category", "price", "score", "reason",
-           "fallback", "model_name", "model_version", "scored_at"]
+           "fallback", "locale", "model_name", "model_version", "scored_at"]
 CHUNK = 256  # shoppers per model call: the endpoint's micro-batches, only fuller
 MAX_ID_LENGTH = 128  # as the endpoint's user_id
 
@@ -70,40 +71,52 @@ def load_served(settings: Settings,
 
 
 def recommend_all(recommender: TwoStageRecommender, shoppers: Sequence[str], k: int,
-                  when: pd.Timestamp) -> pd.DataFrame:
-    """One row per (shopper, item), best first, with the reason a shopper reads."""
+                  when: pd.Timestamp, words: CatalogWords | None = None) -> pd.DataFrame:
+    """One row per (shopper, item), best first, with the reason a shopper reads in ``words``'
+    locale (default the shop's)."""
     from contracts.answers import COLD_START, Answers, PageRequest
+    from contracts.i18n import Locales, localise
     from models.queries import Filters, Query
 
+    words = words or Locales.load().default
     answers = Answers(recommender)
-    best_sellers = answers.popular(k, True, Filters())  # what every unknown shopper gets
+    best_sellers = localise(answers.popular(k, True, Filters()), words)  # every unknown shopper
     rows: list[dict[str, Any]] = []
     for start in range(0, len(shoppers), CHUNK):
         part = shoppers[start:start + CHUNK]
         known = [u for u in part if recommender.is_known(u)]
-        pages = dict(zip(known, answers.pages(
-            [PageRequest(Query(u, k, True, Filters(), when), True) for u in known]), strict=True))
+        pages = dict(zip(known, (localise(p, words) for p in answers.pages(
+            [PageRequest(Query(u, k, True, Filters(), when), True) for u in known])), strict=True))
         for user in part:
             items, fallback = ((pages[user], None) if user in pages
                                else (best_sellers, COLD_START))
             rows += [{"user_id": user, "rank": item["rank"], "item_id": item["item_id"],
                       "title": item["title"], "category": item["category"],
                       "price": item["price"], "score": item["score"],
-                      "reason": item["explanation"]["reason"], "fallback": fallback}
+                      "reason": item["explanation"]["reason"], "fallback": fallback,
+                      "locale": words.tag}
                      for item in items]
-    return pd.DataFrame(rows, columns=COLUMNS[:9])
+    return pd.DataFrame(rows, columns=COLUMNS[:10])
 
 
 def score(settings: Settings, out: DataPath, shoppers: Sequence[str] | None = None,
           k: int | None = None, model_uri: str | None = None,
-          when: pd.Timestamp | None = None) -> ScoreResult:
+          when: pd.Timestamp | None = None, locale: str | None = None) -> ScoreResult:
     """Score ``shoppers`` (pseudonyms; default every shopper the model knows) into ``out``
-    (written whole: a reader never sees half a file)."""
+    (written whole: a reader never sees half a file), with reasons in ``locale`` (default the
+    shop's; one without a catalog is refused, not silently replaced)."""
+    from contracts.i18n import Locales
+
+    locales = Locales.load(settings.shop.locale, settings.shop.currency)
+    choice = locales.choose(locale)
+    if choice.fallback:
+        raise UsageError(f"--locale {locale}: no catalog for it; there are: "
+                         f"{', '.join(locales.tags)}")
     private_dir(out.parent)
     recommender, info = load_served(settings, model_uri)
     when = when if when is not None else pd.Timestamp.now(tz="UTC")
     users = list(dict.fromkeys(shoppers if shoppers is not None else recommender.known_users))
-    frame = recommend_all(recommender, users, k or settings.score.k, when).assign(
+    frame = recommend_all(recommender, users, k or settings.score.k, when, choice.words).assign(
         model_name=info.name, model_version=info.version, scored_at=when)
     write_atomic(out, lambda handle: frame.to_parquet(handle, index=False))
     table = None
