@@ -30,6 +30,25 @@ class BatchHistory:
     size: int
     events: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # source -> curated ids
 
+    def copy(self) -> BatchHistory:
+        """A copy to add batches to before they are accepted (``Ingestor`` screens a group of
+        batches each against the history as if the ones before it had been accepted)."""
+        return dataclasses.replace(
+            self, known_items=set(self.known_items), seen_items=set(self.seen_items),
+            recent={k: list(v) for k, v in self.recent.items()},
+            events={k: set(v) for k, v in self.events.items()})
+
+    def add(self, source: str, tables: dict[str, pd.DataFrame],
+            stats: dict[str, float] | None) -> None:
+        """Take in an accepted batch's curated tables and figures."""
+        self.known_items |= batch_items(tables)
+        if "events" in tables:
+            events = tables["events"]
+            self.seen_items |= set(events["item_id"].astype(str))
+            self.events.setdefault(source, set()).update(events["event_id"].dropna().astype(str))
+        if stats:
+            self.recent.setdefault(source, []).append(stats)
+
     def parameters(self, source: str, settings: Settings, batch: BatchInput) -> dict[str, Any]:
         stats = self.recent.get(source, [])[-self.size :]
         now = pd.Timestamp.now(tz="UTC")
@@ -91,3 +110,9 @@ def batch_stats(events: pd.DataFrame | None) -> dict[str, float] | None:
 
     return {"rows": float(len(events)), "price_p99": p99("unit_price"),
             "quantity_p99": p99("quantity")}
+
+
+def batch_items(tables: dict[str, pd.DataFrame]) -> set[str]:
+    """The item ids a batch's catalogue table brings (none without one)."""
+    items = tables.get("items")
+    return set(items["item_id"].dropna().astype(str)) if items is not None else set()

@@ -22,7 +22,6 @@ local files: landing uploads them, and validating a landed folder reads a local 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
@@ -31,37 +30,37 @@ from typing import Any
 
 import pandas as pd
 
+from contracts.progress import Progress
 from contracts.pseudonyms import Pseudonymiser
 from contracts.settings import Settings
 from contracts.shopper_store import CATALOGUE_COLUMNS, open_store
-from contracts.storage import DataPath, is_remote, local_copy, put, write_atomic
+from contracts.storage import DataPath, local_copy
 from contracts.tables import POSITIVE_EVENTS
 from pipelines.data import row_faults
-from pipelines.data.batch_history import BatchHistory, batch_stats, curated_event_ids, who_curated
+from pipelines.data.batch_history import (
+    BatchHistory,
+    batch_items,
+    batch_stats,
+    curated_event_ids,
+    who_curated,
+)
 from pipelines.data.batch_result import BatchResult
 from pipelines.data.curated import item_ids, read_parquet
-from pipelines.data.landing import (
-    REFUSED_MARKER,
-    from_marker,
-    land_batch,
-    screen,
-    write_reference,
-)
+from pipelines.data.grouping import Exit, Prepared, ingest_in_groups, screen_prepared
+from pipelines.data.landing import REFUSED_MARKER, from_marker, land_batch, screen, write_reference
+from pipelines.data.outcomes import DUPLICATE_EVENT, BatchOutcomes
 from pipelines.data.quality import BatchValidator, Finding, Validation
-from pipelines.data.reports import write_summary
 from pipelines.data.sources import get_source
 from pipelines.data.sources.base import BatchInput, Conformed, Source, UnreadableBatch, rows_window
 from pipelines.data.sources.reading import take_notes
-from pipelines.data.spreadsheet_safe import neutralise_formulas
-from pipelines.data.zones import DataDir, private_dir, write_json_atomic
+from pipelines.data.zones import DataDir
 
 log = logging.getLogger(__name__)
 
 STORE_COLUMNS = ["user_id", "event_id", "item_id", "event_type", "timestamp"]
-DUPLICATE_EVENT = "duplicate_event"
 
 
-class Ingestor:
+class Ingestor(BatchOutcomes):
     """Ingests batches into one data directory; holds the GX context and history across batches."""
 
     def __init__(self, settings: Settings, data_dir: DataPath | None = None) -> None:
@@ -125,7 +124,8 @@ class Ingestor:
                 read_parquet(items, list(CATALOGUE_COLUMNS)) if items is not None else None)
         log.info("shopper store: applied %d earlier batches", len(missing))
 
-    def ingest(self, paths: Sequence[DataPath], source: Source | str) -> list[BatchResult]:
+    def ingest(self, paths: Sequence[DataPath], source: Source | str,
+               progress: Progress | None = None) -> list[BatchResult]:
         """Ingest files or folders (landed folders on an object store are read from a local
         copy); one result per batch."""
         adapter = get_source(source) if isinstance(source, str) else source
@@ -135,9 +135,65 @@ class Ingestor:
             paths = [p for p in paths if not (p / REFUSED_MARKER).is_file()]
             write_reference(self.data, adapter, paths, self.pseudonymiser)
             batches = screen(adapter.discover(paths), paths, self.settings) if paths else []
-            return [self.ingest_batch(adapter, batch) for batch in [*refused, *batches]]
+            return self.ingest_batches(adapter, [*refused, *batches], progress)
+
+    def ingest_batches(self, source: Source, batches: Sequence[BatchInput],
+                       progress: Progress | None = None) -> list[BatchResult]:
+        """Ingest batches in order, screened in groups (``grouping``); one result each."""
+        return ingest_in_groups(self._ingest_group, self.ingest_batch, source, batches,
+                                progress)
 
     def ingest_batch(self, source: Source, batch: BatchInput) -> BatchResult:
+        """Ingest one batch, validated on its own."""
+        prepared = self._prepare(source, batch, self.history, validate_raw=True)
+        return self._validated(prepared) if isinstance(prepared, Prepared) else prepared()
+
+    def _ingest_group(self, source: Source, group: Sequence[BatchInput]) -> list[BatchResult]:
+        """Prepare each batch against the history as if the ones before it were accepted, screen
+        them all at once, then decide each in order. Returns the results of a prefix of the
+        group: it ends at the first prepared batch not accepted, since the ones after it were
+        prepared on a history that did not happen (the caller prepares them again)."""
+        history = self.history.copy()
+        slots: list[Prepared | Exit] = []
+        for batch in group:
+            slot = self._prepare(source, batch, history, validate_raw=False)
+            if isinstance(slot, Prepared):
+                history.add(source.name, slot.conformed.tables,
+                            batch_stats(slot.conformed.tables.get("events")))
+            slots.append(slot)
+        prepared = [s for s in slots if isinstance(s, Prepared)]
+        screened = screen_prepared(self.validator, source, prepared)
+        with self.validator.docs_deferred():
+            return self._decide_in_order(source, group, slots, screened)
+
+    def _decide_in_order(self, source: Source, group: Sequence[BatchInput],
+                         slots: list[Prepared | Exit], screened: dict[int, Any],
+                         ) -> list[BatchResult]:
+        results = []
+        for batch, slot in zip(group, slots, strict=True):
+            if not isinstance(slot, Prepared):  # the raw suite's verdict comes first
+                results.append(self.ingest_batch(source, batch) if source.raw_suite else slot())
+                continue
+            raw_ids, contract_ids = screened[id(slot)]
+            if raw_ids is None:
+                result = self._raw_validated(source, slot)
+            elif contract_ids is None:
+                slot.validation = Validation(result_ids=raw_ids)
+                result = self._validated(slot)
+            else:
+                result = self._accept(slot.landed, slot.result,
+                                      Validation(result_ids=raw_ids + contract_ids), slot.conformed)
+            results.append(result)
+            if result.status != "accepted":
+                break
+        return results
+
+    def _prepare(self, source: Source, batch: BatchInput, history: BatchHistory,
+                 validate_raw: bool) -> Prepared | Exit:
+        """Everything before the contract suites: read, set rows aside, conform, drop events
+        already curated (per ``history``). A batch that ends here gets an ``Exit``, called to
+        record it; nothing is recorded before that. The raw suite (``validate_raw``) is run
+        here, or screened with the group's."""
         result = BatchResult(
             batch=batch.batch_id,
             source=source.name,
@@ -147,223 +203,116 @@ class Ingestor:
         )
         previous = self._manifests.get(batch.content_hash)
         if previous is not None:
-            result.status = "duplicate"
-            result.reason = (
-                f"same content as batch {previous['batch']} ingested at "
-                f"{previous['ingested_at']} ({previous['status']}); nothing added"
-            )
-            result.report = previous.get("report")
-            if batch.batch_id not in self._recorded:  # same bytes under another name
-                self._record(batch, result)
-            return result
+            return lambda: self._duplicate(batch, result, previous)
         if batch.refused is not None:
-            return self._quarantine(batch, result, Validation(), f"refused: {batch.refused}",
-                                    ["refused"])
+            return lambda: self._quarantine(batch, result, Validation(),
+                                            f"refused: {batch.refused}", ["refused"])
         landed = land_batch(self.data, batch)
         try:
             raw = source.read_raw(landed)
         except UnreadableBatch as err:
-            return self._quarantine(landed, result, Validation(), f"unreadable: {err.reason}",
-                                    ["readable"])
+            reason = f"unreadable: {err.reason}"
+            return lambda: self._quarantine(landed, result, Validation(), reason, ["readable"])
         malformed, dropped = take_notes(raw)  # rows set aside while reading (row_faults)
         result.rows_in, result.rows_malformed = len(raw) + len(malformed), len(malformed)
         limit = self.settings.max_bad_row_share
         if too_many := row_faults.too_many_malformed(malformed, result.rows_in, limit):
-            return self._quarantine(landed, result, Validation(), too_many, [row_faults.FAILED])
-        parameters = self.history.parameters(source.name, self.settings, landed)
+            return lambda: self._quarantine(landed, result, Validation(), too_many,
+                                            [row_faults.FAILED])
+        parameters = raw_parameters = history.parameters(source.name, self.settings, landed)
         validation = Validation()
-        if source.raw_suite:
+        raw_frame = raw.drop(columns="_line") if source.raw_suite else None
+        at_raw = (landed, dataclasses.replace(result))
+        if source.raw_suite and validate_raw:
             validation = self.validator.validate(
-                landed.batch_id, {source.raw_suite: raw.drop(columns="_line")}, parameters
+                landed.batch_id, {source.raw_suite: raw_frame}, parameters
             )
             if not validation.passed:
-                return self._quarantine(landed, result, validation)
+                return lambda: self._quarantine(landed, result, validation)
         try:
             conformed = source.conform(raw, landed, self.pseudonymiser)
         except UnreadableBatch as err:
-            return self._quarantine(landed, result, validation, f"unreadable: {err.reason}",
-                                    ["readable"])
+            reason = f"unreadable: {err.reason}"
+            return lambda: self._quarantine(landed, result, validation, reason, ["readable"])
         except Exception as err:  # an adapter bug must not lose the batch or crash the run
             log.exception("adapter %s failed on %s", source.name, landed.batch_id)
-            return self._quarantine(
-                landed, result, validation,
-                f"could not map to the data contract: {type(err).__name__}: {err}", ["conform"],
-            )
+            reason = f"could not map to the data contract: {type(err).__name__}: {err}"
+            return lambda: self._quarantine(landed, result, validation, reason, ["conform"])
         lines = row_faults.accepted_lines(raw, conformed)
         conformed = row_faults.with_malformed(conformed, malformed, dropped)
         accepted = len(conformed.tables[conformed.primary])
         if accepted + len(conformed.rejected) != result.rows_in:
-            return self._quarantine(
-                landed, result, validation,
-                f"row accounting failed: {result.rows_in} rows in, {accepted} accepted, "
-                f"{len(conformed.rejected)} rejected", ["row_accounting"],
-            )
+            reason = (f"row accounting failed: {result.rows_in} rows in, {accepted} accepted, "
+                      f"{len(conformed.rejected)} rejected")
+            return lambda: self._quarantine(landed, result, validation, reason,
+                                            ["row_accounting"])
         result.dropped_columns = list(conformed.dropped_columns)
         result.rows_malformed = row_faults.count_malformed(conformed.rejected)
         if too_many := row_faults.too_many_malformed(conformed.rejected, result.rows_in, limit):
-            return self._quarantine(landed, result, validation, too_many, [row_faults.FAILED])
+            return lambda: self._quarantine(landed, result, validation, too_many,
+                                            [row_faults.FAILED])
         if source.window_from_rows:  # a multi-day or undated export: its rows give the window
             landed = rows_window(landed, conformed.tables.get("events"))
             result.batch_date = landed.batch_date and landed.batch_date.isoformat()
-            parameters = self.history.parameters(source.name, self.settings, landed)
-        conformed, earlier = self._without_curated_events(source.name, conformed, lines)
-        if earlier and len(conformed.tables[conformed.primary]) == 0:
-            return self._duplicate_events(landed, result, conformed, earlier)
+            parameters = history.parameters(source.name, self.settings, landed)
+        conformed, repeated = self._without_curated_events(source.name, conformed, history,
+                                                            lines)
+        if repeated is not None and len(conformed.tables[conformed.primary]) == 0:
+            return lambda: self._duplicate_events(
+                landed, result, conformed,
+                who_curated(self.data, self._manifests.values(), source.name, repeated))
         frames = dict(conformed.tables)
         if "events" in frames:
-            frames["events"] = self._with_reference_checks(frames["events"], conformed)
-        validation.merge(self.validator.validate(landed.batch_id, frames, parameters))
+            frames["events"] = _with_reference_checks(frames["events"], conformed, history)
+        return Prepared(landed, result, validation, raw_frame, raw_parameters, at_raw, conformed,
+                        frames, parameters)
+
+    def _raw_validated(self, source: Source, prepared: Prepared) -> BatchResult:
+        """Validate a prepared batch on its own, its raw suite first, as ``ingest_batch`` does."""
+        batch, result = prepared.at_raw
+        assert source.raw_suite is not None
+        validation = self.validator.validate(batch.batch_id, {source.raw_suite: prepared.raw},
+                                             prepared.raw_parameters)
         if not validation.passed:
-            return self._quarantine(landed, result, validation)
-        return self._accept(landed, result, validation, conformed)
+            return self._quarantine(batch, result, validation)
+        prepared.validation = validation
+        return self._validated(prepared)
+
+    def _validated(self, prepared: Prepared) -> BatchResult:
+        """Validate a prepared batch's tables on its own, then curate or quarantine it."""
+        validation, landed = prepared.validation, prepared.landed
+        validation.merge(self.validator.validate(landed.batch_id, prepared.frames,
+                                                 prepared.parameters))
+        if not validation.passed:
+            return self._quarantine(landed, prepared.result, validation)
+        return self._accept(landed, prepared.result, validation, prepared.conformed)
 
     def _without_curated_events(
-        self, source: str, conformed: Conformed, lines: pd.Series | None = None
+        self, source: str, conformed: Conformed, history: BatchHistory,
+        lines: pd.Series | None = None,
     ) -> tuple[Conformed, str | None]:
-        """Set aside events already curated from ``source`` as ``duplicate_event`` rows.
+        """Set aside events already curated from ``source`` (per ``history``) as
+        ``duplicate_event`` rows.
 
-        Returns the conformed batch without them and the batch that curated the first of them
-        (None when there were none). Duplicates within the batch itself are left for the
-        ``event_id`` uniqueness check, which quarantines the batch: which copy is right is for a
-        person to decide.
+        Returns the conformed batch without them and the first of their ids (None when there
+        were none). Duplicates within the batch itself are left for the ``event_id`` uniqueness
+        check, which quarantines the batch: which copy is right is for a person to decide.
         """
-        seen = self.history.events.get(source)
+        seen = history.events.get(source)
         events = conformed.tables.get("events")
         if not seen or events is None or conformed.primary != "events" or not len(events):
             return conformed, None
         repeated = pd.Series([e in seen for e in events["event_id"]], index=events.index)
         if not repeated.any():
             return conformed, None
-        earlier = who_curated(self.data, self._manifests.values(), source,
-                               str(events.loc[repeated, "event_id"].iloc[0]))
+        first = str(events.loc[repeated, "event_id"].iloc[0])
         duplicates = events.loc[repeated].reset_index(drop=True)
         duplicates.insert(0, "reason", DUPLICATE_EVENT)
         if lines is not None:  # each keeps its source line, like every rejected row
             duplicates.insert(1, "_line", lines[repeated.to_numpy()].to_numpy())
         rejected = pd.concat([conformed.rejected, duplicates], ignore_index=True)
         tables = dict(conformed.tables, events=events.loc[~repeated].reset_index(drop=True))
-        return dataclasses.replace(conformed, tables=tables, rejected=rejected), earlier
-
-    def _duplicate_events(
-        self, batch: BatchInput, result: BatchResult, conformed: Conformed, earlier: str
-    ) -> BatchResult:
-        """A batch whose every new-looking row is an event already curated: nothing is added."""
-        rejected = conformed.rejected
-        result.status = "duplicate"
-        result.rows_accepted, result.rows_rejected = 0, len(rejected)
-        result.rejected_reasons = _reason_counts(rejected)
-        repeated = result.rejected_reasons.get(DUPLICATE_EVENT, 0)
-        others = result.rows_rejected - repeated
-        result.reason = (
-            f"all {repeated} events already curated from this source (e.g. by batch {earlier})"
-            + (f"; the other {others} rows set aside by the source's checks" if others else "")
-            + "; nothing added"
-        )
-        result.report = str(write_summary(
-            self.data.reports / "batches" / f"{batch.batch_id}.md", result, Validation(), None
-        ))
-        self._record(batch, result)
-        return result
-
-    def _with_reference_checks(self, events: pd.DataFrame, conformed: Conformed) -> pd.DataFrame:
-        """Add validation-only columns naming items missing from the catalogue or never seen.
-
-        Passing the catalogue to GX as a value set would be copied for every metric it computes;
-        a column that is null when all is well keeps the failing item ids as GX's examples.
-        """
-        item = events["item_id"]
-        known = self.history.known_items | _batch_items(conformed)
-        return events.assign(
-            unknown_item_id=item.where(~item.isin(known)),
-            unseen_item_id=item.where(~item.isin(self.history.seen_items)),
-        )
-
-    def _quarantine(
-        self,
-        batch: BatchInput,
-        result: BatchResult,
-        validation: Validation,
-        reason: str | None = None,
-        failed: list[str] | None = None,
-    ) -> BatchResult:
-        folder = private_dir(self.data.quarantine / batch.batch_id)
-        if batch.refused is None:
-            for path in batch.files:
-                put(path, folder / path.name)
-        result.status = "quarantined"
-        result.failed_expectations = failed or [f.label for f in validation.critical]
-        result.warnings = [f.label for f in validation.warnings]
-        result.reason = reason or "critical expectations failed: " + "; ".join(
-            f.sentence() for f in validation.critical[:3]
-        )
-        result.rows_accepted = result.rows_rejected = 0
-        result.validation_ids = validation.ids
-        docs = self.validator.build_docs(validation)
-        write_json_atomic(folder / "validation.json", validation.to_json())
-        result.report = str(write_summary(folder / "summary.md", result, validation, docs))
-        self._record(batch, result)
-        return result
-
-    def _accept(
-        self, batch: BatchInput, result: BatchResult, validation: Validation, conformed: Conformed
-    ) -> BatchResult:
-        partition = batch.partition
-        for table, frame in conformed.tables.items():
-            _write_parquet(frame, self.data.curated_partition(table, partition), batch.batch_id)
-        rejected = conformed.rejected
-        result.rows_accepted = len(conformed.tables[conformed.primary])
-        result.rows_rejected = len(rejected)
-        result.rejected_reasons = _reason_counts(rejected)
-        if len(rejected):
-            folder = private_dir(self.data.rejected / f"batch_date={partition}")
-            safe = neutralise_formulas(rejected)
-            write_atomic(folder / f"{batch.batch_id}.csv",
-                         lambda handle: safe.to_csv(handle, index=False))
-        result.warnings = [f.label for f in validation.warnings]
-        docs = self.validator.build_docs(validation) if validation.warnings else None
-        report_dir = self.data.reports / "batches"
-        if validation.warnings:
-            details = report_dir / f"{batch.batch_id}.validation.json"
-            write_json_atomic(details, validation.to_json())
-        result.report = str(
-            write_summary(report_dir / f"{batch.batch_id}.md", result, validation, docs)
-        )
-        stats = batch_stats(conformed.tables.get("events"))
-        result.validation_ids = validation.ids
-        self.history.known_items |= _batch_items(conformed)
-        if "events" in conformed.tables:
-            events = conformed.tables["events"]
-            self.history.seen_items |= set(events["item_id"].astype(str))
-            self.history.events.setdefault(batch.source, set()).update(
-                events["event_id"].dropna().astype(str))
-        if stats:
-            self.history.recent.setdefault(batch.source, []).append(stats)
-        self._record(batch, result, stats)
-        if self.store is not None:  # after the record: a crash before this is caught up later
-            self._store_safely(self.store.apply, batch.batch_id, conformed.tables.get("events"),
-                               conformed.tables.get("items"))
-        return result
-
-    def _record(
-        self, batch: BatchInput, result: BatchResult, stats: dict[str, float] | None = None
-    ) -> None:
-        files = [str(p) for p in batch.files]
-        if is_remote(self.data.root) and batch.refused is None:  # read from a local copy
-            folder = self.data.landing / batch.source / batch.batch_id
-            files = [str(folder / p.name) for p in batch.files]
-        manifest = result.to_json() | {
-            "ingested_at": dt.datetime.now(dt.UTC).isoformat(),
-            "files": files,
-            "window": [str(t) for t in batch.window] if batch.window else None,
-            "stats": stats,
-        }
-        if batch.content_hash in self._manifests:  # same bytes as an earlier batch, other name
-            path = self.data.manifests / f"{batch.content_hash}.{batch.batch_id}.json"
-        else:
-            path = self.data.manifest_path(batch.content_hash)
-            self._manifests[batch.content_hash] = manifest
-        write_json_atomic(path, manifest)
-        self._recorded.add(batch.batch_id)
+        return dataclasses.replace(conformed, tables=tables, rejected=rejected), first
 
 
 def ingest(
@@ -373,25 +322,26 @@ def ingest(
     *,
     mapping: str | None = None,
     data_dir: DataPath | None = None,
+    progress: Progress | None = None,
 ) -> list[BatchResult]:
     """Ingest files or folders from one source into the data directory; one result per batch."""
     adapter = get_source(source, mapping)  # usage errors before anything is created
-    return Ingestor(settings, data_dir).ingest(paths, adapter)
+    return Ingestor(settings, data_dir).ingest(paths, adapter, progress)
 
 
-def _reason_counts(rejected: pd.DataFrame) -> dict[str, int]:
-    return {str(k): int(v) for k, v in rejected["reason"].value_counts().items()}
+def _with_reference_checks(events: pd.DataFrame, conformed: Conformed,
+                           history: BatchHistory) -> pd.DataFrame:
+    """Add validation-only columns naming items missing from the catalogue or never seen.
 
-
-def _batch_items(conformed: Conformed) -> set[str]:
-    items = conformed.tables.get("items")
-    return set(items["item_id"].dropna().astype(str)) if items is not None else set()
-
-
-def _write_parquet(frame: pd.DataFrame, folder: DataPath, batch_id: str) -> None:
-    private_dir(folder)
-    write_atomic(folder / f"{batch_id}.parquet", lambda handle: frame.to_parquet(handle,
-                                                                                index=False))
+    Passing the catalogue to GX as a value set would be copied for every metric it computes;
+    a column that is null when all is well keeps the failing item ids as GX's examples.
+    """
+    item = events["item_id"]
+    known = history.known_items | batch_items(conformed.tables)
+    return events.assign(
+        unknown_item_id=item.where(~item.isin(known)),
+        unseen_item_id=item.where(~item.isin(history.seen_items)),
+    )
 
 
 __all__ = ["BatchResult", "Finding", "Ingestor", "ingest"]

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from contracts.storage import DataPath, is_remote, put
+from pipelines.data.gx_configurations import configurations_built_once
 from pipelines.data.zones import DataDir
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ class BatchValidator:
         self._datasource = self._context.data_sources.add_pandas("shoprec")
         self._expectations_dir = expectations_dir
         self._checkpoints: dict[str, tuple[Any, Any]] = {}
+        self._deferred: list[Any] | None = None  # pages to render at the end of docs_deferred
 
     def _checkpoint(self, suite_name: str) -> tuple[Any, Any]:
         """The validation definition and detailed checkpoint of one suite, built on first use
@@ -194,13 +196,37 @@ class BatchValidator:
                               batch_parameters={"dataframe": frame},
                               result_format="BOOLEAN_ONLY")
         # ``expectation_configurations`` are fresh copies: GX substitutes parameters in place
-        with _configurations_built_once():
+        with configurations_built_once():
             result = validator.validate_expectation_suite(definition.suite, parameters)
         result.meta["run_id"] = run_id
         key = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=definition.suite.name),
             run_id=run_id, batch_identifier=validator.active_batch_id)
         return key, result
+
+    def screen_many(
+        self, suite_name: str, frames: list[pd.DataFrame], parameters: list[dict[str, Any]],
+        batch_ids: list[str],
+    ) -> list[list[Any] | None]:
+        """Screen several batches' frames against one suite in one GX run (``group_screen``):
+        per batch, the ids of its (passing) results, or None when it must be validated alone."""
+        from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        from pipelines.data.group_screen import screen_group
+
+        definition, _ = self._checkpoint(suite_name)
+        cleared, gx_batch = screen_group(definition.batch_definition,
+                                         definition.suite.expectation_configurations,
+                                         frames, parameters)
+        suite = ExpectationSuiteIdentifier(name=definition.suite.name)
+        return [[ValidationResultIdentifier(expectation_suite_identifier=suite,
+                                            run_id=RunIdentifier(run_name=batch_id),
+                                            batch_identifier=gx_batch)] if ok else None
+                for ok, batch_id in zip(cleared, batch_ids, strict=True)]
 
     def validate(
         self, batch_id: str, frames: dict[str, pd.DataFrame], parameters: dict[str, Any]
@@ -242,52 +268,41 @@ class BatchValidator:
         return outcome
 
     def build_docs(self, validation: Validation) -> DataPath | None:
-        """Render Data Docs pages for a batch that a person should look at; return the index."""
+        """Render Data Docs pages for a batch that a person should look at; return its page.
+
+        Inside ``docs_deferred`` the pages are rendered when it ends, all in one build (GX
+        compiles its templates once per build, so ten pages cost about two)."""
         if self._docs_mode == "off" or not validation.detailed_ids:
             return None
-        if self._docs_mode == "problems":
-            self._context.build_data_docs(
-                site_names=[_SITE], resource_identifiers=validation.detailed_ids
-            )
+        if self._docs_mode == "problems" and self._deferred is not None:
+            self._deferred += validation.detailed_ids
+        elif self._docs_mode == "problems":
+            self._render(validation.detailed_ids)
         page = validation.detailed_ids[-1]  # the suite that failed last is the one to read first
-        urls = self._context.get_docs_sites_urls(site_name=_SITE, resource_identifier=page)
+        urls = self._context.get_docs_sites_urls(site_name=_SITE, resource_identifier=page,
+                                                 only_if_exists=False)
         if not urls:
             return None
         local = Path(urls[0]["site_url"].removeprefix("file://"))
         if self._scratch is None:
             return local
-        scratch = Path(self._scratch.name)
-        put(scratch, self._docs)
-        return self._docs / local.relative_to(scratch).as_posix()
+        return self._docs / local.relative_to(Path(self._scratch.name)).as_posix()
 
+    @contextmanager
+    def docs_deferred(self) -> Iterator[None]:
+        """Render the Data Docs pages asked for meanwhile once, at the end."""
+        self._deferred = []
+        try:
+            yield
+        finally:
+            pages, self._deferred = self._deferred, None
+            if pages:
+                self._render(pages)
 
-@contextmanager
-def _configurations_built_once() -> Iterator[None]:
-    """While one screen runs, build each expectation's configuration once, not on every read.
-
-    GX 1.x rebuilds ``Expectation.configuration`` (a pydantic ``dict()`` and a new
-    configuration object) each time it is read, and reads it once per keyword while planning
-    metrics: about 700 builds per suite run, a quarter of a batch's ingestion time. The
-    expectation objects of one run are built from the run's already-substituted configurations
-    and never change during it, so the first build is kept (with the object, so that its ``id``
-    cannot be reused) until the run ends; then GX's own property is put back.
-    """
-    from great_expectations.expectations.expectation import Expectation
-
-    original = Expectation.__dict__["configuration"]
-    built: dict[int, tuple[Any, Any]] = {}
-
-    def configuration(self: Any) -> Any:
-        kept = built.get(id(self))
-        if kept is None:
-            kept = built[id(self)] = (self, original.fget(self))
-        return kept[1]
-
-    Expectation.configuration = property(configuration)
-    try:
-        yield
-    finally:
-        Expectation.configuration = original
+    def _render(self, pages: list[Any]) -> None:
+        self._context.build_data_docs(site_names=[_SITE], resource_identifiers=pages)
+        if self._scratch is not None:
+            put(Path(self._scratch.name), self._docs)
 
 
 def _finding(suite: str, item: Any) -> Finding:
