@@ -3,8 +3,11 @@
 ``package_champion`` copies the MLflow champion (or any model URI; the DAG passes the gated
 version, ``package_version``) into the BentoML model store (labelled with its
 run, version, data hash and headline metrics) and builds a Bento pinned to it, so ``bentoml serve
-shoprec:<version>`` serves exactly that model. The endpoint helpers let the DAG and ``make demo``
-reload the server after a promotion and smoke-test it over HTTP. No Airflow import here.
+shoprec:<version>`` serves exactly that model. The Bento's runtime is the service's
+``bentoml.images.Image`` with ``uv.lock``'s pins of every package the service needs
+(``locked_requirements``), so ``bentoml containerize`` rebuilds what was tested. The endpoint
+helpers let the DAG and ``make demo`` reload the server after a promotion and smoke-test it over
+HTTP. No Airflow import here.
 """
 
 from __future__ import annotations
@@ -12,9 +15,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import tomllib
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +36,7 @@ SERVICE = "serving.service:Shoprec"
 BENTO_INCLUDE = ["serving/**/*.py", "serving/**/*.html", "models/**/*.py", "contracts/**/*.py"]
 TIMEOUT_S = 60.0
 # Distributions the served code imports itself (tests/integration/serving/test_package.py checks
-# the list), pinned in the Bento to the versions this environment runs and was tested with, so
-# `bentoml containerize` rebuilds it; what they need in turn resolves from their own metadata.
+# the list): the Bento pins them and everything they need at uv.lock's versions.
 SERVING_PACKAGES = ("bentoml", "fastapi", "mlflow", "tensorflow", "tf-keras",
                     "tensorflow-recommenders", "numpy", "pandas", "pyarrow", "scipy", "faiss-cpu",
                     "pydantic", "pydantic-settings", "pyyaml", "click", "prometheus-client",
@@ -58,12 +64,15 @@ def use_bentoml_store(settings: Settings) -> Path:
     home = settings.bentoml_store
     home.mkdir(parents=True, exist_ok=True)
     os.environ["BENTOML_HOME"] = str(home)
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
-    in_use = Path(BentoMLContainer.bentoml_home.get()).resolve()
-    if in_use != home:
-        raise RuntimeError(f"BentoML already uses {in_use} in this process, not {home}")
     return home
+
+
+def _in_store(path: str, home: Path) -> None:
+    """BentoML reads ``BENTOML_HOME`` once per process: a store item elsewhere means it had
+    already been used with another home here."""
+    if home.resolve() not in Path(path).resolve().parents:
+        raise RuntimeError(f"BentoML already uses another store in this process ({path}), "
+                           f"not {home}")
 
 
 def package_champion(settings: Settings, model_uri: str | None = None) -> PackageResult:
@@ -76,7 +85,7 @@ def package_champion(settings: Settings, model_uri: str | None = None) -> Packag
     import mlflow
 
 
-    use_bentoml_store(settings)
+    home = use_bentoml_store(settings)
     registry.configure(settings)
     uri = model_uri or registry.champion_uri(settings.model_name)
     if uri is None:
@@ -92,17 +101,25 @@ def package_champion(settings: Settings, model_uri: str | None = None) -> Packag
             with bentoml.models.create(model_tag, labels=info.labels(),
                                        metadata={INFO_KEY: info.to_json()}) as model:
                 shutil.copytree(local, Path(model.path) / MLFLOW_DIR)
+    _in_store(bentoml.models.get(model_tag).path, home)
     bento_tag = f"{settings.model_name}:{version}"
     try:
         bentoml.bentos.get(bento_tag)
     except bentoml.exceptions.NotFound:
-        bentoml.bentos.build(
-            SERVICE, name=settings.model_name, version=version, labels=info.labels(),
-            description=f"shoprec endpoint serving {info.name} v{info.version}",
-            include=BENTO_INCLUDE, models=[model_tag], build_ctx=str(PROJECT_ROOT),
-            args={MODEL_ARGUMENT: f"{BENTOML_SCHEME}{model_tag}"},
-            python={"packages": pinned_packages(), "lock_packages": False},
-        )
+        # BentoML takes a requirements file only inside the build context: under the ignored
+        # build/, one folder per packaging.
+        (PROJECT_ROOT / "build").mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="bento-", dir=PROJECT_ROOT / "build") as tmp:
+            requirements = Path(tmp) / "requirements.txt"
+            requirements.write_text(locked_requirements(SERVING_PACKAGES), encoding="utf-8")
+            bentoml.bentos.build(  # the service's Image takes the requirements file
+                SERVICE, name=settings.model_name, version=version, labels=info.labels(),
+                description=f"shoprec endpoint serving {info.name} v{info.version}",
+                include=BENTO_INCLUDE, models=[model_tag], build_ctx=str(PROJECT_ROOT),
+                args={MODEL_ARGUMENT: f"{BENTOML_SCHEME}{model_tag}"},
+                python={"requirements_txt": str(requirements.relative_to(PROJECT_ROOT)),
+                        "lock_packages": False},
+            )
     return PackageResult(model_tag=model_tag, bento_tag=bento_tag, model_name=info.name,
                          version=str(info.version), run_id=str(info.run_id))
 
@@ -116,6 +133,52 @@ def package_version(settings: Settings, version: str) -> PackageResult:
 def pinned_packages() -> list[str]:
     """``SERVING_PACKAGES`` at the versions installed here."""
     return pinned(SERVING_PACKAGES)
+
+
+def locked_requirements(names: Iterable[str], project: Path = PROJECT_ROOT) -> str:
+    """A requirements file of ``names`` and every distribution they need, pinned as ``uv.lock``
+    holds them (``uv export``: its platform markers included, no re-resolution, nothing
+    fetched); the rest of the project (Airflow, Great Expectations...) left out."""
+    uv = [found] if (found := shutil.which("uv")) else [sys.executable, "-m", "uv"]
+    try:
+        exported = subprocess.run(
+            [*uv, "export", "--frozen", "--no-hashes", "--no-dev", "--no-emit-project",
+             "--no-header", "--no-annotate", "--project", str(project)],
+            capture_output=True, text=True, check=True, timeout=120).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", "") or err
+        raise RuntimeError(f"uv export of {project / 'uv.lock'} failed (uv is needed to "
+                           f"package: pip install uv): {detail}") from err
+    lock = tomllib.loads((project / "uv.lock").read_text(encoding="utf-8"))
+    needed = _closure(names, lock["package"])
+    lines = [line for line in exported.splitlines()
+             if line.strip() and _normalised(line.split("==")[0]) in needed]
+    return "\n".join(lines) + "\n"
+
+
+def _closure(names: Iterable[str], packages: list[dict[str, Any]]) -> set[str]:
+    """``names`` and everything they depend on in the lock (extras' dependencies too)."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for package in packages:
+        by_name.setdefault(package["name"], []).append(package)
+    needed, todo = set(), [_normalised(n) for n in names]
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        for package in by_name.get(name, []):
+            for dependency in package.get("dependencies", []):
+                todo.append(dependency["name"])
+                for extra in dependency.get("extra", []):
+                    target = by_name.get(dependency["name"], [{}])
+                    todo += [d["name"] for t in target
+                             for d in t.get("optional-dependencies", {}).get(extra, [])]
+    return needed
+
+
+def _normalised(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
 
 
 def endpoint_url(settings: Settings) -> str:

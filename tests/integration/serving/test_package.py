@@ -76,8 +76,16 @@ def test_package_twice_builds_once_with_lineage_labels(champion_dir: Path, tmp_p
         last = refused.stderr.strip().splitlines()[-1]
         assert last.startswith("shoprec: error:") and named in last, last
         assert launch.status(f"http://127.0.0.1:{port}/healthz") is None
-    requirements = (store / "bentos/shoprec/v1/env/python/requirements.txt").read_text()
-    assert set(pinned_packages()) <= set(requirements.split()), requirements
+    # Its image (bentoml.images.Image): every package pinned at uv.lock's version, what the
+    # service imports and what that needs, no more of the project; `bentoml containerize` input.
+    bento = store / "bentos/shoprec/v1"
+    requirements = (bento / "env/python/requirements.txt").read_text()
+    pins = [line.split(";")[0].strip() for line in requirements.splitlines()
+            if line.strip() and not line.startswith(("#", "-"))]
+    assert set(pinned_packages()) <= set(pins) and all("==" in pin for pin in pins), pins
+    names = {pin.split("==")[0] for pin in pins}
+    assert {"absl-py", "h5py", "starlette"} <= names and "apache-airflow" not in names, names
+    assert "FROM " in (bento / "env/docker/Dockerfile").read_text()
 
 
 def _listening_hosts(port: int) -> set[str]:
