@@ -5,7 +5,8 @@ never disarms it. Each armed timer keeps its request's context (the OpenTelemetr
 hangs off it) alive for the whole timeout after the answer went out, so the server's memory
 climbs by requests/s x timeout x ~6 KB, 220 MB at 650 requests/s and a 60 s timeout, before it
 levels off. ``disarm_timers_when_answered`` makes the timer end with the request; timeouts still
-answer 504 as before. Applied by ``serving.service`` in the server process.
+answer 504 as before. Applied by ``serving.service`` in the server process. The project's one
+``bentoml._internal`` import: BentoML has no public hook into the middleware it installs.
 """
 
 from __future__ import annotations
