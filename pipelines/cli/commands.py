@@ -37,9 +37,10 @@ def _ingest(args: argparse.Namespace) -> int:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
     settings = get_settings()
     settings.require_pseudonym_key()  # fail closed: no silent development key
-    with data_dir_lock(settings, args.data_dir):  # one ingest at a time: a second one waits
+    # One ingest at a time: a second one waits.
+    with data_dir_lock(settings, args.data_dir), progress_bars(wants_bars(args.json)) as bars:
         results = ingest(args.paths, args.source, settings, mapping=args.mapping,
-                         data_dir=args.data_dir)
+                         data_dir=args.data_dir, progress=bars)
     for result in results:
         if args.json:
             print(json.dumps(result.to_json(), default=str), flush=True)

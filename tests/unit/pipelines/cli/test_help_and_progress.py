@@ -99,3 +99,35 @@ def test_an_explicit_tensorflow_log_level_wins(clean_env: None,
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
     quiet_libraries(verbose=False)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+def test_ingest_counts_its_batches_on_the_bars(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import contextmanager
+
+    from contracts.settings import get_settings
+    from pipelines.cli import commands, main
+    from tests.support.shopfiles import event_rows, write_catalogue, write_events
+
+    shop = write_catalogue(tmp_path / "shop")
+    write_events(shop / "events", "2026-01-01", event_rows("2026-01-01"))
+    drawn = io.StringIO()
+
+    @contextmanager
+    def bars_on_a_terminal(enabled: bool):
+        with progress_bars(enabled, drawn) as progress:
+            yield progress
+
+    monkeypatch.setattr(commands, "wants_bars", lambda json_output: not json_output)
+    monkeypatch.setattr(commands, "progress_bars", bars_on_a_terminal)
+    monkeypatch.setenv("SHOPREC_PSEUDONYM_KEY", "test-key")
+    get_settings.cache_clear()
+    try:
+        assert main(["ingest", str(shop), "--source", "synthetic", "--data-dir",
+                     str(tmp_path / "data")]) == 0
+        assert "ingest batches" in drawn.getvalue() and "3/3" in drawn.getvalue()
+        before = len(drawn.getvalue())
+        assert main(["ingest", str(shop), "--source", "synthetic", "--data-dir",
+                     str(tmp_path / "data"), "--json"]) == 0
+        assert len(drawn.getvalue()) == before, "no bars with --json"
+    finally:
+        get_settings.cache_clear()
