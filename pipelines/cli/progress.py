@@ -15,10 +15,11 @@ from contracts.progress import Progress
 
 
 def quiet_libraries(verbose: bool) -> None:
-    """TensorFlow's INFO and WARNING lines (cuda stubs, oneDNN notes, "Gradients do not exist"
-    for the frozen recency weights) and MLflow's INFO lines and download bars say nothing a
-    user acts on; ``-v`` keeps them. Must run before TensorFlow's first import (its C++ level
-    is read then); an explicit TF_CPP_MIN_LOG_LEVEL or MLFLOW_LOGGING_LEVEL wins."""
+    """TensorFlow's INFO and WARNING lines ("Gradients do not exist" for the frozen recency
+    weights...) and MLflow's INFO lines and download bars say nothing a user acts on; ``-v``
+    keeps them. Must run before TensorFlow's first import (its C++ level is read then); an
+    explicit TF_CPP_MIN_LOG_LEVEL or MLFLOW_LOGGING_LEVEL wins. What TensorFlow's C++ logs while
+    it loads, before absl's logging is initialised, ignores every level (abseil-cpp#1957)."""
     if verbose:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++: errors only
