@@ -65,7 +65,7 @@ prod-down:
 # The end-to-end runs that take minutes each (20 SIGKILLs over an ingest, simulated canaries):
 # kept out of `make test` for time, run by CI after it.
 test-long: setup
-	.venv/bin/pytest -m long -n $(TEST_WORKERS) --no-loadscope-reorder
+	$(VENV)/bin/pytest -m long -n $(TEST_WORKERS) --no-loadscope-reorder
 
 # The production profile end to end (real PostgreSQL and Redis, Celery worker; minutes): kept
 # out of `make test` for time, run by CI after it. The PostgreSQL registry tests are in both.
