@@ -33,14 +33,15 @@ from contracts.pyfunc import pinned
 from contracts.settings import PROJECT_ROOT, Settings
 
 SERVICE = "serving.service:Shoprec"
-BENTO_INCLUDE = ["serving/**/*.py", "serving/**/*.html", "models/**/*.py", "contracts/**/*.py"]
+BENTO_INCLUDE = ["serving/**/*.py", "serving/**/*.html", "models/**/*.py", "contracts/**/*.py",
+                 "contracts/locales/**/*.mo"]  # the compiled catalogs (contracts.i18n)
 TIMEOUT_S = 60.0
 # Distributions the served code imports itself (tests/integration/serving/test_package.py checks
 # the list): the Bento pins them and everything they need at uv.lock's versions.
 SERVING_PACKAGES = ("bentoml", "fastapi", "mlflow", "tensorflow", "tf-keras",
                     "tensorflow-recommenders", "numpy", "pandas", "pyarrow", "scipy", "faiss-cpu",
                     "pydantic", "pydantic-settings", "pyyaml", "click", "prometheus-client",
-                    "universal-pathlib", "redis")
+                    "universal-pathlib", "redis", "babel")
 
 
 class EndpointUnavailable(RuntimeError):
