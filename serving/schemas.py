@@ -45,6 +45,11 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+# Swagger's "Try it out" starts from each body's example: the demo shop's first customer and
+# first item (`make demo`: pipelines/data/synthetic_shop.py), so each example is answered 200 there.
+DEMO_SHOPPER, DEMO_ITEM, DEMO_CATEGORY = "C000001", "SKU00001", "kitchenware"
+
+
 def _example(body: dict) -> ConfigDict:
     """A body's config with the example Swagger's "Try it out" starts from (the demo's ids)."""
     return ConfigDict(**_Body.model_config, json_schema_extra={"examples": [body]})
@@ -56,8 +61,8 @@ class Filters(_Body):
 
 
 class RecommendRequest(_Body):
-    model_config = _example({"user_id": "C000001", "k": 5,
-                             "filters": {"category": "kitchenware"}})
+    model_config = _example({"user_id": DEMO_SHOPPER, "k": 5,
+                             "filters": {"category": DEMO_CATEGORY}})
     locale: str | None = LocaleTag
     user_id: Text | None = Field(
         default=None, min_length=1, max_length=128, pattern=r"\S",
@@ -80,21 +85,21 @@ class RecommendRequest(_Body):
 
 
 class ExplainRequest(_Body):
-    model_config = _example({"user_id": "C000001", "item_id": "SKU00001"})
+    model_config = _example({"user_id": DEMO_SHOPPER, "item_id": DEMO_ITEM})
     locale: str | None = LocaleTag
     user_id: Text = UserId
     item_id: Text = ItemId
 
 
 class SimilarRequest(_Body):
-    model_config = _example({"item_id": "SKU00001", "k": 5})
+    model_config = _example({"item_id": DEMO_ITEM, "k": 5})
     locale: str | None = LocaleTag
     item_id: Text = ItemId
     k: int = Field(default=10, ge=1, le=100)
 
 
 class HistoryRequest(_Body):
-    model_config = _example({"user_id": "C000001", "k": 5})
+    model_config = _example({"user_id": DEMO_SHOPPER, "k": 5})
     locale: str | None = LocaleTag
     user_id: Text = UserId
     k: int = Field(default=10, ge=1, le=100)
@@ -104,7 +109,7 @@ REQUEST_ID_PATTERN = r"^r-[0-9a-f]{32}$"  # as ``serving.attribution`` issues th
 
 
 class FeedbackRequest(_Body):
-    model_config = _example({"user_id": "C000001", "item_id": "SKU00001",
+    model_config = _example({"user_id": DEMO_SHOPPER, "item_id": DEMO_ITEM,
                              "event_type": "purchase", "quantity": 1})
     user_id: Text = UserId
     item_id: Text = ItemId

@@ -95,6 +95,14 @@ def serve(data_dir: Path, token: str | None = None,
         launch.stop(process)
 
 
+def serve_own_state(champion_dir: Path, data_dir: Path) -> Iterator[Server]:
+    """A real endpoint on ``champion_dir``'s registry with shop state of its own under
+    ``data_dir`` (shopper store, inbox, logs), for tests that need it as trained: the shared
+    ``server``'s shoppers and catalogue change as other tests send feedback and add items."""
+    yield from serve(data_dir,
+                     env={"SHOPREC_TRACKING_URI": f"sqlite:///{champion_dir / 'mlflow.db'}"})
+
+
 @pytest.fixture(scope="session")
 def champion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir whose registry has a tiny champion (version 1)."""

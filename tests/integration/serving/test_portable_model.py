@@ -21,7 +21,7 @@ import pytest
 from contracts import registry
 from contracts.pseudonyms import Pseudonymiser
 from tests.support.champion import RAW_USERS
-from tests.support.endpoint import KEY, Server, serve, settings_for
+from tests.support.endpoint import KEY, Server, serve_own_state, settings_for
 
 K = 5
 # Loads the model by its folder, prints each shopper's items best first as JSON; run with -I
@@ -55,11 +55,8 @@ def _registry_reachable() -> str | None:
 
 @pytest.fixture(scope="module")
 def own_server(champion_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The endpoint on the champion's registry with state of its own: the shared server's
-    shoppers and catalogue change as other tests send feedback and add items."""
-    data_dir = tmp_path_factory.mktemp("portable") / "data"
-    yield from serve(data_dir,
-                     env={"SHOPREC_TRACKING_URI": f"sqlite:///{champion_dir / 'mlflow.db'}"})
+    """The endpoint on the champion as trained (the shared server's state moves)."""
+    yield from serve_own_state(champion_dir, tmp_path_factory.mktemp("portable") / "data")
 
 
 def test_the_champion_loads_in_a_fresh_environment_and_answers_as_the_endpoint(
