@@ -38,8 +38,13 @@ _ROW_COUNT = {"expect_table_row_count_to_be_between", "expect_table_row_count_to
 _ALL_ROWS_CONSIDERED = {  # GX counts every row for these, not only the non-null ones
     "expect_column_values_to_not_be_null", "expect_column_values_to_be_null",
 }
+_BETWEEN = "expect_column_values_to_be_between"
 _RESULT_FORMAT = {"result_format": "COMPLETE", "return_unexpected_index_query": False,
                   "partial_unexpected_count": 0}
+
+
+# (expectation type, its column, the configurations run for it, each batch's ``mostly``)
+Check = tuple[str, str | None, list[Any], list[float | None]]
 
 
 def screen_group(
@@ -65,8 +70,8 @@ def screen_group(
     ends = np.cumsum([len(f) for f in frames])
     combined = pd.concat(frames, ignore_index=True)
     derived = pd.DataFrame(index=combined.index)  # columns made per batch: keyed, shifted
-    plain: list[tuple[Any, list[float | None]]] = []  # (configuration, each batch's mostly)
-    per_batch: list[tuple[Any, list[float | None]]] = []  # run on ``derived``
+    plain: list[Check] = []  # run on ``combined``
+    per_batch: list[Check] = []  # run on ``combined`` and ``derived``
     for config in configurations:
         kwargs = [_substituted(config.kwargs, p) for p in parameters]
         kind = config.type
@@ -78,17 +83,19 @@ def screen_group(
         elif kind in _COLUMNS_ONLY or issubclass(get_expectation_impl(kind), ColumnMapExpectation):
             mostly = [k.get("mostly") for k in kwargs]
             merged = _merged(kwargs)
+            parts = _bounds(combined, derived, ends, kwargs, merged) if merged and kind == (
+                _BETWEEN) else None
             if merged is None or (merged.get("row_condition") and (
-                    kind in _PER_BATCH_UNIQUE or _shifts(kwargs, combined) or any(mostly))):
+                    kind in _PER_BATCH_UNIQUE or parts or any(mostly))):
                 cleared = [False] * len(frames)
             elif kind in _PER_BATCH_UNIQUE:
-                per_batch.append((_configuration(kind, _keyed(combined, derived, ends, merged)),
-                                  mostly))
-            elif _shifts(kwargs, combined):
-                per_batch.append((_configuration(kind, _shifted(combined, derived, ends, kwargs,
-                                                                merged)), mostly))
+                keyed = _keyed(combined, derived, ends, merged)
+                per_batch.append((kind, merged["column"], [_configuration(kind, keyed)], mostly))
+            elif parts:
+                per_batch.append((kind, merged["column"],
+                                  [_configuration(kind, k) for k in parts], mostly))
             else:
-                plain.append((_configuration(kind, merged), mostly))
+                plain.append((kind, merged.get("column"), [_configuration(kind, merged)], mostly))
         else:
             cleared = [False] * len(frames)
     if not any(cleared):
@@ -96,43 +103,50 @@ def screen_group(
     batch_id = None
     for checks, frame in ((plain, combined), (per_batch, combined.join(derived))):
         if checks:
-            batch_id, results = _run(batch_definition, [c for c, _ in checks], frame)
-            for (config, mostly), result in zip(checks, results, strict=True):
-                cleared = _verdicts(cleared, config, mostly, result, frame, ends)
+            batch_id, results = _run(batch_definition, [c for _, _, cs, _ in checks for c in cs],
+                                     frame)
+            for kind, column, configs, mostly in checks:
+                mine = [results[c.meta["screen"]] for c in configs]
+                cleared = _verdicts(cleared, kind, column, mostly, mine, combined, ends)
     return cleared, batch_id
 
 
 def _run(batch_definition: Any, configurations: list[Any],
          frame: pd.DataFrame) -> tuple[str | None, list[Any]]:
+    """GX's results for ``configurations`` on ``frame``, in their order."""
     from great_expectations.validator.v1_validator import Validator
 
     from pipelines.data.gx_configurations import configurations_built_once
 
     validator = Validator(batch_definition=batch_definition, batch_parameters={"dataframe": frame},
                           result_format=_RESULT_FORMAT)
+    for number, config in enumerate(configurations):  # GX returns results in its own order
+        config.meta = {"screen": number}
     with configurations_built_once():
         results = validator._validate_expectation_configs(configurations, None)
-    return validator.active_batch_id, results
+    by_number = {r.expectation_config.meta["screen"]: r for r in results}
+    return validator.active_batch_id, [by_number[n] for n in range(len(configurations))]
 
 
-def _verdicts(cleared: list[bool], config: Any, mostly: list[float | None], result: Any,
-              combined: pd.DataFrame, ends: np.ndarray) -> list[bool]:
-    """Each batch's verdict on one expectation from the combined result (GX's own rule)."""
+def _verdicts(cleared: list[bool], kind: str, column: str | None, mostly: list[float | None],
+              results: list[Any], combined: pd.DataFrame, ends: np.ndarray) -> list[bool]:
+    """Each batch's verdict on one expectation from the combined results of its parts (the
+    rows any part flags), by GX's own rule."""
     from great_expectations.expectations.expectation import _mostly_success
 
-    if (result.exception_info or {}).get("raised_exception"):
+    if any((r.exception_info or {}).get("raised_exception") for r in results):
         return [False] * len(cleared)
-    details = result.result or {}
-    if "unexpected_index_list" not in details:  # a table-level check: the same for every batch
-        return [c and bool(result.success) for c in cleared]
-    rows = np.asarray(details["unexpected_index_list"] or [], dtype=np.int64)
+    if any("unexpected_index_list" not in (r.result or {}) for r in results):
+        # a table-level check: the same for every batch
+        return [c and all(bool(r.success) for r in results) for c in cleared]
+    rows = np.unique(np.concatenate([np.asarray(r.result["unexpected_index_list"] or [],
+                                                dtype=np.int64) for r in results]))
     unexpected = np.bincount(np.searchsorted(ends, rows, side="right"), minlength=len(ends))
-    column = config.kwargs["column"]
     starts = np.concatenate([[0], ends[:-1]])
     nulls = combined[column].isna().to_numpy()
     verdicts = []
     for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
-        considered = (end - start) if config.type in _ALL_ROWS_CONSIDERED else int(
+        considered = (end - start) if kind in _ALL_ROWS_CONSIDERED else int(
             (~nulls[start:end]).sum())
         passed = unexpected[i] == 0 or (mostly[i] is not None and considered > 0 and
                                         _mostly_success(considered, unexpected[i], mostly[i]))
@@ -199,30 +213,47 @@ def _keyed(combined: pd.DataFrame, derived: pd.DataFrame, ends: np.ndarray,
     return kwargs | {"column": name}
 
 
-def _shifts(kwargs: list[dict[str, Any]], combined: pd.DataFrame) -> bool:
-    """Whether per-batch time bounds can be made one: a time column, every batch's
-    ``min_value`` a timestamp and not all equal (time arithmetic is exact, so shifting each
-    batch by its own loses nothing)."""
-    lows = [k.get("min_value") for k in kwargs]
-    column = combined.get(kwargs[0].get("column"))
-    return (column is not None and isinstance(column.dtype, pd.DatetimeTZDtype)
-            and all(isinstance(v, pd.Timestamp) and v.tzinfo is not None for v in lows)
-            and len(set(lows)) > 1)
+def _bounds(combined: pd.DataFrame, derived: pd.DataFrame, ends: np.ndarray,
+            kwargs: list[dict[str, Any]], merged: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Per-batch bounds of a ``between`` made one: for each bound that differs between batches,
+    each batch's values less its own bound, checked against zero (the sign of a difference is
+    exact for floats, and times are compared in whole nanoseconds); the bounds all batches share
+    stay on the column itself. None when no bound differs or one cannot be shifted."""
+    column = combined[merged["column"]]
+    batch = np.searchsorted(ends, np.arange(len(combined)), side="right")
+    parts, kept = [], dict(merged)
+    for side, strict in (("min_value", "strict_min"), ("max_value", "strict_max")):
+        bounds = [k.get(side) for k in kwargs]
+        if all(_same(b, bounds[0]) for b in bounds):
+            continue
+        shifted = _shifted(column, bounds, batch)
+        if shifted is None:
+            return None
+        name = f"__{side}__{merged['column']}"
+        derived[name] = shifted
+        kept.pop(side, None)
+        parts.append({"column": name, side: 0, strict: bool(merged.get(strict, False))}
+                     | {k: v for k, v in merged.items() if k not in (
+                         "column", "min_value", "max_value", "strict_min", "strict_max")})
+    if not parts:
+        return None
+    return parts + ([kept] if "min_value" in kept or "max_value" in kept else [])
 
 
-def _shifted(combined: pd.DataFrame, derived: pd.DataFrame, ends: np.ndarray,
-             kwargs: list[dict[str, Any]], merged: dict[str, Any]) -> dict[str, Any]:
-    """Check each batch's times less its own ``min_value`` (in whole nanoseconds, exact), from
-    zero to the tightest width."""
-    lows = pd.DatetimeIndex([k["min_value"] for k in kwargs])
-    offset = lows.take(np.searchsorted(ends, np.arange(len(combined)), side="right"))
-    name = f"__shifted__{merged['column']}"
-    delta = (combined[merged["column"]] - pd.Series(offset, index=combined.index)).dt.as_unit("ns")
-    nanoseconds = pd.Series(delta.to_numpy().view("int64"), index=combined.index)
-    derived[name] = nanoseconds.astype("Int64").mask(delta.isna())  # GX takes no Timedelta
-    highs = [(k["max_value"] - k["min_value"]).value for k in kwargs
-             if k.get("max_value") is not None]
-    return merged | {"column": name, "min_value": 0, "max_value": min(highs) if highs else None}
+def _shifted(column: pd.Series, bounds: list[Any], batch: np.ndarray) -> pd.Series | None:
+    """Each row's value less its batch's bound, or None when that would not be exact."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype) and all(
+            isinstance(b, pd.Timestamp) and b.tzinfo is not None for b in bounds):
+        offset = pd.Series(pd.DatetimeIndex(bounds).take(batch), index=column.index)
+        delta = (column - offset).dt.as_unit("ns")
+        nanoseconds = pd.Series(delta.to_numpy().view("int64"), index=column.index)
+        return nanoseconds.astype("Int64").mask(delta.isna())  # GX takes no Timedelta bounds
+    numeric = pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
+        column.dtype)
+    if numeric and all(isinstance(b, int | float) and not isinstance(b, bool) and np.isfinite(b)
+                       for b in bounds) and not (column.abs() >= 2**53).any():  # ints exact
+        return column.astype("Float64") - np.asarray(bounds, dtype=float)[batch]
+    return None
 
 
 def _configuration(kind: str, kwargs: dict[str, Any]) -> Any:

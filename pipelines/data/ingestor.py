@@ -337,10 +337,11 @@ def _with_reference_checks(events: pd.DataFrame, conformed: Conformed,
     a column that is null when all is well keeps the failing item ids as GX's examples.
     """
     item = events["item_id"]
+    plain = item.astype(object)  # Arrow strings would box every member of the sets first
     known = history.known_items | batch_items(conformed.tables)
     return events.assign(
-        unknown_item_id=item.where(~item.isin(known)),
-        unseen_item_id=item.where(~item.isin(history.seen_items)),
+        unknown_item_id=item.where(~plain.isin(known).to_numpy()),
+        unseen_item_id=item.where(~plain.isin(history.seen_items).to_numpy()),
     )
 
 

@@ -22,7 +22,7 @@ SUITE = {
     "name": "t",
     "expectations": [
         {"type": "expect_table_columns_to_match_set",
-         "kwargs": {"column_set": ["id", "name", "ts"], "exact_match": True},
+         "kwargs": {"column_set": ["id", "name", "ts", "price"], "exact_match": True},
          "severity": "critical"},
         {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"},
          "severity": "critical"},
@@ -32,22 +32,27 @@ SUITE = {
          "kwargs": {"column": "ts", "min_value": {"$PARAMETER": "window_start"},
                     "max_value": {"$PARAMETER": "window_end"}, "strict_max": True},
          "severity": "critical"},
+        {"type": "expect_column_values_to_be_between",
+         "kwargs": {"column": "price", "min_value": 0, "max_value": {"$PARAMETER": "price_max"},
+                    "mostly": 0.5}, "severity": "warning"},
         {"type": "expect_table_row_count_to_be_between",
          "kwargs": {"min_value": {"$PARAMETER": "min_rows"}}, "severity": "warning"},
     ],
 }
 
 
-def _frame(day: str, ids: list[int], names: list[str | None], hours: list[int]) -> pd.DataFrame:
+def _frame(day: str, ids: list[int], names: list[str | None], hours: list[int],
+           prices: tuple[float, ...] = (1.0, 1.0, 1.0)) -> pd.DataFrame:
     start = pd.Timestamp(day, tz="UTC")
     return pd.DataFrame({"id": ids, "name": names,
-                         "ts": [start + pd.Timedelta(hours=h) for h in hours]})
+                         "ts": [start + pd.Timedelta(hours=h) for h in hours],
+                         "price": pd.array(prices[:len(ids)], dtype="Float64")})
 
 
-def _parameters(day: str, min_rows: int = 0) -> dict:
+def _parameters(day: str, min_rows: int = 0, price_max: float = 10.0) -> dict:
     start = pd.Timestamp(day, tz="UTC")
     return {"window_start": start, "window_end": start + pd.Timedelta(days=1),
-            "min_rows": min_rows}
+            "min_rows": min_rows, "price_max": price_max}
 
 
 @pytest.fixture
@@ -72,11 +77,19 @@ def test_each_batch_gets_its_own_verdict_from_one_run(validator: BatchValidator)
         # fewer rows than its own minimum
         (_frame("2026-01-06", [1, 2], ["a", "b"], [1, 2]), _parameters("2026-01-06", min_rows=3)),
         (_frame("2026-01-07", [4, 5, 6], ["a", "b", "c"], [0, 1, 2]), _parameters("2026-01-07")),
+        # prices under its own limit, over the next batch's
+        (_frame("2026-01-08", [1, 2, 3], ["a", "b", "c"], [1, 2, 3], (5.0, 6.0, 1.0)),
+         _parameters("2026-01-08", price_max=6.0)),
+        (_frame("2026-01-09", [1, 2, 3], ["a", "b", "c"], [1, 2, 3], (1.0, 2.0, 1.0)),
+         _parameters("2026-01-09", price_max=2.0)),
+        # two of three prices over its own limit: over the ``mostly`` of a warning
+        (_frame("2026-01-10", [1, 2, 3], ["a", "b", "c"], [1, 2, 3], (6.5, 9.0, 1.0)),
+         _parameters("2026-01-10", price_max=6.0)),
     ]
     alone = [validator.validate(f"b{i}", {"t": frame}, parameters)
              for i, (frame, parameters) in enumerate(cases)]
     expected = [not v.critical and not v.warnings for v in alone]
-    assert expected == [True, True, False, False, False, False, True]
+    assert expected == [True, True, False, False, False, False, True, True, True, False]
 
     screened = validator.screen_many("t", [f for f, _ in cases], [p for _, p in cases],
                                      [f"b{i}" for i in range(len(cases))])
