@@ -176,7 +176,7 @@ class Ingestor(BatchOutcomes):
                 continue
             raw_ids, contract_ids = screened[id(slot)]
             if raw_ids is None:
-                result = self._raw_validated(source, slot)
+                result = self._raw_validated(source, slot, contract_ids)
             elif contract_ids is None:
                 slot.validation = Validation(result_ids=raw_ids)
                 result = self._validated(slot)
@@ -267,8 +267,10 @@ class Ingestor(BatchOutcomes):
         return Prepared(landed, result, validation, raw_frame, raw_parameters, at_raw, conformed,
                         frames, parameters)
 
-    def _raw_validated(self, source: Source, prepared: Prepared) -> BatchResult:
-        """Validate a prepared batch on its own, its raw suite first, as ``ingest_batch`` does."""
+    def _raw_validated(self, source: Source, prepared: Prepared,
+                       contract_ids: list | None) -> BatchResult:
+        """Validate a prepared batch's raw frame on its own, as ``ingest_batch`` does; its tables
+        too, unless the screen cleared them (``contract_ids``)."""
         batch, result = prepared.at_raw
         assert source.raw_suite is not None
         validation = self.validator.validate(batch.batch_id, {source.raw_suite: prepared.raw},
@@ -276,7 +278,10 @@ class Ingestor(BatchOutcomes):
         if not validation.passed:
             return self._quarantine(batch, result, validation)
         prepared.validation = validation
-        return self._validated(prepared)
+        if contract_ids is None:
+            return self._validated(prepared)
+        validation.merge(Validation(result_ids=contract_ids))
+        return self._accept(prepared.landed, prepared.result, validation, prepared.conformed)
 
     def _validated(self, prepared: Prepared) -> BatchResult:
         """Validate a prepared batch's tables on its own, then curate or quarantine it."""
