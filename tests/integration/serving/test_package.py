@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
 import sys
-from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
 import yaml
 
 from contracts import launch
-from contracts.settings import PROJECT_ROOT
 from pipelines.steps.package import SERVING_PACKAGES, pinned_packages
 from tests.support.endpoint import KEY, Server, server_env
+from tests.support.imports import reached
 
 
 def _package(data_dir: Path) -> dict:
@@ -96,41 +94,8 @@ def _listening_hosts(port: int) -> set[str]:
             if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
 
 
-def _imported_distributions(entry: str) -> list[set[str]]:
-    """For each third-party module imported (at any depth, lazily too) by ``entry`` and every
-    project module it reaches: the distributions that provide it (normalised names)."""
-    names = packages_distributions()
-    ours, found, todo, seen = ("serving", "models", "contracts"), [], [entry], set()
-    while todo:
-        module = todo.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        for node in ast.walk(ast.parse(_source(module).read_text())):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                # `from contracts import registry` imports the module contracts.registry
-                modules = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names
-                                          if _source(f"{node.module}.{alias.name}").exists())]
-            else:
-                continue
-            for name in modules:
-                top = name.split(".")[0]
-                if top in ours:
-                    todo.append(name)
-                elif top not in sys.stdlib_module_names:
-                    found.append({d.lower().replace("_", "-") for d in names[top]})
-    return found
-
-
-def _source(module: str) -> Path:
-    path = PROJECT_ROOT / (module.replace(".", "/") + ".py")
-    return path if path.exists() else path.with_suffix("") / "__init__.py"
-
-
 def test_the_bento_pins_every_distribution_the_service_imports() -> None:
-    imported = _imported_distributions("serving.service")
+    imported = reached("serving.service").distributions
     assert {"tensorflow"} in imported and {"faiss-cpu"} in imported  # reaches lazy imports too
     missing = sorted({tuple(sorted(d)) for d in imported if not d & set(SERVING_PACKAGES)})
     assert not missing, f"imported by the service but not pinned in its Bento: {missing}"

@@ -1,11 +1,13 @@
-"""The logged model's requirements are the locked versions, and the code it carries exists."""
+"""The logged model's requirements: every distribution its code imports, at uv.lock's versions;
+the code it carries: every project module that code reaches."""
 
 from __future__ import annotations
 
 import tomllib
 
-from contracts.pyfunc import CODE_FILES, MODEL_PACKAGES, pinned
+from contracts.pyfunc import CODE_FILES, MODEL_CODE, MODEL_PACKAGES, pinned
 from tests.conftest import REPO
+from tests.support.imports import reached, source
 
 
 def test_the_model_requirements_pin_the_versions_uv_lock_holds() -> None:
@@ -14,7 +16,13 @@ def test_the_model_requirements_pin_the_versions_uv_lock_holds() -> None:
     assert set(pinned(MODEL_PACKAGES)) <= locked, "make setup re-syncs .venv to uv.lock"
 
 
-def test_every_module_the_model_carries_exists() -> None:
-    for package, patterns in CODE_FILES.items():
-        for pattern in patterns:
-            assert list((REPO / package).glob(pattern)), f"{package}/{pattern}"
+def test_the_model_carries_and_pins_everything_its_code_imports() -> None:
+    found = reached(f"contracts.{MODEL_CODE.stem}")
+    assert {"tensorflow-recommenders"} in found.distributions  # lazy imports reached too
+    unpinned = [d for d in found.distributions if not d & set(MODEL_PACKAGES)]
+    assert not unpinned, f"imported by the model's code, not in its requirements: {unpinned}"
+    carried = {path for package, patterns in CODE_FILES.items()
+               for pattern in patterns for path in (REPO / package).glob(pattern)}
+    missing = sorted(m for m in found.modules - {f"contracts.{MODEL_CODE.stem}"}
+                     if source(m) not in carried)
+    assert not missing, f"reached by the model's code, not in its code/ folder: {missing}"
