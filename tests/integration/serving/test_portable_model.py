@@ -23,6 +23,9 @@ from contracts.pseudonyms import Pseudonymiser
 from tests.support.champion import RAW_USERS
 from tests.support.endpoint import KEY, Server, serve_own_state, settings_for
 
+# Minutes: a fresh environment from the package registry (make test-long; CI).
+pytestmark = pytest.mark.long
+
 K = 5
 # Loads the model by its folder, prints each shopper's items best first as JSON; run with -I
 # (isolated: no PYTHONPATH, no script folder or cwd on sys.path), so only the venv and the
