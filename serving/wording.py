@@ -31,6 +31,9 @@ PAGE_TEXT = {
     "image": N_("Product image"),
     "language": N_("Language"),
     "browser": N_("As the browser asks"),
+    "recent": N_("Your recent purchases"),
+    "named": N_("Highlighted: purchases a reason names."),
+    "none_bought": N_("No purchases known yet."),
 }
 TEXT_SLOT, LOCALES_SLOT = "/*SHOPREC_TEXT*/{}", "/*SHOPREC_LOCALES*/[]"
 
