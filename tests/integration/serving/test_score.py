@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from contracts.pseudonyms import Pseudonymiser
 from contracts.traffic import PART_GLOB, traffic_folder
 from pipelines.cli import main
+from pipelines.data.sources.base import UsageError
 from pipelines.steps.score import read_users, score
 from tests.support.endpoint import KEY, Server, settings_for
 
@@ -56,6 +57,25 @@ def test_batch_rows_match_the_http_answers(answers: dict[str, dict], champion_di
         assert set(mine["model_version"]) == {answer["model"]["version"]}
     table = pd.read_sql_table(settings.score.table, sqlalchemy.create_engine(url))
     assert len(table) == len(rows) and set(table["item_id"]) == set(rows["item_id"])
+
+
+def test_score_locale_writes_the_reasons_the_endpoint_gives_in_that_language(
+        server: Server, champion_dir: Path, tmp_path: Path) -> None:
+    """`shoprec score --locale zh-CN`: the rows' reasons are the zh-CN answer's; an unknown
+    locale is refused (a batch job names what it wants, it gets no silent fallback)."""
+    out = tmp_path / "zh.parquet"
+    settings = settings_for(champion_dir)
+    pseudonym = Pseudonymiser(KEY).one
+    score(settings, out, [pseudonym(r) for r in RAW], k=4, locale="zh-CN")
+    rows = pd.read_parquet(out)
+    assert set(rows["locale"]) == {"zh-CN"}
+    for raw in RAW:
+        status, answer = server.call("/recommend", {"user_id": raw, "k": 4, "locale": "zh-CN"})
+        assert status == 200, answer
+        mine = rows[rows["user_id"] == pseudonym(raw)].sort_values("rank")
+        assert mine["reason"].tolist() == [i["explanation"]["reason"] for i in answer["items"]]
+    with pytest.raises(UsageError, match="--locale fr: no catalog for it; there are: en, zh-CN"):
+        score(settings, tmp_path / "fr.parquet", [pseudonym("C0")], locale="fr")
 
 
 def test_the_endpoint_logs_pseudonyms_and_what_it_served(answers: dict[str, dict],
