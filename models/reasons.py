@@ -178,6 +178,7 @@ def said(
         if len(chosen) >= max_sentences or not attribution > max(min_attribution, 0.0):
             break  # sorted: everything after is weaker
         template = TEMPLATES.get(feature)
+        # A feature's template needs its facts known; the notes (no needs) are no features.
         if template is None or not template.needs or \
                 not all(_known(values.get(k)) for k in template.needs):
             continue
