@@ -15,6 +15,9 @@ Inputs are screened before anything is read: symbolic links and paths outside th
 are refused (never followed), and a batch over ``Settings.max_batch_bytes`` is refused unread;
 both are quarantined with the reason, without a copy of their content.
 
+Many batches at once (a backfill) are screened in groups, one Great Expectations run per suite
+per group (``grouping``); a batch the screen does not clear is validated alone, as a single one.
+
 With the data directory on an object store (``contracts.storage``), batches are still read from
 local files: landing uploads them, and validating a landed folder reads a local copy of it.
 """
