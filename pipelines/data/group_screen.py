@@ -12,11 +12,15 @@ the combined run cannot answer exactly for one batch it answers conservatively, 
 batch its own run would fail:
 
 - a bound given by a per-batch parameter (a batch's time window, the recent price limit) is
-  replaced by the tightest bound over the group, so a row flagged here may still pass its own;
+  checked exactly by shifting each batch's values by its own bound (the sign of a difference of
+  two floats is exact; times are compared in whole nanoseconds); a bound that cannot be shifted
+  (text, or missing in some batches) is replaced by the tightest over the group;
 - ``expect_column_values_to_be_unique`` is scoped to each batch by the batch key (each value
   paired with its batch), so the same item in two batches is not a duplicate;
 - table-level checks on the columns hold for every batch (frames are combined only when their
   columns and dtypes agree); a row count is compared per batch, strictly inside its bounds;
+- column map expectations are taken to judge each row alone; one comparing a row with the one
+  before can only flag more at the seam between two batches;
 - any other expectation (aggregates, multi-column, unknown parameters) clears no batch.
 """
 
