@@ -61,6 +61,8 @@ def test_package_twice_builds_once_with_lineage_labels(champion_dir: Path, tmp_p
         assert status == 200 and served["run_id"] == first["run_id"]
         assert served["uri"] == "bentoml:shoprec:v1"
         assert bento.call("/recommend", {"user_id": "C1", "k": 2})[1]["model"]["version"] == "1"
+        chinese = bento.call("/recommend", {"user_id": "C1", "k": 2, "locale": "zh-CN"})[1]
+        assert chinese["locale"] == "zh-CN", "the catalogs travel in the Bento"
     finally:
         launch.stop(process)
     # ... and refuses to start on every interface without a token, or without a key.
