@@ -58,14 +58,32 @@ def test_every_catalog_translates_every_message_with_its_placeholders(path: Path
     assert template - set(held) == set(), f"missing in {path}: run `make i18n`"
     assert not [m.id for m in held.values() if m.fuzzy], "fuzzy entries are not used"
     for message in held.values():
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)
-        strings = message.string if isinstance(message.string, tuple) else (message.string,)
-        if path.parent.parent.name != SOURCE:
-            assert all(strings), f"{path}: no translation of {ids[0]!r}"
-        for text in strings:
-            if text:  # the plural form's placeholders: the count may be spelt out ("once")
-                assert _names(text) <= _names(ids[-1]) and _names(ids[0]) <= _names(text) | \
-                    {"count"}, f"{path}: {text!r} breaks the placeholders of {ids[0]!r}"
+        problem = _broken(message, source=path.parent.parent.name == SOURCE)
+        assert problem is None, f"{path}: {problem}"
+
+
+def _broken(message, source: bool) -> str | None:
+    """What is wrong with a catalog entry: untranslated (outside the source language), or a
+    placeholder dropped or invented (a plural form may spell its count out: "once")."""
+    ids = message.id if isinstance(message.id, tuple) else (message.id,)
+    strings = message.string if isinstance(message.string, tuple) else (message.string,)
+    if not source and not all(strings):
+        return f"no translation of {ids[0]!r}"
+    for text in filter(None, strings):
+        if not (_names(text) <= _names(ids[-1]) and _names(ids[0]) <= _names(text) | {"count"}):
+            return f"{text!r} breaks the placeholders of {ids[0]!r}"
+    return None
+
+
+def test_the_catalog_check_catches_a_broken_or_missing_translation() -> None:
+    from babel.messages.catalog import Message
+
+    assert _broken(Message("You often buy {category}", "您常买{categroy}"), False)
+    assert _broken(Message("You often buy {category}", "您常买"), False)
+    assert _broken(Message("You often buy {category}", ""), False)
+    assert _broken(Message("You often buy {category}", ""), True) is None
+    assert _broken(Message(("once {brand}", "{count} {brand}"), ("{count}次{brand}",)), False) \
+        is None
 
 
 @pytest.mark.parametrize("path", POS, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
