@@ -81,11 +81,11 @@ def test_the_champion_loads_in_a_fresh_environment_and_answers_as_the_endpoint(
 
     venv, work = tmp_path / "venv", tmp_path / "work"
     work.mkdir()
+    # Packages only: the interpreter running the tests, never one uv would download.
     clean = {k: v for k, v in os.environ.items()
              if k not in ("PYTHONPATH", "VIRTUAL_ENV", "TF_USE_LEGACY_KERAS")
-             and not k.startswith(("MLFLOW_", "SHOPREC_"))}
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    for command in ([uv, "venv", "--quiet", "--python", python, str(venv)],
+             and not k.startswith(("MLFLOW_", "SHOPREC_"))} | {"UV_PYTHON_DOWNLOADS": "never"}
+    for command in ([uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
                     [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
                      "-r", str(model / "requirements.txt")]):
         built = subprocess.run(command, cwd=work, env=clean, capture_output=True, text=True,
