@@ -74,6 +74,30 @@ def _evaluate_prints_the_contract(env: dict[str, str], data: Path, version: str,
     assert result["models"]["champion"]["ndcg@10"]["value"] > 0
 
 
+def _served_in_both_languages(env: dict[str, str]) -> None:
+    """The deployed endpoint answers the synthetic shop's shoppers in Chinese with the English
+    answer's facts, every item (issue 29; names, the titles and brands, stay as they are)."""
+    import pandas as pd
+
+    from pipelines.data.synthetic_catalogue import BRANDS
+    from tests.support.endpoint import Server
+    from tests.support.reason_words import same_facts_in_chinese
+
+    inbox = Path(env["SHOPREC_INBOX_DIR"])
+    titles = sorted(pd.read_csv(inbox / "items.csv")["title"].astype(str), key=len, reverse=True)
+    server = Server(f"http://127.0.0.1:{env['SHOPREC_SERVE_PORT']}", Path(env["SHOPREC_DATA_DIR"]))
+    compared = 0
+    for user in pd.read_csv(inbox / "users.csv")["customer_id"].astype(str)[:40]:
+        answers = []
+        for language in ("en", "zh-CN"):
+            status, answer = server.call("/recommend", {"user_id": user, "k": 5},
+                                         headers={"Accept-Language": language})
+            assert status == 200, answer
+            answers.append(answer)
+        compared += same_facts_in_chinese(*answers, titles, list(BRANDS))
+    assert compared >= 40 * 5
+
+
 def _queued(env: dict[str, str]) -> list[str]:
     """The DAGs an asset event has queued a run for (the scheduler starts them), from the
     metadata DB."""
@@ -183,6 +207,7 @@ def test_dag_run_trains_promotes_packages_serves_and_reruns_idempotently(pipelin
     assert tags["gate_decision"] == "promoted" and int(tags["gate_users"]) >= MIN_USERS
     assert tags["gate_baseline_name"] in ("popularity", "ease"), "judged against the best floor"
     _evaluate_prints_the_contract(env, data, champion.version, int(tags["gate_users"]))
+    _served_in_both_languages(env)
 
     curated, versions = _files(data / "curated"), len(client.search_model_versions(
         f"name = '{name}'"))

@@ -8,6 +8,7 @@ endpoint itself, with the alias moved back and the reason tagged, while no clien
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 import zlib
@@ -361,13 +362,17 @@ def test_a_canary_whose_shoppers_buy_more_passes_on_its_read_out(server: Server)
         shopper.join()
         found = result.rollout["readout"]
         assert found["decision"] == "pass" and found["candidate"]["version"] == candidate
-        assert found["candidate"]["rates"]["add_to_cart"]["estimate"] == 1.0
+        # Every candidate answer is followed by an add to cart, but the read-out may be taken
+        # between one answer and its feedback: one impression of the candidate's in flight.
+        candidate_arm = found["candidate"]
+        assert candidate_arm["impressions"] - candidate_arm["outcomes"]["add_to_cart"] in (0, 1)
+        assert candidate_arm["rates"]["add_to_cart"]["estimate"] >= 0.9
         assert found["stable"]["outcomes"]["add_to_cart"] == 0
-        assert "add_to_cart rate difference +1.0000" in result.reason
+        assert re.search(r"add_to_cart rate difference \+(1\.0000|0\.9\d{3})", result.reason)
         run = MlflowClient().get_run(result.readout_run_id)
         assert run.data.tags["shoprec.model_version"] == candidate
         assert run.data.tags["shoprec.canary_verdict"] == "passed"
-        assert run.data.metrics["difference"] == 1.0
+        assert run.data.metrics["difference"] >= 0.9
         time.sleep(1.5)  # the logs are flushed every 0.5 s
         state = rollout.status(settings)
         live = state["endpoint"]["rollout"]["readout"]
@@ -375,7 +380,7 @@ def test_a_canary_whose_shoppers_buy_more_passes_on_its_read_out(server: Server)
         assert state["readout_from_logs"] == live, "the logs tell what the endpoint counted"
         scraped = server.metrics()
         assert _sample(scraped, "shoprec_readout_difference", outcome="add_to_cart",
-                       bound="estimate") == 1.0
+                       bound="estimate") == live["difference"]["estimate"] >= 0.9
     finally:
         stop.set()
         shopper.join()
