@@ -79,14 +79,18 @@ bench: setup
 	$(VENV)/bin/shoprec benchmark --dataset online-retail --json
 	$(PY) bench/fresh_state.py
 
+# The demo's pseudonymisation key unless one is set: the benchmarks' servers need the key its
+# champion's data was pseudonymised with.
+DEMO_KEY = SHOPREC_PSEUDONYM_KEY="$${SHOPREC_PSEUDONYM_KEY:-$$(cat .demo/pseudonym.key 2>/dev/null)}"
+
 # Load test of the real endpoint on the demo's champion (needs `make demo` running: its MLflow).
 bench-serve: setup
-	SHOPREC_TRACKING_URI=http://127.0.0.1:5000 $(PY) bench/serve_load.py --data-dir .demo/data
+	SHOPREC_TRACKING_URI=http://127.0.0.1:5000 $(DEMO_KEY) $(PY) bench/serve_load.py --data-dir .demo/data --locales en,zh-CN
 
 # What the online shopper store costs per request and how soon feedback counts, under load
 # (needs `make demo` running, and Redis on 127.0.0.1:6379 for its Redis run).
 bench-store: setup
-	SHOPREC_TRACKING_URI=http://127.0.0.1:5000 $(PY) bench/store_load.py --data-dir .demo/data
+	SHOPREC_TRACKING_URI=http://127.0.0.1:5000 $(DEMO_KEY) $(PY) bench/store_load.py --data-dir .demo/data
 
 # The cost curve (issue 17): every stage's time and peak RSS at synthetic shops of 1x, 4x and 16x
 # the demo's events (SIZES=1,4 for fewer); one JSON object. Long at 16x: run it on a quiet machine.
