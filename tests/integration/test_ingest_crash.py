@@ -28,7 +28,7 @@ from pipelines.data.curated import read_table
 from pipelines.data.synthetic_shop import ShopSpec, generate_shop
 from pipelines.data.zones import DataDir
 
-SHOP = ShopSpec(days=40, users=60, items=50, seed=3)
+SHOP = ShopSpec(days=40, users=1500, items=300, seed=3)
 SHOPREC = Path(sys.executable).with_name("shoprec")
 KILLS = 20
 
@@ -98,7 +98,9 @@ def _kill_at_random(process: subprocess.Popen, data: Path, rng: random.Random) -
 
     A quarter of the kills come at a random delay from the start (imports, recovery, landing
     the reference data); the rest at a random delay after the run recorded its first batch, so
-    that most fall among the writes (a process spends its first seconds importing GX).
+    that most fall among the writes (a process spends its first seconds importing GX). That
+    delay is short: batches validated together are then written within a fraction of a second
+    each, so a longer one would mostly find the run finished.
     """
     if rng.random() < 0.25:
         time.sleep(rng.uniform(0.2, 4.0))
@@ -106,7 +108,7 @@ def _kill_at_random(process: subprocess.Popen, data: Path, rng: random.Random) -
         before, deadline = _recorded(data), time.monotonic() + 60
         while process.poll() is None and _recorded(data) == before and time.monotonic() < deadline:
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 1.0))
+        time.sleep(rng.uniform(0.0, 0.25))
     process.send_signal(signal.SIGKILL)
     return process.wait() == -signal.SIGKILL
 
